@@ -1,0 +1,2 @@
+# spread returns the difference between the largest and the smallest value.
+spread <- function(x) max(x) - min(x)

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/bench"
+)
+
+func newBenchCmd(g *globals) *cobra.Command {
+	cfg := bench.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure berth's overhead against raw engine calls in the same run",
+		Long: `Run berth's benchmarks side by side with their baselines and print the figures last:
+
+  P1 job_overhead_ratio   p50 of a trivial shell job through berth's whole pipeline (store,
+                          workspace, image ensure, container, logs, cleanup) over p50 of raw
+                          Engine API create+start+wait+remove with the same image and security
+  P3 cache_hit_p99_ms     p99 of "ensure generated image" for an already-built dependency set
+
+Needs the shell and python base images (berth runtime bootstrap shell python).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, err := openEngine(cmd.Context(), "bench")
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer eng.Close()
+			dir, err := os.MkdirTemp("", "berth-bench-")
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer os.RemoveAll(dir)
+			res, err := bench.Run(cmd.Context(), eng, cfg, dir, g.stderr)
+			if err != nil {
+				return withCode(ExitFailure, fmt.Errorf("bench: %w", err))
+			}
+			bench.Print(g.stdout, res)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "P1: sequential jobs on each side")
+	cmd.Flags().IntVar(&cfg.EnsureCalls, "ensures", cfg.EnsureCalls, "P3: timed ensure calls")
+	return cmd
+}

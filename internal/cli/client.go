@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/job"
+)
+
+// client talks to a berth server's API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// clientFlags are the flags of commands that talk to a server.
+type clientFlags struct {
+	server string
+	token  string
+	output string // "" (human) | json
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	def := os.Getenv("BERTH_SERVER")
+	if def == "" {
+		def = "http://127.0.0.1:8760"
+	}
+	cmd.PersistentFlags().StringVar(&f.server, "server", def, "berth server URL (env BERTH_SERVER)")
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "API token (env BERTH_TOKEN; default: the admin token file in --data-dir, if readable)")
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "", `output format: "" (human) or json`)
+}
+
+func (f *clientFlags) client(g *globals) (*client, error) {
+	tok := f.token
+	if tok == "" {
+		tok = os.Getenv("BERTH_TOKEN")
+	}
+	if tok == "" {
+		if b, err := os.ReadFile(filepath.Join(g.dataDir, adminTokenFile)); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
+	if tok == "" {
+		return nil, withCode(ExitUsage, fmt.Errorf("no API token: pass --token or set BERTH_TOKEN (the server wrote its admin token to <data-dir>/%s on first start)", adminTokenFile))
+	}
+	if f.output != "" && f.output != "json" {
+		return nil, withCode(ExitUsage, fmt.Errorf("--output: %q is not allowed; use json or leave it empty", f.output))
+	}
+	return &client{base: strings.TrimRight(f.server, "/"), token: tok, http: &http.Client{}}, nil
+}
+
+// apiError is the server's error body.
+type apiError struct {
+	Status int
+	Code   string `json:"code"`
+	Msg    string `json:"message"`
+	Field  string `json:"field"`
+}
+
+func (e *apiError) Error() string {
+	s := e.Msg
+	if e.Field != "" {
+		s = e.Field + ": " + s
+	}
+	return fmt.Sprintf("server: %s (%d %s)", s, e.Status, e.Code)
+}
+
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeAPIError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeAPIError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var env struct {
+		Error apiError `json:"error"`
+	}
+	e := &env.Error
+	if json.Unmarshal(b, &env) != nil || e.Msg == "" {
+		e.Msg = strings.TrimSpace(string(b))
+	}
+	e.Status = resp.StatusCode
+	code := ExitFailure
+	if resp.StatusCode == 400 || resp.StatusCode == 404 || resp.StatusCode == 409 || resp.StatusCode == 413 {
+		code = ExitUsage
+	}
+	return withCode(code, e)
+}
+
+// followLogs reads the job's Server-Sent Events until the "end" event and calls fn for each
+// chunk; it returns the final job.
+func (c *client) followLogs(ctx context.Context, id string, fn func(job.LogChunk)) (job.Job, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/jobs/"+id+"/logs?follow=1", nil)
+	if err != nil {
+		return job.Job{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return job.Job{}, withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return job.Job{}, decodeAPIError(resp)
+	}
+	var final job.Job
+	err = readSSE(resp.Body, func(event, data string) error {
+		switch event {
+		case "end":
+			return json.Unmarshal([]byte(data), &final)
+		case "stdout", "stderr", "system", "":
+			var ch job.LogChunk
+			if err := json.Unmarshal([]byte(data), &ch); err != nil {
+				return fmt.Errorf("decode log event: %w", err)
+			}
+			fn(ch)
+		}
+		return nil
+	})
+	if err != nil {
+		return final, err
+	}
+	if final.ID == "" {
+		// The stream ended without an end event (server restarted?): ask for the job.
+		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+id, nil, &final); err != nil {
+			return final, err
+		}
+	}
+	return final, nil
+}
+
+// readSSE parses a text/event-stream body, calling fn(event, data) per event.
+func readSSE(r io.Reader, fn func(event, data string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	var event string
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) > 0 || event != "" {
+				if err := fn(event, strings.Join(data, "\n")); err != nil {
+					return err
+				}
+			}
+			event, data = "", nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	return sc.Err()
+}
+
+// printChunk writes a log chunk to the right stream; berth's own lines go to stderr, marked.
+func printChunk(stdout, stderr io.Writer, ch job.LogChunk) {
+	switch ch.Stream {
+	case "stdout":
+		io.WriteString(stdout, ch.Text)
+	case "stderr":
+		io.WriteString(stderr, ch.Text)
+	default:
+		for _, line := range strings.SplitAfter(ch.Text, "\n") {
+			if line != "" {
+				io.WriteString(stderr, "  | "+line)
+			}
+		}
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}

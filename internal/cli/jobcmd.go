@@ -1,0 +1,307 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/spec"
+)
+
+func newJobCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "Submit and follow jobs on a berth server",
+		Long: `Talk to a running berth server (see berth server). The server and token come from
+--server/BERTH_SERVER and --token/BERTH_TOKEN; on the server's own machine the admin token
+file in --data-dir is used when no token is given.`,
+	}
+	cf.register(cmd)
+	cmd.AddCommand(newJobSubmitCmd(g, &cf), newJobListCmd(g, &cf), newJobGetCmd(g, &cf),
+		newJobLogsCmd(g, &cf), newJobCancelCmd(g, &cf))
+	return cmd
+}
+
+// submitRequest is the body of POST /api/v1/jobs.
+type submitRequest struct {
+	Spec     string            `json:"spec"`
+	Filename string            `json:"filename"`
+	Files    map[string]string `json:"files,omitempty"`
+}
+
+func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "submit SPEC",
+		Short: "Submit a block to the server (its script file is sent along)",
+		Example: `  berth job submit examples/shell-hello/block.yaml
+  berth job submit --wait examples/python-csv/block.yaml   # follow the output, exit with the job's code`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			raw, files, err := readSpecFiles(args[0])
+			if err != nil {
+				return err
+			}
+			req := submitRequest{Spec: string(raw), Filename: filepath.Base(args[0]), Files: map[string]string{}}
+			for k, v := range files {
+				req.Files[k] = string(v)
+			}
+			var j job.Job
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/jobs", req, &j); err != nil {
+				return err
+			}
+			if !wait {
+				if cf.output == "json" {
+					return printJSON(g.stdout, j)
+				}
+				fmt.Fprintln(g.stdout, j.ID)
+				return nil
+			}
+			fmt.Fprintf(g.stderr, "berth: job %s queued\n", j.ID)
+			final, err := c.followLogs(cmd.Context(), j.ID, func(ch job.LogChunk) { printChunk(g.stdout, g.stderr, ch) })
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				printJSON(g.stdout, final)
+			} else {
+				printSummary(g.stderr, final)
+			}
+			return jobExit(final)
+		},
+	}
+	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job's output and exit with its code")
+	return cmd
+}
+
+// readSpecFiles reads a spec and the script it names (validated locally first, so a bad spec
+// fails before anything is sent).
+func readSpecFiles(path string) ([]byte, map[string][]byte, error) {
+	b, files, err := spec.LoadBlock(path)
+	if err != nil {
+		return nil, nil, withCode(ExitUsage, err)
+	}
+	_ = b
+	raw, err := readFile(path)
+	if err != nil {
+		return nil, nil, withCode(ExitUsage, err)
+	}
+	return raw, files, nil
+}
+
+func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
+	var state string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if state != "" {
+				q.Set("state", state)
+			}
+			q.Set("limit", strconv.Itoa(limit))
+			var out struct {
+				Jobs []job.Job `json:"jobs"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs?"+q.Encode(), nil, &out); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, out.Jobs)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tREASON\tCREATED\tDURATION")
+			for _, j := range out.Jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, j.Reason,
+					j.CreatedAt.Local().Format("2006-01-02 15:04:05"), jobDuration(j))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state (queued, running, succeeded, failed, ...)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many jobs")
+	return cmd
+}
+
+func newJobGetCmd(g *globals, cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one job: state, reason, image, timings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var j job.Job
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+url.PathEscape(args[0]), nil, &j); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, j)
+			}
+			printSummary(g.stdout, j)
+			return nil
+		},
+	}
+}
+
+func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a job's output (stdout to stdout, stderr and berth's lines to stderr)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			id := url.PathEscape(args[0])
+			if follow {
+				_, err := c.followLogs(cmd.Context(), id, func(ch job.LogChunk) {
+					if cf.output == "json" {
+						printJSONLine(g.stdout, ch)
+						return
+					}
+					printChunk(g.stdout, g.stderr, ch)
+				})
+				return err
+			}
+			var out struct {
+				Chunks []job.LogChunk `json:"chunks"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+id+"/logs", nil, &out); err != nil {
+				return err
+			}
+			for _, ch := range out.Chunks {
+				if cf.output == "json" {
+					printJSONLine(g.stdout, ch)
+					continue
+				}
+				printChunk(g.stdout, g.stderr, ch)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the job ends")
+	return cmd
+}
+
+func newJobCancelCmd(g *globals, cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a queued or running job (its container is stopped and removed)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var j job.Job
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/jobs/"+url.PathEscape(args[0])+"/cancel", nil, &j); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, j)
+			}
+			fmt.Fprintf(g.stdout, "%s %s\n", j.ID, j.State)
+			return nil
+		},
+	}
+}
+
+// jobExit maps a finished job to the CLI's exit code.
+func jobExit(j job.Job) error {
+	switch {
+	case j.State == job.StateSucceeded:
+		return nil
+	case j.State == job.StateCancelled || j.Reason == job.ReasonCancelled:
+		return withCode(ExitCancelled, nil)
+	}
+	switch j.Reason {
+	case job.ReasonUserError:
+		return withCode(ExitUserError, nil)
+	case job.ReasonAppError:
+		return withCode(ExitAppError, nil)
+	case job.ReasonTimeout:
+		return withCode(ExitTimeout, nil)
+	case job.ReasonOOM:
+		return withCode(ExitOOM, nil)
+	}
+	return withCode(ExitInternal, nil)
+}
+
+func jobDuration(j job.Job) string {
+	if j.StartedAt == nil {
+		return "-"
+	}
+	end := time.Now()
+	if j.FinishedAt != nil {
+		end = *j.FinishedAt
+	}
+	return fmtDur(end.Sub(*j.StartedAt))
+}
+
+// printSummary prints a job's end: state, image (cache hit or built) and where the time went.
+func printSummary(w io.Writer, j job.Job) {
+	status := string(j.State)
+	if j.Reason != "" && j.Reason != job.ReasonCancelled {
+		status += " (" + string(j.Reason) + ")"
+	}
+	fmt.Fprintf(w, "job %s  %s  %s\n", j.ID, j.Name, status)
+	if j.Message != "" {
+		fmt.Fprintf(w, "  reason:  %s\n", j.Message)
+	}
+	if j.ExitCode != nil {
+		fmt.Fprintf(w, "  exit:    %d\n", *j.ExitCode)
+	}
+	if j.Image != "" {
+		how := "built by this job"
+		if j.ImageCacheHit {
+			how = "cache hit, no build"
+		}
+		fmt.Fprintf(w, "  image:   %s (%s)\n", j.Image, how)
+	}
+	if len(j.Timings) > 0 {
+		fmt.Fprint(w, "  stages: ")
+		var total time.Duration
+		for _, t := range j.Timings {
+			d := time.Duration(t.DurationMS * float64(time.Millisecond))
+			total += d
+			fmt.Fprintf(w, " %s %s", t.Stage, fmtDur(d))
+		}
+		fmt.Fprintf(w, "  (total %s)\n", fmtDur(total))
+	}
+	if j.OutputDir != "" {
+		fmt.Fprintf(w, "  outputs: %s\n", j.OutputDir)
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printJSONLine(w io.Writer, v any) { json.NewEncoder(w).Encode(v) }

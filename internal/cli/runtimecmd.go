@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/image"
+	"github.com/berthproject/berth/internal/runtime"
+)
+
+func newRuntimeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runtime",
+		Short: "Build and list the base runtime images blocks run in",
+	}
+	var mirror string
+	boot := &cobra.Command{
+		Use:   "bootstrap [LANGUAGE...]",
+		Short: "Build base images from Debian packages (python, r, shell; default python)",
+		Long: `Build berth's base runtime images offline from Debian packages: debootstrap a minimal
+root filesystem, import it, and add a non-root user and berth's helper library. Needs root and
+debootstrap on this machine, and reach to a Debian mirror.
+
+An image whose recipe has not changed is never rebuilt: running this again is instant. The
+root filesystem is also cached by recipe hash, so re-creating a removed image skips debootstrap.`,
+		Example: "  berth runtime bootstrap python\n  berth runtime bootstrap python r shell",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"python"}
+			}
+			for _, lang := range args {
+				if _, err := image.BaseRef(lang); err != nil {
+					return withCode(ExitUsage, fmt.Errorf("%s (allowed: %s)", err, strings.Join(image.Languages(), ", ")))
+				}
+			}
+			eng, err := openEngine(cmd.Context(), "")
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer eng.Close()
+			cfg := imageConfig(g.dataDir, "", "")
+			if mirror != "" {
+				cfg.DebianMirror = mirror
+			}
+			m := image.NewManager(eng, cfg, g.logger())
+			for _, lang := range args {
+				img, built, err := m.Bootstrap(cmd.Context(), lang, g.stderr)
+				if err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bootstrap %s: %w", lang, err))
+				}
+				how := "up to date"
+				if built {
+					how = "built"
+				}
+				ref, _ := image.BaseRef(lang)
+				fmt.Fprintf(g.stdout, "%-16s %s  %s  (%s)\n", ref, shortID(img.ID), humanBytes(img.Size), how)
+			}
+			return nil
+		},
+	}
+	boot.Flags().StringVar(&mirror, "mirror", "", "Debian mirror URL (default http://deb.debian.org/debian)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List base and generated images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eng, err := openEngine(cmd.Context(), "")
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer eng.Close()
+			imgs, err := eng.ListImages(cmd.Context(), map[string]string{runtime.LabelManaged: "true"})
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KIND\tTAGS\tID\tSIZE\tCREATED")
+			for _, im := range imgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Labels[runtime.LabelKind], strings.Join(im.Tags, ","),
+					shortID(im.ID), humanBytes(im.Size), im.Created.Local().Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(boot, list)
+	return cmd
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/auth"
+)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke API tokens (on the server's machine, in its --data-dir)",
+	}
+	var name, role string
+	create := &cobra.Command{
+		Use:     "create --name NAME [--role user|admin]",
+		Short:   "Issue a token; it is printed once and stored only as a hash",
+		Example: "  berth token create --name ci --role user",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" {
+				return withCode(ExitUsage, fmt.Errorf("--name is required"))
+			}
+			if role != "user" && role != "admin" {
+				return withCode(ExitUsage, fmt.Errorf("--role: %q is not allowed; use user or admin", role))
+			}
+			st, err := openStore(cmd.Context(), g.dataDir)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer st.Close()
+			plain, _, err := auth.New(st).Issue(cmd.Context(), name, role, "")
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			fmt.Fprintln(g.stdout, plain)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
+	create.Flags().StringVar(&role, "role", "user", "user (own jobs) or admin (everything)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their values)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openStore(cmd.Context(), g.dataDir)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer st.Close()
+			toks, err := st.ListTokens(cmd.Context())
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+			for _, t := range toks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\n", t.ID, t.Name, t.Role, t.CreatedAt, t.RevokedAt)
+			}
+			return tw.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token: requests with it are refused from now on",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openStore(cmd.Context(), g.dataDir)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			defer st.Close()
+			return st.RevokeToken(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berthproject/berth/internal/image"
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker"
+	"github.com/berthproject/berth/internal/store"
+)
+
+// adminTokenFile is where the server writes the first admin token, inside --data-dir.
+const adminTokenFile = "admin-token"
+
+// openEngine connects to the container engine. Today that is the local Docker Engine (or
+// DOCKER_HOST); other backends are chosen here when they exist.
+func openEngine(ctx context.Context, instance string) (*docker.Engine, error) {
+	eng, err := docker.New(ctx, docker.Options{Instance: instance})
+	if err != nil {
+		if errors.Is(err, runtime.ErrUnavailable) {
+			return nil, fmt.Errorf("%w\n  berth needs a running Docker Engine (is dockerd up? is DOCKER_HOST right?)", err)
+		}
+		return nil, err
+	}
+	return eng, nil
+}
+
+// openStore opens the embedded SQLite store in dir.
+func openStore(ctx context.Context, dir string) (*store.Store, error) {
+	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "berth.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// imageConfig is the image manager's configuration for a data dir.
+func imageConfig(dataDir, pipIndex, cranURL string) image.Config {
+	cfg := image.DefaultConfig()
+	cfg.LogDir = filepath.Join(dataDir, "image-logs")
+	if pipIndex != "" {
+		cfg.PipIndexURL = pipIndex
+	}
+	if cranURL != "" {
+		cfg.CRANURL = cranURL
+	}
+	return cfg
+}
+
+func readFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,106 @@
+// Package job is berth's job model: the state machine, the durable queue, the worker pool and
+// the run pipeline (DESIGN.md "The pipeline of a run").
+package job
+
+import (
+	"errors"
+	"time"
+
+	"github.com/berthproject/berth/internal/spec"
+)
+
+// State is where a job is in its life. Transitions are written to the store before they take
+// effect: queued → preparing → running → finishing → succeeded | failed | cancelled.
+type State string
+
+const (
+	StateQueued    State = "queued"
+	StatePreparing State = "preparing"
+	StateRunning   State = "running"
+	StateFinishing State = "finishing"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// Terminal reports whether no transition leaves s.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// Reason says why a job failed.
+type Reason string
+
+const (
+	ReasonNone      Reason = ""
+	ReasonUserError Reason = "user_error" // the script exited 1
+	ReasonAppError  Reason = "app_error"  // the script exited > 1
+	ReasonTimeout   Reason = "timeout"    // the job's timeout passed
+	ReasonOOM       Reason = "oom"        // OOMKilled, or exit 137 before the timeout
+	ReasonInternal  Reason = "internal"   // berth's own fault (image build, engine, crash)
+	ReasonCancelled Reason = "cancelled"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("job: not found")
+	// ErrTerminal: the job already ended (e.g. cancelling a finished job).
+	ErrTerminal = errors.New("job: already finished")
+)
+
+// Job is one run of a block.
+type Job struct {
+	ID       string     `json:"id"`
+	Name     string     `json:"name"`
+	Owner    string     `json:"owner,omitempty"`
+	State    State      `json:"state"`
+	Reason   Reason     `json:"reason,omitempty"`
+	Message  string     `json:"message,omitempty"` // human explanation of a failure
+	Block    spec.Block `json:"block"`
+	SpecHash string     `json:"spec_hash,omitempty"`
+	// Image is the image the job ran in; ImageCacheHit is false when this job built it.
+	Image         string        `json:"image,omitempty"`
+	ImageCacheHit bool          `json:"image_cache_hit"`
+	ExitCode      *int          `json:"exit_code,omitempty"`
+	ContainerID   string        `json:"container_id,omitempty"`
+	Timings       []StageTiming `json:"timings,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	StartedAt     *time.Time    `json:"started_at,omitempty"`
+	FinishedAt    *time.Time    `json:"finished_at,omitempty"`
+	// OutputDir is where the files the job wrote to /data/out were kept (host path).
+	OutputDir string `json:"output_dir,omitempty"`
+}
+
+// StageTiming is how long one pipeline stage took.
+type StageTiming struct {
+	Stage      string        `json:"stage"` // image | workspace | start | run | outputs | cleanup
+	StartedAt  time.Time     `json:"started_at"`
+	DurationMS float64       `json:"duration_ms"`
+	Detail     string        `json:"detail,omitempty"` // e.g. "cache hit", "built"
+	Duration   time.Duration `json:"-"`
+}
+
+// Submission is a block to run, with the files it needs.
+type Submission struct {
+	Block spec.Block
+	// Files are the block's script files by name relative to the spec (Block.Script among them).
+	Files map[string][]byte
+	// BaseDir resolves relative mount sources (the spec's folder for the CLI; the sharing
+	// folder for the API).
+	BaseDir string
+	Owner   string
+}
+
+// LogChunk is a piece of a job's output.
+type LogChunk struct {
+	Stream string    `json:"stream"` // stdout | stderr | system
+	Text   string    `json:"text"`
+	Time   time.Time `json:"time"`
+}
+
+// ListOptions filter List.
+type ListOptions struct {
+	State State
+	Owner string
+	Limit int
+}

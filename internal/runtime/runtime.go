@@ -1,0 +1,203 @@
+// Package runtime is the one seam between berth and a container orchestrator.
+//
+// Everything berth runs goes through Runtime: the job pipeline and the service manager speak
+// only this package's types, never an engine SDK. A backend lives in a sibling folder
+// (runtime/docker today) and converts TaskSpec into its own API calls.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors every backend classifies engine failures into.
+var (
+	// ErrNotFound: the image or task does not exist.
+	ErrNotFound = errors.New("runtime: not found")
+	// ErrConflict: the name is taken, or the object is in a state that forbids the call.
+	ErrConflict = errors.New("runtime: conflict")
+	// ErrUnavailable: the engine did not answer; the call may be retried.
+	ErrUnavailable = errors.New("runtime: engine unavailable")
+)
+
+// Label keys berth puts on everything it creates. Labels are how berth finds its own
+// containers and images after a crash, and how it never touches anything else.
+const (
+	LabelManaged  = "berth.managed"   // always "true"
+	LabelKind     = "berth.kind"      // job | service | build | base | generated
+	LabelJob      = "berth.job"       // job id
+	LabelService  = "berth.service"   // service name
+	LabelSpecHash = "berth.spec-hash" // generated image content hash
+	LabelRecipe   = "berth.recipe-hash"
+	LabelInstance = "berth.instance" // which berth data dir owns it (several berths on one engine)
+	LabelTest     = "berth.test"     // set by tests so a crashed run can be cleaned up
+)
+
+// Kinds for LabelKind.
+const (
+	KindJob       = "job"
+	KindService   = "service"
+	KindBuild     = "build"
+	KindBase      = "base"
+	KindGenerated = "generated"
+)
+
+// TaskID identifies a task (a container, a pod, a swarm service) within one runtime.
+type TaskID string
+
+// Runtime runs tasks on one orchestrator.
+//
+// Lifecycle of a task: Start → (Logs, Wait, in any order, concurrently) → Stop (optional) → Remove.
+// A task is not removed automatically when it exits: Wait and Logs must still answer after
+// exit, until Remove. Remove must succeed even if Start failed half-way or never ran (removing
+// an absent task returns nil). All methods are safe for concurrent use, and every method that
+// blocks honours ctx.
+type Runtime interface {
+	// Name is the backend's name, e.g. "docker".
+	Name() string
+
+	// InspectImage returns the image a reference (tag or ID) names, or ErrNotFound.
+	InspectImage(ctx context.Context, ref string) (Image, error)
+	// ListImages returns the images that carry every given label (value "" matches any value).
+	ListImages(ctx context.Context, labels map[string]string) ([]Image, error)
+	// RemoveImage removes an image by ID or tag. Removing an absent image returns nil.
+	RemoveImage(ctx context.Context, ref string) error
+
+	// Start creates and starts a task. On error nothing is left running; the caller may still
+	// call Remove with the returned ID (which may be empty).
+	Start(ctx context.Context, t TaskSpec) (TaskID, error)
+	// Wait blocks until the task exits and returns how it ended. Calling Wait on a task that
+	// already exited returns at once.
+	Wait(ctx context.Context, id TaskID) (Exit, error)
+	// Logs copies the task's output into stdout and stderr, kept apart, until the task's output
+	// ends (follow) or what exists so far has been copied (!follow).
+	Logs(ctx context.Context, id TaskID, follow bool, stdout, stderr io.Writer) error
+	// Stop asks the task to stop, and kills it after grace. Stopping a stopped task is a no-op.
+	Stop(ctx context.Context, id TaskID, grace time.Duration) error
+	// Remove removes the task and its anonymous volumes, killing it if it still runs.
+	Remove(ctx context.Context, id TaskID) error
+	// List returns the tasks that carry every given label, running or not.
+	List(ctx context.Context, labels map[string]string) ([]TaskStatus, error)
+	// Address returns host:port at which the task's port answers on the network berth shares
+	// with it (never a published host port).
+	Address(ctx context.Context, id TaskID, port int) (string, error)
+}
+
+// Builder is implemented by a runtime that can build images (Docker does).
+// Callers check: if b, ok := rt.(runtime.Builder); ok { ... }.
+type Builder interface {
+	// BuildImage builds an image from a build context and writes the build's human-readable
+	// output to progress as it happens. On a failed build the error is a *BuildError.
+	BuildImage(ctx context.Context, b BuildSpec, progress io.Writer) (Image, error)
+	// ImportImage makes an image from a root filesystem tarball (docker import).
+	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string, labels map[string]string) (Image, error)
+}
+
+// Image is an image as the runtime sees it.
+type Image struct {
+	ID      string
+	Tags    []string
+	Labels  map[string]string
+	Size    int64
+	Created time.Time
+}
+
+// TaskSpec is everything needed to run one task, in backend-neutral terms.
+type TaskSpec struct {
+	Name       string            // optional; backends may prefix or ignore
+	Image      string            // reference or ID; must exist locally
+	Entrypoint []string          // nil keeps the image's
+	Cmd        []string          // nil keeps the image's
+	Env        map[string]string // environment
+	WorkingDir string
+	Labels     map[string]string
+	Mounts     []Mount
+	Tmpfs      []Tmpfs
+	Limits     Limits
+	Security   Security
+	// Network is "none", "bridge", or the name of a network the runtime owns.
+	Network string
+	// NetworkAliases are DNS names of the task on Network.
+	NetworkAliases []string
+	// ExposedPorts are container ports reachable through Address (never published on the host).
+	ExposedPorts []int
+}
+
+// Mount binds a host path into the task.
+type Mount struct {
+	Source   string // absolute host path
+	Target   string // absolute path inside the task
+	ReadOnly bool
+}
+
+// Tmpfs is an in-memory writable folder.
+type Tmpfs struct {
+	Target    string
+	SizeBytes int64 // 0: backend default
+	Options   string
+}
+
+// Limits are resource limits; a zero field means "no limit".
+type Limits struct {
+	NanoCPUs     int64 // 1e9 = one core
+	MemoryBytes  int64 // memory; swap is set equal so no swap is used
+	PidsLimit    int64
+	ShmSizeBytes int64
+	GPUs         int   // number of GPUs; backends without GPU support refuse > 0
+	StorageBytes int64 // root filesystem size, where the storage driver supports a quota
+}
+
+// Security is the task's confinement. Zero value is NOT safe: callers build it from the policy
+// (see job.DefaultSecurity); backends apply exactly what it says.
+type Security struct {
+	User            string // "uid:gid" or a name; "" keeps the image's
+	ReadOnlyRootfs  bool
+	DropAllCaps     bool
+	CapAdd          []string
+	NoNewPrivileges bool
+}
+
+// Exit is how a task ended.
+type Exit struct {
+	Code       int
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Error      string // engine-reported error, if any
+}
+
+// TaskStatus is a task as List reports it.
+type TaskStatus struct {
+	ID      TaskID
+	Name    string
+	Image   string
+	Labels  map[string]string
+	State   string // created | running | exited | ...
+	Running bool
+	Created time.Time
+}
+
+// BuildSpec describes an image build.
+type BuildSpec struct {
+	// Context is a tar stream of the build context; ContextDir is used when Context is nil.
+	Context    io.Reader
+	ContextDir string
+	Dockerfile string // path inside the context; default "Dockerfile"
+	Tags       []string
+	Labels     map[string]string
+	BuildArgs  map[string]string
+	// Network for RUN steps: "" (engine default), "none", or "host" (reach a package index on
+	// the host's loopback).
+	Network string
+	NoCache bool
+}
+
+// BuildError is a failed image build; Log holds the tail of the build output.
+type BuildError struct {
+	Message string
+	Log     string
+}
+
+func (e *BuildError) Error() string { return "image build failed: " + e.Message }
