@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/internal/enginetest"
 	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
 
 // berthBinary builds cmd/berth once per test binary.
@@ -185,26 +185,28 @@ func TestServerKilledMidJob(t *testing.T) {
 		}
 	})
 
+	// Wait until the job is running and its container is up.
+	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		s.call("GET", "/api/v1/jobs/"+j.ID, nil, &j)
 		if j.State == "running" {
-			break
-		}
-		if j.State != "queued" && j.State != "preparing" || time.Now().After(deadline) {
+			tasks, err := eng.List(ctx, map[string]string{runtime.LabelJob: j.ID})
+			if err == nil && len(tasks) == 1 && tasks[0].Running {
+				break
+			}
+		} else if j.State != "queued" && j.State != "preparing" {
 			t.Fatalf("job did not reach running: %+v", j)
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job's container not running within 60s: %+v", j)
+		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	ctx := context.Background()
-	tasks, err := eng.List(ctx, map[string]string{runtime.LabelJob: j.ID})
-	if err != nil || len(tasks) != 1 || !tasks[0].Running {
-		t.Fatalf("expected one running container for job %s, got %+v (err %v)", j.ID, tasks, err)
 	}
 
 	s.kill9()
 
-	tasks, _ = eng.List(ctx, map[string]string{runtime.LabelJob: j.ID})
+	tasks, _ := eng.List(ctx, map[string]string{runtime.LabelJob: j.ID})
 	if len(tasks) != 1 {
 		t.Fatalf("after kill -9 the job's container should still be there (nobody removed it), got %d", len(tasks))
 	}

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/api"
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/image"
+	"github.com/berthproject/berth/internal/job"
+)
+
+// serverFlags are `berth server`'s flags.
+type serverFlags struct {
+	listen     string
+	workers    int
+	shareRoots []string
+	allowNet   []string
+	pipIndex   string
+	cranURL    string
+	labels     []string
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the job API (jobs, logs, metrics) and run jobs on a worker pool",
+		Long: `Run berth's server: a JSON API under /api/v1 (submit, list, get, logs with Server-Sent
+Events, cancel), /healthz and /metrics (Prometheus), and a pool of workers that run jobs in
+locked-down containers. The store, workspaces, outputs and logs live in --data-dir.
+
+Every request but /healthz needs a bearer token. On its first start the server creates an
+admin token and writes it to <data-dir>/admin-token (mode 0600); make more with
+berth token create. Jobs left running by a server that crashed end failed/internal on the next
+start, and their containers are removed.`,
+		Example: `  berth server --listen 127.0.0.1:8760
+  export BERTH_SERVER=http://127.0.0.1:8760 BERTH_TOKEN=$(cat ~/.local/share/berth/admin-token)
+  berth job submit --wait examples/shell-hello/block.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runServer(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", envOr("BERTH_LISTEN", "127.0.0.1:8760"), "address to serve on (env BERTH_LISTEN)")
+	fl.IntVar(&f.workers, "workers", 2, "jobs that run at once")
+	fl.StringSliceVar(&f.shareRoots, "share-root", nil, "folders submitted mounts may come from; relative sources resolve against the first (default <data-dir>/share)")
+	fl.StringSliceVar(&f.allowNet, "allow-network", nil, `networks a block may ask for besides "none" (e.g. bridge)`)
+	fl.StringVar(&f.pipIndex, "pip-index-url", os.Getenv("BERTH_PIP_INDEX_URL"), "PEP 503 index for Python dependencies (env BERTH_PIP_INDEX_URL)")
+	fl.StringVar(&f.cranURL, "cran-url", os.Getenv("BERTH_CRAN_URL"), "CRAN-style repository for R dependencies (env BERTH_CRAN_URL)")
+	fl.StringArrayVar(&f.labels, "label", nil, "extra label KEY=VALUE on every job container (repeatable)")
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func runServer(ctx context.Context, g *globals, f serverFlags) error {
+	log := g.logger()
+	dataDir, err := filepath.Abs(g.dataDir)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return withCode(ExitFailure, fmt.Errorf("create data dir: %w", err))
+	}
+	lock, err := os.OpenFile(filepath.Join(dataDir, "server.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return withCode(ExitFailure, fmt.Errorf("another berth server is using %s", dataDir))
+	}
+	extra := map[string]string{}
+	for _, l := range f.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" || strings.HasPrefix(k, "berth.") && k != "berth.test" {
+			return withCode(ExitUsage, fmt.Errorf("--label %q: want KEY=VALUE, and berth.* keys are berth's own", l))
+		}
+		extra[k] = v
+	}
+	shareRoots := f.shareRoots
+	if len(shareRoots) == 0 {
+		shareRoots = []string{filepath.Join(dataDir, "share")}
+	}
+	for i, r := range shareRoots {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return withCode(ExitUsage, err)
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return withCode(ExitFailure, fmt.Errorf("--share-root %s: %w", r, err))
+		}
+		shareRoots[i] = abs
+	}
+
+	sum := sha256.Sum256([]byte(dataDir))
+	instance := "srv-" + hex.EncodeToString(sum[:])[:10]
+	eng, err := openEngine(ctx, instance)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	defer eng.Close()
+	st, err := openStore(ctx, dataDir)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	defer st.Close()
+
+	images := image.NewManager(eng, imageConfig(dataDir, f.pipIndex, f.cranURL), log)
+	a := auth.New(st)
+	tokenPath := filepath.Join(dataDir, adminTokenFile)
+	created, err := a.EnsureAdmin(ctx, tokenPath)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	if created {
+		fmt.Fprintf(g.stderr, "berth: created an admin token in %s (mode 0600); use it as BERTH_TOKEN\n", tokenPath)
+	}
+
+	jcfg := job.DefaultConfig(dataDir)
+	jcfg.Workers = f.workers
+	jcfg.Instance = instance
+	jcfg.ShareRoots = shareRoots
+	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
+	jcfg.ExtraLabels = extra
+	var apiSrv *api.Server
+	jcfg.OnFinish = func(j job.Job) {
+		if apiSrv != nil {
+			apiSrv.ObserveJob(j)
+		}
+	}
+	m, err := job.New(jcfg, st, eng, images, log)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0]}, api.Deps{
+		Jobs: m, Auth: a, Log: log,
+		ImageStats: func() (int64, int64, int64) {
+			s := images.Stats()
+			return s.Builds, s.CacheHits, s.BuildFailures
+		},
+	})
+	if err := m.Start(ctx); err != nil {
+		return withCode(ExitFailure, fmt.Errorf("start jobs: %w", err))
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		m.Close(context.Background())
+		return withCode(ExitUsage, fmt.Errorf("--listen %s: %w", f.listen, err))
+	}
+	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(g.stderr, "berth: serving on http://%s (data dir %s, %d workers, share root %s)\n",
+		ln.Addr(), dataDir, jcfg.Workers, strings.Join(shareRoots, ", "))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return withCode(ExitFailure, err)
+		}
+	case <-ctx.Done():
+		fmt.Fprintln(g.stderr, "berth: shutting down: finishing running jobs (up to 20s)")
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	m.Close(sctx)
+	return nil
+}

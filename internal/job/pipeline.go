@@ -1,0 +1,434 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthproject/berth/internal/image"
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/store"
+)
+
+// run is one job going through the pipeline on a worker.
+type run struct {
+	m       *Manager
+	j       Job
+	row     store.JobRow
+	files   map[string][]byte
+	out     *logBuf
+	system  *streamWriter
+	redact  *strings.Replacer
+	mounts  []runtime.Mount
+	task    runtime.TaskID
+	workDir string
+}
+
+// runJob claims a queued job and takes it to a terminal state. Every transition is stored
+// before it takes effect.
+func (m *Manager) runJob(id string) {
+	ctx := m.ctx
+	ok, err := m.st.TransitionJob(ctx, id, []string{string(StateQueued)}, string(StatePreparing), "", "", nil)
+	if err != nil {
+		m.log.Error("claim job", "job", id, "err", err)
+		return
+	}
+	if !ok {
+		return // cancelled while queued, or claimed elsewhere
+	}
+	row, err := m.st.GetJob(ctx, id)
+	if err != nil {
+		m.log.Error("load job", "job", id, "err", err)
+		return
+	}
+	r := &run{m: m, j: fromRow(row), row: row}
+	if err := json.Unmarshal([]byte(row.Files), &r.files); err != nil {
+		r.files = map[string][]byte{}
+	}
+	m.mu.Lock()
+	lb := m.logs[id]
+	if lb == nil {
+		lb = newLogBuf(m.cfg.LogCap)
+		m.logs[id] = lb
+	}
+	jctx, cancel := context.WithCancelCause(m.ctx)
+	m.active[id] = cancel
+	m.mu.Unlock()
+	defer func() {
+		cancel(nil)
+		m.mu.Lock()
+		delete(m.active, id)
+		m.mu.Unlock()
+		m.finished(id)
+	}()
+	r.out = lb
+	r.redact = redactor(r.j.Block.Secrets())
+	r.system = newStreamWriter("system", lb, r.redact)
+	now := time.Now().UTC()
+	r.j.State, r.j.StartedAt = StatePreparing, &now
+	r.save()
+	r.execute(jctx)
+}
+
+// execute is the pipeline: image → workspace → start → run → outputs → cleanup.
+func (r *run) execute(ctx context.Context) {
+	m := r.m
+	blk := r.j.Block
+	cleanupCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	}
+	defer func() {
+		// Cleanup runs on its own context so a cancelled or timed-out job still removes its
+		// container and workspace.
+		cctx, cancel := cleanupCtx()
+		defer cancel()
+		t0 := time.Now()
+		if r.task != "" {
+			if err := m.rt.Remove(cctx, r.task); err != nil {
+				m.log.Error("remove job container", "job", r.j.ID, "err", err)
+			}
+		}
+		if r.workDir != "" {
+			os.RemoveAll(r.workDir)
+		}
+		r.timing("cleanup", t0, "")
+		r.system.Flush()
+		if !r.j.State.Terminal() {
+			r.end(StateFailed, ReasonInternal, "the pipeline ended without a result", nil)
+		}
+		r.storeFinal()
+	}()
+
+	// Image.
+	t0 := time.Now()
+	fmt.Fprintf(r.system, "resolving image for %s\n", blk.Language)
+	res, err := m.images.Ensure(ctx, image.Request{
+		Language: blk.Language, BaseImage: blk.Image, Dependencies: blk.Dependencies,
+		SystemPackages: blk.SystemPackages, InstallAPILibrary: blk.InstallAPILibrary,
+	}, r.system)
+	if err != nil {
+		r.timing("image", t0, "failed")
+		if r.interrupted(ctx) {
+			return
+		}
+		r.fail(ReasonInternal, fmt.Sprintf("prepare image: %v", err))
+		return
+	}
+	detail := "cache hit"
+	if !res.CacheHit {
+		detail = "built"
+	}
+	r.j.Image, r.j.SpecHash, r.j.ImageCacheHit = res.Ref, res.Hash, res.CacheHit
+	r.timing("image", t0, detail)
+	fmt.Fprintf(r.system, "image %s (%s)\n", res.Ref, detail)
+
+	// Workspace.
+	t0 = time.Now()
+	codeDir, dataDir, err := r.workspace()
+	if err != nil {
+		r.timing("workspace", t0, "failed")
+		var pe *PolicyError
+		if errors.As(err, &pe) {
+			r.fail(ReasonUserError, err.Error())
+		} else {
+			r.fail(ReasonInternal, fmt.Sprintf("prepare workspace: %v", err))
+		}
+		return
+	}
+	r.timing("workspace", t0, "")
+	if r.interrupted(ctx) {
+		return
+	}
+
+	// Start. The running state is stored before the container exists, so a crash in between
+	// is found by reconcile (running, container gone → failed/internal).
+	task := TaskFor(m.cfg, blk, res.Ref, r.j.ID, codeDir, dataDir)
+	task.Name = "berth-" + r.j.ID
+	task.Mounts = append(task.Mounts, r.mounts...)
+	r.j.State = StateRunning
+	r.save()
+	t0 = time.Now()
+	id, err := m.rt.Start(ctx, task)
+	r.task = id
+	if err != nil {
+		r.timing("start", t0, "failed")
+		if r.interrupted(ctx) {
+			return
+		}
+		r.fail(ReasonInternal, fmt.Sprintf("start container: %v", err))
+		return
+	}
+	r.j.ContainerID = string(id)
+	r.timing("start", t0, "")
+
+	// Run: stream output while waiting for the exit, under the job's timeout.
+	t0 = time.Now()
+	exit, how := r.wait(ctx, id)
+	r.timing("run", t0, how)
+
+	// Finishing: classify, keep the outputs.
+	r.j.State = StateFinishing
+	code := exit.Code
+	r.j.ExitCode = &code
+	r.save()
+	t0 = time.Now()
+	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
+	if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
+		r.j.OutputDir = outDir
+	} else {
+		m.log.Warn("keep job outputs", "job", r.j.ID, "err", err)
+	}
+	r.timing("outputs", t0, "")
+
+	switch {
+	case how == "cancelled":
+		r.end(StateCancelled, ReasonCancelled, "cancelled while running", &code)
+	case how == "shutdown":
+		r.end(StateFailed, ReasonInternal, "berth shut down while the job ran", &code)
+	case how == "timeout":
+		r.end(StateFailed, ReasonTimeout, fmt.Sprintf("timed out after %s", m.cfg.timeoutOf(blk)), &code)
+	case exit.OOMKilled || code == 137:
+		lim, _ := m.cfg.effectiveLimits(blk.Limits)
+		r.end(StateFailed, ReasonOOM, fmt.Sprintf("out of memory (limit %s)", humanBytes(int64(lim.Memory))), &code)
+	case code == 0:
+		r.end(StateSucceeded, ReasonNone, "", &code)
+	case code == 1:
+		r.end(StateFailed, ReasonUserError, "the script exited with code 1", &code)
+	default:
+		r.end(StateFailed, ReasonAppError, fmt.Sprintf("the script exited with code %d", code), &code)
+	}
+}
+
+// wait follows the container's output and waits for it to exit, stopping it on timeout or
+// cancel. how is "" for a normal exit, else timeout | cancelled | shutdown.
+func (r *run) wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, string) {
+	m := r.m
+	stdout := newStreamWriter("stdout", r.out, r.redact)
+	stderr := newStreamWriter("stderr", r.out, r.redact)
+	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLogs()
+	var logsWG sync.WaitGroup
+	logsWG.Add(1)
+	go func() {
+		defer logsWG.Done()
+		if err := m.rt.Logs(logCtx, id, true, stdout, stderr); err != nil && logCtx.Err() == nil {
+			m.log.Warn("follow job output", "job", r.j.ID, "err", err)
+		}
+	}()
+	// Save the output now and then so a crash loses little of it.
+	saveDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-saveDone:
+				return
+			case <-t.C:
+				if _, dirty := r.out.snapshot(); dirty {
+					r.out.save(m.logPath(r.j.ID))
+				}
+			}
+		}
+	}()
+	defer close(saveDone)
+
+	timeout := m.cfg.timeoutOf(r.j.Block)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	exit, err := m.rt.Wait(wctx, id)
+	how := ""
+	if err != nil {
+		switch {
+		case context.Cause(ctx) == errCancelled:
+			how = "cancelled"
+		case context.Cause(ctx) == errShutdown:
+			how = "shutdown"
+		case wctx.Err() != nil:
+			how = "timeout"
+		}
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.StopGrace+30*time.Second)
+		defer ccancel()
+		if how != "" {
+			fmt.Fprintf(r.system, "%s: stopping the container (grace %s)\n", how, m.cfg.StopGrace)
+			if err := m.rt.Stop(cctx, id, m.cfg.StopGrace); err != nil {
+				m.log.Warn("stop job container", "job", r.j.ID, "err", err)
+			}
+		}
+		exit, err = m.rt.Wait(cctx, id)
+		if err != nil {
+			m.log.Error("wait for job container", "job", r.j.ID, "err", err)
+			exit.Code = -1
+			if how == "" {
+				how = "shutdown"
+			}
+		}
+	}
+	// The output ends when the container does; give the stream a moment to drain.
+	drained := make(chan struct{})
+	go func() { logsWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		stopLogs()
+		<-drained
+	}
+	stdout.Flush()
+	stderr.Flush()
+	return exit, how
+}
+
+// workspace writes the job's folders: code (the script files, read-only in the container) and
+// data (config.json, in/, out/), owned by the container's user.
+func (r *run) workspace() (codeDir, dataDir string, err error) {
+	m := r.m
+	r.workDir = filepath.Join(m.jobDir(r.j.ID), "work")
+	codeDir = filepath.Join(r.workDir, "code")
+	dataDir = filepath.Join(r.workDir, "data")
+	for _, d := range []string{codeDir, filepath.Join(dataDir, "in"), filepath.Join(dataDir, "out")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", "", err
+		}
+	}
+	for name, data := range r.files {
+		p := filepath.Join(codeDir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	params := r.j.Block.Parameters
+	if params == nil {
+		params = map[string]any{}
+	}
+	cfg, err := json.MarshalIndent(map[string]any{
+		"parameters": params,
+		"action":     "run",
+		"job":        map[string]any{"id": r.j.ID, "name": r.j.Name},
+	}, "", "  ")
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "config.json"), cfg, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := chownTree(dataDir, m.cfg.User); err != nil {
+		return "", "", err
+	}
+	// Mounts are checked again: the folder may have changed since the job was submitted.
+	r.mounts = nil
+	for i, mt := range r.j.Block.Mounts {
+		src, err := m.cfg.resolveMount(r.row.BaseDir, i, mt)
+		if err != nil {
+			return "", "", err
+		}
+		r.mounts = append(r.mounts, runtime.Mount{Source: src, Target: mt.Target, ReadOnly: mt.ReadOnly()})
+	}
+	return codeDir, dataDir, nil
+}
+
+// chownTree gives the data folder to the container's user. Without the right to chown (berth
+// not running as root), it makes the folder writable for everyone instead.
+func chownTree(dir, user string) error {
+	uidS, gidS, _ := strings.Cut(user, ":")
+	uid, err1 := strconv.Atoi(uidS)
+	gid, err2 := strconv.Atoi(gidS)
+	if err2 != nil {
+		gid = uid
+	}
+	if err1 != nil {
+		return os.Chmod(dir, 0o777)
+	}
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			if fi.IsDir() {
+				return os.Chmod(p, 0o777)
+			}
+			return os.Chmod(p, 0o666)
+		}
+		return nil
+	})
+}
+
+// interrupted ends the job if it was cancelled or berth is shutting down, and reports it.
+func (r *run) interrupted(ctx context.Context) bool {
+	switch context.Cause(ctx) {
+	case errCancelled:
+		r.end(StateCancelled, ReasonCancelled, "cancelled before the script started", nil)
+		return true
+	case errShutdown:
+		r.end(StateFailed, ReasonInternal, "berth shut down before the script started", nil)
+		return true
+	}
+	return false
+}
+
+func (r *run) fail(reason Reason, msg string) { r.end(StateFailed, reason, msg, nil) }
+
+func (r *run) end(state State, reason Reason, msg string, code *int) {
+	r.j.State, r.j.Reason = state, reason
+	if r.redact != nil {
+		msg = r.redact.Replace(msg)
+	}
+	r.j.Message = msg
+	if code != nil {
+		r.j.ExitCode = code
+	}
+	line := string(state)
+	if reason != ReasonNone {
+		line += " (" + string(reason) + ")"
+	}
+	if msg != "" {
+		line += ": " + msg
+	}
+	fmt.Fprintln(r.system, line)
+}
+
+// storeFinal writes the terminal state.
+func (r *run) storeFinal() {
+	now := time.Now().UTC()
+	r.j.FinishedAt = &now
+	r.save()
+}
+
+// save writes the job's current state; the store is the truth, so a failure is logged loudly.
+func (r *run) save() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.m.st.UpdateJob(ctx, toRow(r.j)); err != nil {
+		r.m.log.Error("store job state", "job", r.j.ID, "state", r.j.State, "err", err)
+	}
+}
+
+func (r *run) timing(stage string, t0 time.Time, detail string) {
+	d := time.Since(t0)
+	r.j.Timings = append(r.j.Timings, StageTiming{
+		Stage: stage, StartedAt: t0.UTC(), DurationMS: float64(d.Microseconds()) / 1000, Detail: detail, Duration: d,
+	})
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMiB", n>>20)
+	default:
+		return fmt.Sprintf("%dB", n)
+	}
+}
+
+var _ io.Writer = (*streamWriter)(nil)

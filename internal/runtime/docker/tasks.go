@@ -1,0 +1,189 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/berthproject/berth/internal/runtime"
+)
+
+// quotaDrivers are the storage drivers that honour a root filesystem size.
+var quotaDrivers = map[string]bool{"overlay2": true, "devicemapper": true, "zfs": true, "btrfs": true, "windowsfilter": true}
+
+// Start creates and starts a task. If the start fails the container is removed.
+func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID, error) {
+	if e.opts.Instance != "" {
+		if _, ok := t.Labels[runtime.LabelInstance]; !ok {
+			labels := map[string]string{runtime.LabelInstance: e.opts.Instance}
+			for k, v := range t.Labels {
+				labels[k] = v
+			}
+			t.Labels = labels
+		}
+	}
+	cfg, hc, nc, err := containerConfig(t)
+	if err != nil {
+		return "", fmt.Errorf("start task: %w", err)
+	}
+	if t.Limits.GPUs > 0 || t.Limits.StorageBytes > 0 {
+		driver, runtimes := e.info(ctx)
+		if t.Limits.GPUs > 0 && !runtimes["nvidia"] {
+			return "", fmt.Errorf("start task: %d gpu(s) requested but the engine has no GPU runtime", t.Limits.GPUs)
+		}
+		if t.Limits.StorageBytes > 0 && !quotaDrivers[driver] {
+			return "", fmt.Errorf("start task: a storage limit is not supported by the engine's storage driver %q", driver)
+		}
+	}
+	created, err := e.cli.ContainerCreate(ctx, cfg, hc, nc, nil, t.Name)
+	if err != nil {
+		return "", classify("create container", err)
+	}
+	id := runtime.TaskID(created.ID)
+	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		e.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		return "", classify("start container", err)
+	}
+	return id, nil
+}
+
+// Wait blocks until the task is not running and reports how it ended.
+func (e *Engine) Wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, error) {
+	okc, errc := e.cli.ContainerWait(ctx, string(id), container.WaitConditionNotRunning)
+	select {
+	case <-okc:
+	case err := <-errc:
+		return runtime.Exit{}, classify("wait for container", err)
+	case <-ctx.Done():
+		return runtime.Exit{}, ctx.Err()
+	}
+	ins, err := e.cli.ContainerInspect(ctx, string(id))
+	if err != nil {
+		return runtime.Exit{}, classify("inspect container", err)
+	}
+	ex := runtime.Exit{}
+	if st := ins.State; st != nil {
+		ex.Code = st.ExitCode
+		ex.OOMKilled = st.OOMKilled
+		ex.Error = st.Error
+		ex.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+		ex.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+	}
+	return ex, nil
+}
+
+// Logs copies the task's stdout and stderr, demultiplexed, into the two writers.
+func (e *Engine) Logs(ctx context.Context, id runtime.TaskID, follow bool, stdout, stderr io.Writer) error {
+	rc, err := e.cli.ContainerLogs(ctx, string(id), container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		return classify("container logs", err)
+	}
+	defer rc.Close()
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("container logs: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Stop stops the task, killing it after grace. A stopped task is a no-op; an absent one
+// returns ErrNotFound.
+func (e *Engine) Stop(ctx context.Context, id runtime.TaskID, grace time.Duration) error {
+	secs := int(math.Ceil(grace.Seconds()))
+	return classify("stop container", e.cli.ContainerStop(ctx, string(id), container.StopOptions{Timeout: &secs}))
+}
+
+// Remove removes the task and its anonymous volumes, killing it if needed. Absent is fine.
+func (e *Engine) Remove(ctx context.Context, id runtime.TaskID) error {
+	if id == "" {
+		return nil
+	}
+	err := e.cli.ContainerRemove(ctx, string(id), container.RemoveOptions{Force: true, RemoveVolumes: true})
+	err = classify("remove container", err)
+	if err == nil || isNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// List returns the tasks carrying every label, running or not.
+func (e *Engine) List(ctx context.Context, labels map[string]string) ([]runtime.TaskStatus, error) {
+	f := filters.NewArgs()
+	for _, l := range labelFilter(labels) {
+		f.Add("label", l)
+	}
+	cs, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, classify("list containers", err)
+	}
+	out := make([]runtime.TaskStatus, 0, len(cs))
+	for _, c := range cs {
+		name := ""
+		if len(c.Names) > 0 {
+			name = c.Names[0]
+		}
+		out = append(out, runtime.TaskStatus{
+			ID: runtime.TaskID(c.ID), Name: name, Image: c.Image, Labels: c.Labels,
+			State: string(c.State), Running: c.State == "running", Created: time.Unix(c.Created, 0),
+		})
+	}
+	return out, nil
+}
+
+// Address is ip:port of the task on its network (never a published host port).
+func (e *Engine) Address(ctx context.Context, id runtime.TaskID, port int) (string, error) {
+	ins, err := e.cli.ContainerInspect(ctx, string(id))
+	if err != nil {
+		return "", classify("inspect container", err)
+	}
+	if ins.NetworkSettings != nil {
+		for _, ep := range ins.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress != "" {
+				return net.JoinHostPort(ep.IPAddress, strconv.Itoa(port)), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("address of %s: the container has no network address", id)
+}
+
+// RawRun is the benchmark's baseline: create, start, wait, remove, straight on the Engine
+// API with the same configuration Start uses, and nothing else.
+func (e *Engine) RawRun(ctx context.Context, t runtime.TaskSpec) error {
+	cfg, hc, nc, err := containerConfig(t)
+	if err != nil {
+		return err
+	}
+	c, err := e.cli.ContainerCreate(ctx, cfg, hc, nc, nil, "")
+	if err != nil {
+		return classify("create container", err)
+	}
+	defer e.cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err := e.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return classify("start container", err)
+	}
+	okc, errc := e.cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+	select {
+	case r := <-okc:
+		if r.StatusCode != 0 {
+			return fmt.Errorf("raw run exited %d", r.StatusCode)
+		}
+	case err := <-errc:
+		return classify("wait for container", err)
+	}
+	return nil
+}

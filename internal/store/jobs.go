@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// JobRow is a job as stored. The job package owns its meaning; the store only keeps it.
+// Block, Files and Timings are JSON documents.
+type JobRow struct {
+	ID            string
+	Name          string
+	Owner         string
+	State         string
+	Reason        string
+	Message       string
+	Block         string
+	Files         string
+	BaseDir       string
+	SpecHash      string
+	Image         string
+	ImageCacheHit bool
+	ExitCode      *int
+	ContainerID   string
+	Timings       string
+	CreatedAt     time.Time
+	StartedAt     *time.Time
+	FinishedAt    *time.Time
+	OutputDir     string
+}
+
+const jobColumns = `id, name, owner, state, reason, message, block, files, base_dir, spec_hash, image,
+	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir`
+
+// InsertJob stores a new job.
+func (s *Store) InsertJob(ctx context.Context, j JobRow) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Name, j.Owner, j.State, j.Reason, j.Message, j.Block, jobOrJSON(j.Files, "{}"), j.BaseDir, j.SpecHash,
+		j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID, jobOrJSON(j.Timings, "[]"), jobTS(j.CreatedAt),
+		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir)
+	if err != nil {
+		return fmt.Errorf("insert job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// UpdateJob writes every mutable column of a job.
+func (s *Store) UpdateJob(ctx context.Context, j JobRow) error {
+	res, err := s.DB.ExecContext(ctx, `UPDATE jobs SET state = ?, reason = ?, message = ?, spec_hash = ?, image = ?,
+		image_cache_hit = ?, exit_code = ?, container_id = ?, timings = ?, started_at = ?, finished_at = ?, output_dir = ?
+		WHERE id = ?`,
+		j.State, j.Reason, j.Message, j.SpecHash, j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID,
+		jobOrJSON(j.Timings, "[]"), jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, j.ID)
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("update job %s: %w", j.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// TransitionJob moves a job to state `to` only if it is in one of `from`, and reports whether
+// it did. It is how two parties (a worker claiming a job, a user cancelling it) never both win.
+func (s *Store) TransitionJob(ctx context.Context, id string, from []string, to, reason, message string, finished *time.Time) (bool, error) {
+	if len(from) == 0 {
+		return false, errors.New("transition job: no source states")
+	}
+	args := []any{to, reason, message, jobTSPtr(finished), id}
+	for _, f := range from {
+		args = append(args, f)
+	}
+	q := `UPDATE jobs SET state = ?, reason = ?, message = ?, finished_at = COALESCE(?, finished_at)
+		WHERE id = ? AND state IN (?` + strings.Repeat(", ?", len(from)-1) + `)`
+	res, err := s.DB.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("transition job %s to %s: %w", id, to, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("transition job %s to %s: %w", id, to, err)
+	}
+	return n == 1, nil
+}
+
+// GetJob returns one job, or ErrNotFound.
+func (s *Store) GetJob(ctx context.Context, id string) (JobRow, error) {
+	row := s.DB.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id)
+	j, err := scanJob(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return j, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListJobs returns jobs newest first, filtered by state and owner when they are not empty.
+func (s *Store) ListJobs(ctx context.Context, states []string, owner string, limit int) ([]JobRow, error) {
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE 1 = 1`
+	var args []any
+	if len(states) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(", ?", len(states)-1) + `)`
+		for _, st := range states {
+			args = append(args, st)
+		}
+	}
+	if owner != "" {
+		q += ` AND owner = ?`
+		args = append(args, owner)
+	}
+	q += ` ORDER BY created_at DESC, id DESC`
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []JobRow
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// CountJobsByState returns how many jobs are in each state.
+func (s *Store) CountJobsByState(ctx context.Context) (map[string]int, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+type jobScanner interface{ Scan(dest ...any) error }
+
+func scanJob(r jobScanner) (JobRow, error) {
+	var j JobRow
+	var created string
+	var started, finished sql.NullString
+	var exit sql.NullInt64
+	err := r.Scan(&j.ID, &j.Name, &j.Owner, &j.State, &j.Reason, &j.Message, &j.Block, &j.Files, &j.BaseDir,
+		&j.SpecHash, &j.Image, &j.ImageCacheHit, &exit, &j.ContainerID, &j.Timings, &created, &started, &finished, &j.OutputDir)
+	if err != nil {
+		return j, err
+	}
+	if exit.Valid {
+		c := int(exit.Int64)
+		j.ExitCode = &c
+	}
+	j.CreatedAt = jobParseTS(created)
+	j.StartedAt = jobParseTSPtr(started)
+	j.FinishedAt = jobParseTSPtr(finished)
+	return j, nil
+}
+
+func jobOrJSON(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func jobTS(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func jobTSPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return jobTS(*t)
+}
+
+func jobParseTS(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+func jobParseTSPtr(s sql.NullString) *time.Time {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	t := jobParseTS(s.String)
+	return &t
+}
