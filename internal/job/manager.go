@@ -192,7 +192,7 @@ func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
 	} else if _, ok := files[b.Script]; !ok {
 		return Job{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "script", Message: fmt.Sprintf("the script file %q was not sent with the block", b.Script)}}}
 	}
-	blockJSON, err := json.Marshal(b)
+	blockJSON, err := storedBlockJSON(b)
 	if err != nil {
 		return Job{}, fmt.Errorf("submit: %w", err)
 	}
@@ -499,4 +499,25 @@ func fromRow(r store.JobRow) Job {
 	_ = json.Unmarshal([]byte(r.Block), &j.Block)
 	_ = json.Unmarshal([]byte(r.Timings), &j.Timings)
 	return j
+}
+
+// storedBlockJSON is the block as the store keeps it: like its JSON, but with secret values
+// (which the block's own JSON hides) so the job can run after a restart.
+func storedBlockJSON(b spec.Block) ([]byte, error) {
+	env := b.Env
+	b.Env = nil
+	raw, err := json.Marshal(b)
+	if err != nil || len(env) == 0 {
+		return raw, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	se := map[string]spec.StoredEnv{}
+	for k, v := range env {
+		se[k] = spec.StoredEnv{Value: v.Value, Secret: v.Secret}
+	}
+	m["env"] = se
+	return json.Marshal(m)
 }

@@ -1,0 +1,453 @@
+// Package api is berth's HTTP API: JSON under /api/v1, Server-Sent Events for live logs,
+// /healthz and /metrics. Handlers are closures over the narrow interfaces they use.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/spec"
+)
+
+// Jobs is what the API needs of the job manager.
+type Jobs interface {
+	Submit(ctx context.Context, s job.Submission) (job.Job, error)
+	Get(ctx context.Context, id string) (job.Job, error)
+	List(ctx context.Context, o job.ListOptions) ([]job.Job, error)
+	Cancel(ctx context.Context, id string) (job.Job, error)
+	Logs(ctx context.Context, id string, follow bool, fn func(job.LogChunk) error) error
+	Counts(ctx context.Context) (map[job.State]int, error)
+}
+
+// Config configures the API.
+type Config struct {
+	// ShareRoot resolves relative mount sources of submitted specs (server --share-root).
+	ShareRoot string
+	// MaxBodyBytes caps a request body (default 32 MiB).
+	MaxBodyBytes int64
+	// KeepAlive is the interval of SSE keep-alive comments (default 15 s).
+	KeepAlive time.Duration
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Jobs       Jobs
+	Auth       *auth.Auth
+	Log        *slog.Logger
+	ImageStats func() (builds, hits, failures int64)
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg      Config
+	d        Deps
+	handler  http.Handler
+	duration *prometheus.HistogramVec
+}
+
+var allStates = []job.State{job.StateQueued, job.StatePreparing, job.StateRunning, job.StateFinishing,
+	job.StateSucceeded, job.StateFailed, job.StateCancelled}
+
+// New builds the API.
+func New(cfg Config, d Deps) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 32 << 20
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, d: d}
+	reg := prometheus.NewRegistry()
+	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "berth_job_duration_seconds", Help: "Time from a job's start to its end, by final state and reason.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 12),
+	}, []string{"state", "reason"})
+	reg.MustRegister(s.duration, &jobsCollector{jobs: d.Jobs, desc: prometheus.NewDesc("berth_jobs", "Jobs by state.", []string{"state"}, nil)})
+	if d.ImageStats != nil {
+		stat := func(i int) func() float64 {
+			return func() float64 {
+				b, h, f := d.ImageStats()
+				return float64([]int64{b, h, f}[i])
+			}
+		}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_builds_total", Help: "Generated images built."}, stat(0)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_cache_hits_total", Help: "Image ensures answered without a build."}, stat(1)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_build_failures_total", Help: "Generated image builds that failed."}, stat(2)),
+		)
+	}
+
+	api := http.NewServeMux()
+	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	api.HandleFunc("POST /api/v1/jobs", s.handleSubmit)
+	api.HandleFunc("GET /api/v1/jobs", s.handleList)
+	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)
+	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.handleCancel)
+	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
+	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
+	})
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	var protected http.Handler = api
+	if d.Auth != nil {
+		protected = d.Auth.Middleware(api)
+	}
+	root.Handle("/", methodNotAllowedJSON(protected))
+	s.handler = root
+	return s
+}
+
+// ServeHTTP serves the API, logging each request at debug.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	s.handler.ServeHTTP(rec, r)
+	s.d.Log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(t0))
+}
+
+// ObserveJob records a finished job's duration.
+func (s *Server) ObserveJob(j job.Job) {
+	if j.StartedAt == nil || j.FinishedAt == nil {
+		return
+	}
+	s.duration.WithLabelValues(string(j.State), string(j.Reason)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
+}
+
+// submitRequest is the body of POST /api/v1/jobs.
+type submitRequest struct {
+	Spec     string            `json:"spec"`
+	Filename string            `json:"filename"`
+	Files    map[string]string `json:"files"`
+}
+
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	var req submitRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request is larger than %d bytes", s.cfg.MaxBodyBytes), "")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON {spec, filename, files}: "+err.Error(), "")
+		return
+	}
+	if strings.TrimSpace(req.Spec) == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "spec is empty: send the block's YAML as \"spec\"", "spec")
+		return
+	}
+	if req.Filename == "" {
+		req.Filename = "block.yaml"
+	}
+	blk, err := spec.ParseBlock([]byte(req.Spec), req.Filename)
+	if err != nil {
+		s.submitError(w, err)
+		return
+	}
+	files := map[string][]byte{}
+	for k, v := range req.Files {
+		files[k] = []byte(v)
+	}
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Block: *blk, Files: files, BaseDir: s.cfg.ShareRoot, Owner: p.Name})
+	if err != nil {
+		s.submitError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (s *Server) submitError(w http.ResponseWriter, err error) {
+	var ve *spec.ValidationError
+	var pe *job.PolicyError
+	switch {
+	case errors.As(err, &ve):
+		field := ""
+		if len(ve.Problems) > 0 {
+			field = ve.Problems[0].Field
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+			"code": "invalid_spec", "message": ve.Error(), "field": field, "problems": ve.Problems,
+		}})
+	case errors.As(err, &pe):
+		writeError(w, http.StatusUnprocessableEntity, "policy_violation", pe.Error(), pe.Field)
+	default:
+		s.d.Log.Error("submit job", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not store the job", "")
+	}
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	q := r.URL.Query()
+	var o job.ListOptions
+	if st := q.Get("state"); st != "" {
+		ok := false
+		for _, a := range allStates {
+			ok = ok || string(a) == st
+		}
+		if !ok {
+			names := make([]string, len(allStates))
+			for i, a := range allStates {
+				names[i] = string(a)
+			}
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("state %q: allowed: %s", st, strings.Join(names, ", ")), "state")
+			return
+		}
+		o.State = job.State(st)
+	}
+	o.Limit = 100
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "bad_request", "limit: a number from 1 to 1000", "limit")
+			return
+		}
+		o.Limit = n
+	}
+	o.Owner = q.Get("owner")
+	if !p.IsAdmin() {
+		o.Owner = p.Name
+	}
+	jobs, err := s.d.Jobs.List(r.Context(), o)
+	if err != nil {
+		s.d.Log.Error("list jobs", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not list jobs", "")
+		return
+	}
+	if jobs == nil {
+		jobs = []job.Job{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+}
+
+// visibleJob returns the job if the principal may see it; it answers the error itself.
+func (s *Server) visibleJob(w http.ResponseWriter, r *http.Request) (job.Job, bool) {
+	p, _ := auth.FromContext(r.Context())
+	id := r.PathValue("id")
+	j, err := s.d.Jobs.Get(r.Context(), id)
+	if errors.Is(err, job.ErrNotFound) || (err == nil && !p.IsAdmin() && j.Owner != p.Name) {
+		writeError(w, http.StatusNotFound, "not_found", "no job "+id, "id")
+		return j, false
+	}
+	if err != nil {
+		s.d.Log.Error("get job", "job", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not read the job", "")
+		return j, false
+	}
+	return j, true
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	if j, ok := s.visibleJob(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.visibleJob(w, r)
+	if !ok {
+		return
+	}
+	j, err := s.d.Jobs.Cancel(r.Context(), j.ID)
+	if errors.Is(err, job.ErrTerminal) {
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job %s already ended (%s)", j.ID, j.State), "")
+		return
+	}
+	if err != nil {
+		s.d.Log.Error("cancel job", "job", j.ID, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not cancel the job", "")
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.visibleJob(w, r)
+	if !ok {
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true" ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if !follow {
+		chunks := []job.LogChunk{}
+		err := s.d.Jobs.Logs(r.Context(), j.ID, false, func(c job.LogChunk) error { chunks = append(chunks, c); return nil })
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", "could not read the output", "")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"chunks": chunks})
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "internal", "streaming unsupported", "")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	events := make(chan job.LogChunk, 256)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.d.Jobs.Logs(ctx, j.ID, true, func(c job.LogChunk) error {
+			select {
+			case events <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	tick := time.NewTicker(s.cfg.KeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case c := <-events:
+			writeEvent(w, c.Stream, c)
+			fl.Flush()
+		case <-tick.C:
+			io.WriteString(w, ": keep-alive\n\n")
+			fl.Flush()
+		case <-ctx.Done():
+			return
+		case err := <-done:
+			// Drain what the follower queued before it returned.
+		drain:
+			for {
+				select {
+				case c := <-events:
+					writeEvent(w, c.Stream, c)
+				default:
+					break drain
+				}
+			}
+			if err != nil && ctx.Err() != nil {
+				return
+			}
+			if final, err := s.d.Jobs.Get(context.WithoutCancel(ctx), j.ID); err == nil {
+				writeEvent(w, "end", final)
+			}
+			fl.Flush()
+			return
+		}
+	}
+}
+
+func writeEvent(w io.Writer, event string, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	e := map[string]string{"code": code, "message": msg}
+	if field != "" {
+		e["field"] = field
+	}
+	writeJSON(w, status, map[string]any{"error": e})
+}
+
+// methodNotAllowedJSON turns the mux's plain-text 405 into a JSON error.
+func methodNotAllowedJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&jsonErrors{ResponseWriter: w, r: r}, r)
+	})
+}
+
+type jsonErrors struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (j *jsonErrors) WriteHeader(status int) {
+	if status == http.StatusMethodNotAllowed && !strings.HasPrefix(j.Header().Get("Content-Type"), "application/json") {
+		j.replaced = true
+		writeError(j.ResponseWriter, status, "method_not_allowed", j.r.Method+" is not allowed on "+j.r.URL.Path, "")
+		return
+	}
+	j.ResponseWriter.WriteHeader(status)
+}
+
+func (j *jsonErrors) Write(b []byte) (int, error) {
+	if j.replaced {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+func (j *jsonErrors) Flush() {
+	if f, ok := j.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// jobsCollector reports berth_jobs{state} from the store at scrape time.
+type jobsCollector struct {
+	jobs Jobs
+	desc *prometheus.Desc
+}
+
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.jobs.Counts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, st := range allStates {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}

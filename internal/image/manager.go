@@ -1,0 +1,534 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/runtimes"
+)
+
+// Manager makes and finds images. Safe for concurrent use.
+type Manager struct {
+	rt  runtime.Runtime
+	cfg Config
+	log *slog.Logger
+
+	builds    singleflight.Group // generated images by hash
+	bootstrap singleflight.Group // base runtimes by language
+
+	mu      sync.Mutex
+	baseIDs map[string]baseID // base ref → ID, cached briefly for the hot path
+
+	nBuilds, nHits, nFailures atomic.Int64
+}
+
+type baseID struct {
+	id   string
+	seen time.Time
+}
+
+// baseIDTTL bounds how long Ensure trusts a cached base image ID.
+const baseIDTTL = 5 * time.Second
+
+// Stats count what the manager did since it was made.
+type Stats struct {
+	Builds, CacheHits, BuildFailures int64
+}
+
+// NewManager makes a manager on a runtime (which must implement runtime.Builder to build).
+func NewManager(rt runtime.Runtime, cfg Config, log *slog.Logger) *Manager {
+	d := DefaultConfig()
+	if cfg.Suite == "" {
+		cfg.Suite = d.Suite
+	}
+	if cfg.RecipeVersion == "" {
+		cfg.RecipeVersion = d.RecipeVersion
+	}
+	if cfg.DebianMirror == "" {
+		cfg.DebianMirror = d.DebianMirror
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = d.CacheDir
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = d.LogDir
+	}
+	if cfg.BuildNetwork == "" {
+		cfg.BuildNetwork = d.BuildNetwork
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Manager{rt: rt, cfg: cfg, log: log, baseIDs: map[string]baseID{}}
+}
+
+// Stats returns the counters.
+func (m *Manager) Stats() Stats {
+	return Stats{Builds: m.nBuilds.Load(), CacheHits: m.nHits.Load(), BuildFailures: m.nFailures.Load()}
+}
+
+// BuildLog is the path of the stored build log of a generated image.
+func (m *Manager) BuildLog(hash string) (string, error) {
+	if hash == "" || strings.ContainsAny(hash, "/\\.") {
+		return "", fmt.Errorf("build log: bad hash %q", hash)
+	}
+	p := filepath.Join(m.cfg.LogDir, hash+".log")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("build log of %s: %w", hash, err)
+	}
+	return p, nil
+}
+
+func (m *Manager) builder() (runtime.Builder, error) {
+	b, ok := m.rt.(runtime.Builder)
+	if !ok {
+		return nil, fmt.Errorf("the %s runtime cannot build images", m.rt.Name())
+	}
+	return b, nil
+}
+
+// HasBase reports whether the language's base image exists and was made by the current recipe.
+func (m *Manager) HasBase(ctx context.Context, lang string) (bool, error) {
+	r, ok := recipes[lang]
+	if !ok {
+		_, err := BaseRef(lang)
+		return false, err
+	}
+	img, err := m.rt.InspectImage(ctx, r.ref)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return img.Labels[runtime.LabelRecipe] == recipeHash(r, m.cfg.Suite, m.cfg.RecipeVersion), nil
+}
+
+// Bootstrap builds a language's base runtime from Debian packages, unless the image of the
+// current recipe exists. It reports whether it built.
+func (m *Manager) Bootstrap(ctx context.Context, lang string, progress io.Writer) (runtime.Image, bool, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	r, ok := recipes[lang]
+	if !ok {
+		_, err := BaseRef(lang)
+		return runtime.Image{}, false, err
+	}
+	type result struct {
+		img   runtime.Image
+		built bool
+	}
+	v, err, _ := m.bootstrap.Do(lang, func() (any, error) {
+		img, built, err := m.doBootstrap(ctx, r, progress)
+		return result{img, built}, err
+	})
+	res, _ := v.(result)
+	return res.img, res.built, err
+}
+
+func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer) (runtime.Image, bool, error) {
+	hash := recipeHash(r, m.cfg.Suite, m.cfg.RecipeVersion)
+	if img, err := m.rt.InspectImage(ctx, r.ref); err == nil && img.Labels[runtime.LabelRecipe] == hash {
+		return img, false, nil
+	}
+	b, err := m.builder()
+	if err != nil {
+		return runtime.Image{}, false, err
+	}
+	t0 := time.Now()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(progress, "[%3.0fs] %s: %s\n", time.Since(t0).Seconds(), r.lang, fmt.Sprintf(format, args...))
+	}
+	rootfsRef := "berth/rootfs:" + r.lang + "-" + hash[:12]
+	if _, err := m.rt.InspectImage(ctx, rootfsRef); err != nil {
+		tarPath := filepath.Join(m.cfg.CacheDir, "rootfs-"+r.lang+"-"+hash[:12]+".tar")
+		if _, err := os.Stat(tarPath); err != nil {
+			say("debootstrap %s with %s (about a minute or two)", m.cfg.Suite, strings.Join(r.packages, " "))
+			if err := m.debootstrap(ctx, r, tarPath, progress, say); err != nil {
+				return runtime.Image{}, false, err
+			}
+		} else {
+			say("root filesystem cached at %s", tarPath)
+		}
+		say("importing the root filesystem as %s", rootfsRef)
+		f, err := os.Open(tarPath)
+		if err != nil {
+			return runtime.Image{}, false, err
+		}
+		_, err = b.ImportImage(ctx, f, rootfsRef, nil, map[string]string{
+			runtime.LabelKind: runtime.KindBase, runtime.LabelRecipe: hash,
+		})
+		f.Close()
+		if err != nil {
+			return runtime.Image{}, false, fmt.Errorf("import %s: %w", rootfsRef, err)
+		}
+	}
+	say("adding the user and the helper library")
+	dir, err := os.MkdirTemp("", "berth-base-")
+	if err != nil {
+		return runtime.Image{}, false, err
+	}
+	defer os.RemoveAll(dir)
+	df := strings.ReplaceAll(r.dockerfile, "{{ROOTFS}}", rootfsRef)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return runtime.Image{}, false, err
+	}
+	for _, sub := range r.files {
+		if err := copyEmbedded(sub, dir); err != nil {
+			return runtime.Image{}, false, err
+		}
+	}
+	img, err := b.BuildImage(ctx, runtime.BuildSpec{
+		ContextDir: dir, Tags: []string{r.ref}, Network: m.cfg.BuildNetwork,
+		Labels: map[string]string{runtime.LabelKind: runtime.KindBase, runtime.LabelRecipe: hash},
+	}, prefixWriter(progress, "  | "))
+	if err != nil {
+		return runtime.Image{}, false, fmt.Errorf("build %s: %w", r.ref, err)
+	}
+	m.mu.Lock()
+	delete(m.baseIDs, r.ref)
+	m.mu.Unlock()
+	say("done: %s", r.ref)
+	return img, true, nil
+}
+
+// debootstrap makes a minbase root filesystem and writes it as a tarball to tarPath.
+func (m *Manager) debootstrap(ctx context.Context, r recipe, tarPath string, progress io.Writer, say func(string, ...any)) error {
+	if os.Geteuid() != 0 {
+		return errors.New("bootstrapping a base image needs root (debootstrap): run as root or with sudo")
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return errors.New("debootstrap is not installed: apt-get install debootstrap (make prereqs does it)")
+	}
+	if err := os.MkdirAll(m.cfg.CacheDir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp(m.cfg.CacheDir, "rootfs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+strings.Join(r.packages, ","),
+		m.cfg.Suite, root, m.cfg.DebianMirror)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("debootstrap: %w", err)
+	}
+	var tail []string
+	sc := bufio.NewScanner(out)
+	lastSay := time.Time{}
+	for sc.Scan() {
+		line := sc.Text()
+		tail = append(tail, line)
+		if len(tail) > 30 {
+			tail = tail[1:]
+		}
+		// debootstrap prints a line per package; show one every few seconds.
+		if time.Since(lastSay) > 5*time.Second || strings.HasPrefix(line, "E:") || strings.HasPrefix(line, "W:") {
+			say("%s", strings.TrimSpace(line))
+			lastSay = time.Now()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("debootstrap %s failed: %w\n%s", r.lang, err, strings.Join(tail, "\n"))
+	}
+	// Package caches are not needed in the image.
+	os.RemoveAll(filepath.Join(root, "var", "cache", "apt", "archives"))
+	os.MkdirAll(filepath.Join(root, "var", "cache", "apt", "archives", "partial"), 0o755)
+	say("packing the root filesystem")
+	tmp := tarPath + ".partial"
+	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", root, "-cf", tmp, ".")
+	if b, err := tarCmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("tar root filesystem: %w: %s", err, b)
+	}
+	return os.Rename(tmp, tarPath)
+}
+
+// copyEmbedded copies runtimes.FS's folder sub into dir/sub.
+func copyEmbedded(sub, dir string) error {
+	return fs.WalkDir(runtimes.FS, sub, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := runtimes.FS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+// Hash is the spec hash of a request and the base image it builds on.
+func (m *Manager) Hash(ctx context.Context, req Request) (string, string, error) {
+	baseRef, id, err := m.base(ctx, req)
+	if err != nil {
+		return "", "", err
+	}
+	return specHash(id, req, m.cfg.RecipeVersion), baseRef, nil
+}
+
+// specHash = sha256(base image ID, sorted dependencies, sorted system packages, api-library
+// flag, recipe version). Index URLs and the script are not part of it.
+func specHash(baseID string, req Request, version string) string {
+	deps := append([]string(nil), req.Dependencies...)
+	sys := append([]string(nil), req.SystemPackages...)
+	sort.Strings(deps)
+	sort.Strings(sys)
+	h := sha256.New()
+	for _, part := range []string{"base", baseID, "lang", req.Language, "deps", strings.Join(deps, "\n"),
+		"sys", strings.Join(sys, "\n"), "api", fmt.Sprint(req.InstallAPILibrary), "version", version} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// base resolves the image a request builds on, and its ID.
+func (m *Manager) base(ctx context.Context, req Request) (string, string, error) {
+	ref := req.BaseImage
+	if ref == "" {
+		var err error
+		if ref, err = BaseRef(req.Language); err != nil {
+			return "", "", err
+		}
+	}
+	m.mu.Lock()
+	c, ok := m.baseIDs[ref]
+	m.mu.Unlock()
+	if ok && time.Since(c.seen) < baseIDTTL {
+		return ref, c.id, nil
+	}
+	img, err := m.rt.InspectImage(ctx, ref)
+	if errors.Is(err, runtime.ErrNotFound) {
+		if req.BaseImage == "" {
+			return "", "", &MissingBaseError{Language: req.Language, Ref: ref}
+		}
+		return "", "", fmt.Errorf("image %s is not on this engine (berth never pulls: build or load it first)", ref)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	m.mu.Lock()
+	m.baseIDs[ref] = baseID{img.ID, time.Now()}
+	m.mu.Unlock()
+	return ref, img.ID, nil
+}
+
+// Ensure returns the image a request runs in, building it once if it does not exist. The
+// fast path is one inspect by tag. Concurrent calls for one hash wait on a single build.
+func (m *Manager) Ensure(ctx context.Context, req Request, progress io.Writer) (Result, error) {
+	t0 := time.Now()
+	if progress == nil {
+		progress = io.Discard
+	}
+	baseRef, id, err := m.base(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(req.Dependencies) == 0 && len(req.SystemPackages) == 0 && !req.InstallAPILibrary {
+		m.nHits.Add(1)
+		return Result{Ref: baseRef, ImageID: id, CacheHit: true, Duration: time.Since(t0)}, nil
+	}
+	hash := specHash(id, req, m.cfg.RecipeVersion)
+	tag := "berth/gen:" + hash[:16]
+	if img, err := m.rt.InspectImage(ctx, tag); err == nil {
+		m.nHits.Add(1)
+		return Result{Ref: tag, ImageID: img.ID, Hash: hash, CacheHit: true, Duration: time.Since(t0)}, nil
+	} else if !errors.Is(err, runtime.ErrNotFound) {
+		return Result{}, err
+	}
+	v, err, _ := m.builds.Do(hash, func() (any, error) {
+		// Another process may have built it meanwhile.
+		if img, err := m.rt.InspectImage(ctx, tag); err == nil {
+			return img, nil
+		}
+		return m.build(ctx, req, baseRef, hash, tag, progress)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	img := v.(runtime.Image)
+	logPath, _ := m.BuildLog(hash)
+	return Result{Ref: tag, ImageID: img.ID, Hash: hash, CacheHit: false, BuildLog: logPath, Duration: time.Since(t0)}, nil
+}
+
+func (m *Manager) build(ctx context.Context, req Request, baseRef, hash, tag string, progress io.Writer) (runtime.Image, error) {
+	b, err := m.builder()
+	if err != nil {
+		return runtime.Image{}, err
+	}
+	df, err := dockerfile(req, baseRef)
+	if err != nil {
+		return runtime.Image{}, err
+	}
+	dir, err := os.MkdirTemp("", "berth-gen-")
+	if err != nil {
+		return runtime.Image{}, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return runtime.Image{}, err
+	}
+	if req.InstallAPILibrary {
+		for _, sub := range []string{"python", "r"} {
+			if err := copyEmbedded(sub, dir); err != nil {
+				return runtime.Image{}, err
+			}
+		}
+	}
+	if err := os.MkdirAll(m.cfg.LogDir, 0o755); err != nil {
+		return runtime.Image{}, err
+	}
+	logFile, err := os.Create(filepath.Join(m.cfg.LogDir, hash+".log"))
+	if err != nil {
+		return runtime.Image{}, err
+	}
+	defer logFile.Close()
+	out := io.MultiWriter(progress, logFile)
+	fmt.Fprintf(out, "building %s from %s (spec hash %s)\n", tag, baseRef, hash[:16])
+	labels := map[string]string{}
+	for k, v := range m.cfg.ExtraLabels {
+		labels[k] = v
+	}
+	labels[runtime.LabelKind] = runtime.KindGenerated
+	labels[runtime.LabelSpecHash] = hash
+	args := map[string]string{}
+	if len(req.Dependencies) > 0 && req.Language == "python" {
+		args["PIP_INDEX_URL"] = m.cfg.PipIndexURL
+	}
+	if len(req.Dependencies) > 0 && req.Language == "r" {
+		args["CRAN_URL"] = m.cfg.CRANURL
+	}
+	t0 := time.Now()
+	img, err := b.BuildImage(ctx, runtime.BuildSpec{
+		ContextDir: dir, Tags: []string{tag}, Labels: labels, BuildArgs: args, Network: m.cfg.BuildNetwork,
+	}, out)
+	if err != nil {
+		m.nFailures.Add(1)
+		fmt.Fprintf(logFile, "FAILED after %s: %v\n", time.Since(t0).Round(time.Millisecond), err)
+		m.log.Warn("image build failed", "image", tag, "err", err)
+		return runtime.Image{}, fmt.Errorf("build %s (log: %s): %w", tag, logFile.Name(), err)
+	}
+	m.nBuilds.Add(1)
+	fmt.Fprintf(out, "built %s in %s\n", tag, time.Since(t0).Round(time.Millisecond))
+	m.log.Info("image built", "image", tag, "duration", time.Since(t0))
+	return img, nil
+}
+
+// dockerfile is the generated image's recipe: system packages first, then the helper library
+// (custom images), then language packages.
+func dockerfile(req Request, baseRef string) (string, error) {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "FROM %s\nUSER root\n", baseRef)
+	quote := func(field string, items []string) (string, error) {
+		var q []string
+		for _, it := range items {
+			if strings.ContainsAny(it, "'\n\r\\`$\"") || strings.TrimSpace(it) == "" || strings.HasPrefix(it, "-") {
+				return "", fmt.Errorf("%s: %q cannot be installed safely", field, it)
+			}
+			q = append(q, "'"+it+"'")
+		}
+		return strings.Join(q, " "), nil
+	}
+	if len(req.SystemPackages) > 0 {
+		pk, err := quote("system_packages", sorted(req.SystemPackages))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&sb, "RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s \\\n && rm -rf /var/lib/apt/lists/*\n", pk)
+	}
+	if req.InstallAPILibrary {
+		switch req.Language {
+		case "python":
+			sb.WriteString("COPY python/berth /opt/berth/lib/python/berth\nENV PYTHONPATH=/opt/berth/lib/python\n")
+		case "r":
+			sb.WriteString("COPY r/berth /tmp/berth-r\nRUN R CMD INSTALL --no-docs --no-html /tmp/berth-r && rm -rf /tmp/berth-r\n")
+		}
+	}
+	if len(req.Dependencies) > 0 {
+		deps, err := quote("dependencies", sorted(req.Dependencies))
+		if err != nil {
+			return "", err
+		}
+		switch req.Language {
+		case "python":
+			fmt.Fprintf(&sb, "ARG PIP_INDEX_URL\nRUN if [ -x /opt/berth/venv/bin/pip ]; then PIP=/opt/berth/venv/bin/pip; else PIP=\"python3 -m pip\"; fi; \\\n"+
+				" $PIP install --no-cache-dir --disable-pip-version-check --no-input --index-url \"$PIP_INDEX_URL\" %s\n", deps)
+		case "r":
+			var names []string
+			for _, d := range sorted(req.Dependencies) {
+				names = append(names, `"`+d+`"`)
+			}
+			fmt.Fprintf(&sb, "ARG CRAN_URL\nRUN Rscript -e 'pk <- c(%s); install.packages(pk, repos = Sys.getenv(\"CRAN_URL\")); "+
+				"miss <- pk[!sapply(pk, requireNamespace, quietly = TRUE)]; "+
+				"if (length(miss)) { message(\"failed to install: \", paste(miss, collapse = \", \")); quit(status = 1) }'\n", strings.Join(names, ", "))
+		default:
+			return "", fmt.Errorf("dependencies: a %s block has no language packages", req.Language)
+		}
+	}
+	sb.WriteString("USER 1000:1000\n")
+	return sb.String(), nil
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+// prefixWriter prefixes every line written through it.
+func prefixWriter(w io.Writer, prefix string) io.Writer {
+	return &prefixed{w: w, prefix: prefix, bol: true}
+}
+
+type prefixed struct {
+	w      io.Writer
+	prefix string
+	bol    bool
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	var sb strings.Builder
+	for _, c := range string(b) {
+		if p.bol {
+			sb.WriteString(p.prefix)
+			p.bol = false
+		}
+		sb.WriteRune(c)
+		if c == '\n' {
+			p.bol = true
+		}
+	}
+	if _, err := io.WriteString(p.w, sb.String()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
