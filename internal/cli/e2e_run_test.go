@@ -139,7 +139,7 @@ func TestRunPythonExampleBuildsOnceThenReuses(t *testing.T) {
 	if err != nil || again.ID != built.ID {
 		t.Fatalf("second run used image %s, first built %s (%v)", again.ID, built.ID, err)
 	}
-	if !strings.Contains(r.stdout, "read 12 rows") {
+	if !strings.Contains(r.stdout, "read 10 rows") {
 		t.Errorf("script output missing:\n%s", r.stdout)
 	}
 	summary, err := os.ReadFile(filepath.Join(out, "summary.csv"))

@@ -439,7 +439,7 @@ func (m *Manager) build(ctx context.Context, req Request, baseRef, hash, tag str
 	}
 	m.nBuilds.Add(1)
 	fmt.Fprintf(out, "built %s in %s\n", tag, time.Since(t0).Round(time.Millisecond))
-	m.log.Info("image built", "image", tag, "duration", time.Since(t0))
+	m.log.Debug("image built", "image", tag, "duration", time.Since(t0))
 	return img, nil
 }
 

@@ -83,7 +83,13 @@ func TestSecurityDefaults(t *testing.T) {
 
 func TestPidsLimitHolds(t *testing.T) {
 	h := newHarness(t, nil)
-	b := h.block(`i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; echo "procs=$(ls /proc | grep -c '^[0-9]')"; kill $(jobs -p) 2>/dev/null; exit 0`)
+	// A child shell tries to start 60 sleeps and dies when the limit refuses a fork; the
+	// outer shell then reads the cgroup's count with builtins only (no fork left to spare).
+	b := h.block(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
+read cur < /sys/fs/cgroup/pids/pids.current
+echo "procs=$cur"
+kill -9 -1 2>/dev/null
+exit 0`)
 	b.Limits = spec.Limits{Pids: 20}
 	j, out := h.run(t, b)
 	v := probeValues(out)
@@ -94,8 +100,9 @@ func TestPidsLimitHolds(t *testing.T) {
 		}
 		n = n*10 + int(c-'0')
 	}
-	if n == 0 || n > 20 {
-		t.Fatalf("%d processes ran with pids limit 20 (output %q)", n, out)
+	// It tried 60: the count stops at the limit (the shell itself is one of them).
+	if n < 10 || n > 20 {
+		t.Fatalf("%d processes with pids limit 20 after trying 60 (output %q)", n, out)
 	}
 }
 
@@ -105,7 +112,8 @@ func TestMountsAreConfinedToTheSharingFolder(t *testing.T) {
 	share := h.cfg.ShareRoots[0]
 	os.MkdirAll(filepath.Join(share, "in"), 0o755)
 	os.WriteFile(filepath.Join(share, "in", "x.txt"), []byte("shared\n"), 0o644)
-	os.MkdirAll(filepath.Join(share, "rw"), 0o777)
+	os.MkdirAll(filepath.Join(share, "rw"), 0o755)
+	os.Chmod(filepath.Join(share, "rw"), 0o777) // the container's user (uid 1000) writes here
 	outside := t.TempDir()
 	os.Symlink(outside, filepath.Join(share, "escape"))
 
@@ -159,7 +167,7 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Fatalf("bridge without policy: %v", err)
 	}
 	b.Network = "host"
-	if _, err := h.m.Submit(context.Background(), Submission{Block: b}); !errors.As(err, &pe) {
+	if _, err := h.m.Submit(context.Background(), Submission{Block: b}); err == nil || !strings.Contains(err.Error(), "host network is never given") {
 		t.Fatalf("host network: %v", err)
 	}
 }
