@@ -117,6 +117,10 @@ func Run(ctx context.Context, eng *docker.Engine, cfg Config, dataDir string, w 
 		if err != nil {
 			return runtime.TaskSpec{}, nil, err
 		}
+		// Like the pipeline's workspace: readable and writable by the container's user.
+		if err := os.Chmod(dir, 0o777); err != nil {
+			return runtime.TaskSpec{}, nil, err
+		}
 		if err := os.WriteFile(filepath.Join(dir, "main.sh"), []byte("echo ok\n"), 0o644); err != nil {
 			return runtime.TaskSpec{}, nil, err
 		}
@@ -194,6 +198,10 @@ func Run(ctx context.Context, eng *docker.Engine, cfg Config, dataDir string, w 
 		}
 	}
 	res.EnsureP50, res.EnsureP99 = pct(ens, 50), pct(ens, 99)
+	// The benchmark's own image is not kept.
+	if err := eng.RemoveImage(ctx, first.Ref); err != nil {
+		fmt.Fprintf(w, "note: could not remove %s: %v\n", first.Ref, err)
+	}
 	return res, nil
 }
 
