@@ -84,7 +84,10 @@ func (e *ValidationError) Error() string {
 	return sb.String()
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLine = regexp.MustCompile(`line (\d+)`)
+	reDupKey = regexp.MustCompile(`mapping key "([^"]*)" already defined`)
+)
 
 // ParseBlock parses a block spec (YAML, or JSON as YAML), validates it against the schema and
 // the rules of Validate, and fills defaults (mount mode ro, network none).
@@ -115,7 +118,15 @@ func ParseBlock(data []byte, filename string) (*Block, error) {
 	}
 	var generic any
 	if err := root.Decode(&generic); err != nil {
-		verr.Problems = append(verr.Problems, Problem{Line: root.Line, Message: err.Error()})
+		msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n"), "\n", "; ")
+		p := Problem{Line: root.Line, Message: strings.TrimSpace(msg)}
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			p.Line, _ = strconv.Atoi(m[1])
+		}
+		if m := reDupKey.FindStringSubmatch(msg); m != nil {
+			p.Field, p.Message = m[1], "is given twice"
+		}
+		verr.Problems = append(verr.Problems, p)
 		return nil, verr
 	}
 	raw, err := json.Marshal(generic)
@@ -217,11 +228,8 @@ func checkKeys(n *yaml.Node, at string) []Problem {
 		for i, c := range n.Content {
 			out = append(out, checkKeys(c, fmt.Sprintf("%s[%d]", at, i))...)
 		}
-	case yaml.AliasNode:
-		if n.Alias != nil {
-			return checkKeys(n.Alias, at)
-		}
 	}
+	// Aliases are checked where their anchor is defined (following them could loop).
 	return out
 }
 
