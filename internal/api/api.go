@@ -100,9 +100,6 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)
 	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.handleCancel)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
-	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
-	})
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -383,7 +380,7 @@ func writeError(w http.ResponseWriter, status int, code, msg, field string) {
 	writeJSON(w, status, map[string]any{"error": e})
 }
 
-// methodNotAllowedJSON turns the mux's plain-text 405 into a JSON error.
+// methodNotAllowedJSON turns the mux's plain-text 404 and 405 into JSON errors.
 func methodNotAllowedJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(&jsonErrors{ResponseWriter: w, r: r}, r)
@@ -397,10 +394,18 @@ type jsonErrors struct {
 }
 
 func (j *jsonErrors) WriteHeader(status int) {
-	if status == http.StatusMethodNotAllowed && !strings.HasPrefix(j.Header().Get("Content-Type"), "application/json") {
-		j.replaced = true
-		writeError(j.ResponseWriter, status, "method_not_allowed", j.r.Method+" is not allowed on "+j.r.URL.Path, "")
-		return
+	// The mux's own 404 and 405 are plain text; answer them as JSON like everything else.
+	if !strings.HasPrefix(j.Header().Get("Content-Type"), "application/json") && !j.replaced {
+		switch status {
+		case http.StatusMethodNotAllowed:
+			j.replaced = true
+			writeError(j.ResponseWriter, status, "method_not_allowed", j.r.Method+" is not allowed on "+j.r.URL.Path, "")
+			return
+		case http.StatusNotFound:
+			j.replaced = true
+			writeError(j.ResponseWriter, status, "not_found", "no such route: "+j.r.Method+" "+j.r.URL.Path, "")
+			return
+		}
 	}
 	j.ResponseWriter.WriteHeader(status)
 }

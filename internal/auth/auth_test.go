@@ -1,0 +1,114 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berthproject/berth/internal/store"
+)
+
+func newAuth(t *testing.T) (*Auth, *store.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "berth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return New(st), st, dir
+}
+
+func TestIssueVerifyRevoke(t *testing.T) {
+	a, st, dir := newAuth(t)
+	ctx := context.Background()
+	plain, tok, err := a.Issue(ctx, "ci", RoleUser, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Hash == plain || tok.Hash != Hash(plain) {
+		t.Fatal("the token is not stored as its hash")
+	}
+	p, err := a.Verify(ctx, plain)
+	if err != nil || p.Name != "ci" || p.Role != RoleUser || p.IsAdmin() {
+		t.Fatalf("verify: %+v %v", p, err)
+	}
+	if _, err := a.Verify(ctx, plain+"x"); err != ErrUnauthorized {
+		t.Fatalf("a wrong token: %v", err)
+	}
+	if _, _, err := a.Issue(ctx, "ci", RoleUser, ""); err == nil {
+		t.Fatal("a second token with the same name")
+	}
+	if _, _, err := a.Issue(ctx, "x", "root", ""); err == nil {
+		t.Fatal("an unknown role was accepted")
+	}
+	if err := st.RevokeToken(ctx, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(ctx, plain); err != ErrUnauthorized {
+		t.Fatalf("a revoked token: %v", err)
+	}
+	st.Close()
+	// The plain value is nowhere in the database files.
+	files, _ := filepath.Glob(filepath.Join(dir, "berth.db*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte(plain)) {
+			t.Fatalf("%s holds the plain token", f)
+		}
+	}
+}
+
+func TestEnsureAdminOnce(t *testing.T) {
+	a, _, dir := newAuth(t)
+	ctx := context.Background()
+	path := filepath.Join(dir, "admin-token")
+	created, err := a.EnsureAdmin(ctx, path)
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi.Mode(), err)
+	}
+	b, _ := os.ReadFile(path)
+	if p, err := a.Verify(ctx, string(bytes.TrimSpace(b))); err != nil || !p.IsAdmin() {
+		t.Fatalf("the written token: %+v %v", p, err)
+	}
+	if created, err := a.EnsureAdmin(ctx, path); err != nil || created {
+		t.Fatalf("second: %v %v", created, err)
+	}
+}
+
+func TestMiddleware(t *testing.T) {
+	a, _, _ := newAuth(t)
+	plain, _, _ := a.Issue(context.Background(), "u", RoleUser, "")
+	h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := FromContext(r.Context())
+		w.Write([]byte(p.Name))
+	}))
+	for _, c := range []struct {
+		header string
+		status int
+	}{{"", 401}, {"Bearer nope", 401}, {"Basic x", 401}, {"Bearer " + plain, 200}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.status {
+			t.Errorf("%q: %d, want %d", c.header, rec.Code, c.status)
+		}
+		if c.status == 401 && rec.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%q: no WWW-Authenticate", c.header)
+		}
+		if c.status == 200 && rec.Body.String() != "u" {
+			t.Errorf("principal %q", rec.Body.String())
+		}
+	}
+}
