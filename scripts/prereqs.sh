@@ -21,7 +21,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-command -v go >/dev/null 2>&1 || { echo "prereqs: Go is not on PATH (install Go 1.22+; /usr/local/go/bin?)" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "prereqs: Go is not on PATH (install Go 1.26+; /usr/local/go/bin?)" >&2; exit 1; }
 if ! docker version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; then
   echo "prereqs: the Docker Engine does not answer (is dockerd running? is DOCKER_HOST right?)" >&2
   exit 1

@@ -48,6 +48,8 @@ type Deps struct {
 	Auth       *auth.Auth
 	Log        *slog.Logger
 	ImageStats func() (builds, hits, failures int64)
+	// BuildLog returns the path of a generated image's stored build log.
+	BuildLog func(hash string) (string, error)
 }
 
 // Server is the API's http.Handler.
@@ -100,6 +102,7 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)
 	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.handleCancel)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
+	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -357,6 +360,21 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// handleBuildLog serves a generated image's build log as text (a job's spec_hash names it).
+func (s *Server) handleBuildLog(w http.ResponseWriter, r *http.Request) {
+	if s.d.BuildLog == nil {
+		writeError(w, http.StatusNotFound, "not_found", "build logs are not kept by this server", "")
+		return
+	}
+	p, err := s.d.BuildLog(r.PathValue("hash"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "no build log for "+r.PathValue("hash"), "hash")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	http.ServeFile(w, r, p)
 }
 
 func writeEvent(w io.Writer, event string, v any) {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,8 +116,16 @@ func newFixture(t *testing.T) *fixture {
 	admin, _, _ := a.Issue(context.Background(), "root", auth.RoleAdmin, "")
 	user, _, _ := a.Issue(context.Background(), "ann", auth.RoleUser, "")
 	fj := &fakeJobs{jobs: map[string]job.Job{}}
+	logPath := filepath.Join(t.TempDir(), "abc.log")
+	os.WriteFile(logPath, []byte("Step 1/3 : FROM berth/python:3.11\n"), 0o644)
 	s := New(Config{ShareRoot: "/share", KeepAlive: 50 * time.Millisecond}, Deps{Jobs: fj, Auth: a,
-		ImageStats: func() (int64, int64, int64) { return 3, 7, 1 }})
+		ImageStats: func() (int64, int64, int64) { return 3, 7, 1 },
+		BuildLog: func(h string) (string, error) {
+			if h == "abc" {
+				return logPath, nil
+			}
+			return "", os.ErrNotExist
+		}})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, jobs: fj, admin: admin, user: user, adminSrvSide: s}
@@ -289,3 +299,21 @@ func TestMetrics(t *testing.T) {
 }
 
 func ptr(t time.Time) *time.Time { return &t }
+
+func TestBuildLog(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/images/abc/build-log", nil)
+	req.Header.Set("Authorization", "Bearer "+f.user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "FROM berth/python") {
+		t.Fatalf("build log: %d %s", resp.StatusCode, b)
+	}
+	if code, _ := f.do(t, "GET", "/api/v1/images/zzz/build-log", f.user, ""); code != 404 {
+		t.Fatalf("absent log: %d", code)
+	}
+}

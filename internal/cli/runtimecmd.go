@@ -85,7 +85,27 @@ root filesystem is also cached by recipe hash, so re-creating a removed image sk
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(boot, list)
+	buildLog := &cobra.Command{
+		Use:   "build-log HASH",
+		Short: "Print the stored build log of a generated image (a job's spec_hash, or the tag's 16 characters)",
+		Example: `  berth runtime build-log 1c283b72ce8f53bc
+  berth --data-dir /srv/berth runtime build-log <spec_hash>   # a server's logs`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m := image.NewManager(nil, imageConfig(g.dataDir, "", ""), g.logger())
+			p, err := m.BuildLog(strings.TrimPrefix(args[0], "berth/gen:"))
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			b, err := readFile(p)
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			_, err = g.stdout.Write(b)
+			return err
+		},
+	}
+	cmd.AddCommand(boot, list, buildLog)
 	return cmd
 }
 

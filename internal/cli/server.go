@@ -156,6 +156,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			s := images.Stats()
 			return s.Builds, s.CacheHits, s.BuildFailures
 		},
+		BuildLog: images.BuildLog,
 	})
 	if err := m.Start(ctx); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("start jobs: %w", err))

@@ -251,3 +251,38 @@ func TestMissingBaseSaysHowToMakeIt(t *testing.T) {
 		t.Fatalf("missing custom image: %v", err)
 	}
 }
+
+// TestInstallAPILibraryInCustomImage: a custom image without berth's helper library gets it
+// with install_api_library.
+func TestInstallAPILibraryInCustomImage(t *testing.T) {
+	eng := requireBase(t, "python")
+	ctx := context.Background()
+	dir := t.TempDir()
+	base, _ := BaseRef("python")
+	os.WriteFile(dir+"/Dockerfile", []byte("FROM "+base+"\nUSER root\nRUN rm -rf /opt/berth/lib/python\nUSER 1000:1000\n"), 0o644)
+	custom := "berth/test-custom:" + uniq()
+	if _, err := eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: dir, Tags: []string{custom}, Labels: enginetest.Labels(t)}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.RemoveImage(context.Background(), custom) })
+	m := testManager(t, eng, "http://127.0.0.1:9/simple/")
+	plain, err := m.Ensure(ctx, Request{Language: "python", BaseImage: custom}, io.Discard)
+	if err != nil || plain.Ref != custom || !plain.CacheHit {
+		t.Fatalf("custom image without extras: %+v %v", plain, err)
+	}
+	res, err := m.Ensure(ctx, Request{Language: "python", BaseImage: custom, InstallAPILibrary: true}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.RemoveImage(context.Background(), res.Ref) })
+	if out := runIn(t, eng, res.Ref, "python3", "-c", "import berth; print(berth.in_container())"); out != "False\n" {
+		t.Fatalf("helper library in the custom image printed %q", out)
+	}
+}
+
+func TestMissingBaseErrorNamesTheCommand(t *testing.T) {
+	err := &MissingBaseError{Language: "r", Ref: "berth/r:4.2"}
+	if !strings.Contains(err.Error(), "berth runtime bootstrap r") || !strings.Contains(err.Error(), "--bootstrap") {
+		t.Fatal(err)
+	}
+}

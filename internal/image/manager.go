@@ -91,10 +91,16 @@ func (m *Manager) BuildLog(hash string) (string, error) {
 		return "", fmt.Errorf("build log: bad hash %q", hash)
 	}
 	p := filepath.Join(m.cfg.LogDir, hash+".log")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("build log of %s: %w", hash, err)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
 	}
-	return p, nil
+	// A prefix (the tag's 16 characters) names the log when it is unambiguous.
+	if len(hash) >= 12 {
+		if matches, _ := filepath.Glob(filepath.Join(m.cfg.LogDir, hash+"*.log")); len(matches) == 1 {
+			return matches[0], nil
+		}
+	}
+	return "", fmt.Errorf("no build log for %s in %s", hash, m.cfg.LogDir)
 }
 
 func (m *Manager) builder() (runtime.Builder, error) {
