@@ -30,6 +30,8 @@ type run struct {
 	mounts  []runtime.Mount
 	task    runtime.TaskID
 	workDir string
+	// startFailed: the container may exist without an ID (cleanup looks it up by label).
+	startFailed bool
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -95,6 +97,13 @@ func (r *run) execute(ctx context.Context) {
 			if err := m.rt.Remove(cctx, r.task); err != nil {
 				m.log.Error("remove job container", "job", r.j.ID, "err", err)
 			}
+		} else if r.j.State == StateRunning || r.startFailed {
+			// The start failed or was interrupted: remove whatever the engine made anyway.
+			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID}); err == nil {
+				for _, t := range tasks {
+					m.rt.Remove(cctx, t.ID)
+				}
+			}
 		}
 		if r.workDir != "" {
 			os.RemoveAll(r.workDir)
@@ -159,6 +168,7 @@ func (r *run) execute(ctx context.Context) {
 	id, err := m.rt.Start(ctx, task)
 	r.task = id
 	if err != nil {
+		r.startFailed = true
 		r.timing("start", t0, "failed")
 		if r.interrupted(ctx) {
 			return

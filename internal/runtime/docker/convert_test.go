@@ -10,11 +10,11 @@ import (
 func TestContainerConfigAppliesSecurityAndLimits(t *testing.T) {
 	cfg, hc, _, err := containerConfig(runtime.TaskSpec{
 		Image: "img", Cmd: []string{"sh", "x"}, Env: map[string]string{"B": "2", "A": "1"},
-		Labels:   map[string]string{"k": "v"},
-		Mounts:   []runtime.Mount{{Source: "/h/code", Target: "/code", ReadOnly: true}, {Source: "/h/data", Target: "/data"}},
-		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 1 << 20}},
-		Limits:   runtime.Limits{NanoCPUs: 5e8, MemoryBytes: 64 << 20, PidsLimit: 50, ShmSizeBytes: 1 << 20},
-		Security: runtime.Security{User: "1000:1000", ReadOnlyRootfs: true, DropAllCaps: true, NoNewPrivileges: true},
+		Labels:       map[string]string{"k": "v"},
+		Mounts:       []runtime.Mount{{Source: "/h/code", Target: "/code", ReadOnly: true}, {Source: "/h/data", Target: "/data"}},
+		Tmpfs:        []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 1 << 20}},
+		Limits:       runtime.Limits{NanoCPUs: 5e8, MemoryBytes: 64 << 20, PidsLimit: 50, ShmSizeBytes: 1 << 20},
+		Security:     runtime.Security{User: "1000:1000", ReadOnlyRootfs: true, DropAllCaps: true, NoNewPrivileges: true},
 		ExposedPorts: []int{8080},
 	})
 	if err != nil {

@@ -43,15 +43,21 @@ func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID,
 			return "", fmt.Errorf("start task: a storage limit is not supported by the engine's storage driver %q", driver)
 		}
 	}
-	created, err := e.cli.ContainerCreate(ctx, cfg, hc, nc, nil, t.Name)
+	// The create is not cancelled half-way: an aborted request may still leave a container the
+	// engine made, with no ID to remove it by. A cancelled ctx is honoured right after.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	created, err := e.cli.ContainerCreate(cctx, cfg, hc, nc, nil, t.Name)
 	if err != nil {
 		return "", classify("create container", err)
 	}
 	id := runtime.TaskID(created.ID)
-	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		e.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	err = ctx.Err()
+	if err == nil {
+		err = e.cli.ContainerStart(ctx, created.ID, container.StartOptions{})
+	}
+	if err != nil {
+		e.cli.ContainerRemove(cctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		return "", classify("start container", err)
 	}
 	return id, nil
