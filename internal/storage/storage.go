@@ -1,0 +1,644 @@
+// Package storage is berth's embedded storage for components: buckets of tables (CSV in and
+// out, RFC 4180) and files with tags. Metadata and rows live in the store; file contents live
+// under the data dir. Every load can run inside one transaction, so a job's outputs are
+// loaded all or nothing.
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthproject/berth/internal/store"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	ErrInvalid  = errors.New("storage: invalid")
+)
+
+// Q is what storage runs SQL on: the database or a transaction.
+type Q interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Storage holds tables and files.
+type Storage struct {
+	st  *store.Store
+	dir string // file contents
+}
+
+// New opens storage on a store, keeping file contents under dir.
+func New(st *store.Store, dir string) (*Storage, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		return nil, err
+	}
+	return &Storage{st: st, dir: dir}, nil
+}
+
+// DB is the store's handle (for transactions spanning storage and other tables).
+func (s *Storage) DB() *sql.DB { return s.st.DB }
+
+// Table is a table's metadata.
+type Table struct {
+	ID           string    `json:"id"`
+	Bucket       string    `json:"bucket"`
+	Name         string    `json:"name"`
+	Columns      []string  `json:"columns"`
+	PrimaryKey   []string  `json:"primary_key"`
+	RowsCount    int       `json:"rows_count"`
+	Created      time.Time `json:"created"`
+	LastChangeAt time.Time `json:"last_change_date"`
+}
+
+// File is a stored file's metadata.
+type File struct {
+	ID      int64     `json:"id"`
+	Name    string    `json:"name"`
+	Size    int64     `json:"size_bytes"`
+	Tags    []string  `json:"tags"`
+	SHA256  string    `json:"sha256"`
+	Created time.Time `json:"created"`
+}
+
+var (
+	reBucket = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	reName   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	reColumn = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+)
+
+// SplitTableID splits "in.c-main.sales" into bucket "in.c-main" and table "sales".
+func SplitTableID(id string) (bucket, name string, err error) {
+	i := strings.LastIndex(id, ".")
+	if i <= 0 || i == len(id)-1 {
+		return "", "", fmt.Errorf("%w: table id %q: want <bucket>.<table>, e.g. in.c-main.sales", ErrInvalid, id)
+	}
+	bucket, name = id[:i], id[i+1:]
+	if !reBucket.MatchString(bucket) || !reName.MatchString(name) {
+		return "", "", fmt.Errorf("%w: table id %q: bucket and table names use letters, digits, '_' and '-'", ErrInvalid, id)
+	}
+	return bucket, name, nil
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTS(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// CreateBucket creates a bucket (idempotent).
+func (s *Storage) CreateBucket(ctx context.Context, q Q, id string) error {
+	if !reBucket.MatchString(id) {
+		return fmt.Errorf("%w: bucket id %q: letters, digits, '_', '-' and '.'", ErrInvalid, id)
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO storage_buckets (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, ts(time.Now()))
+	return err
+}
+
+// ListBuckets returns bucket ids.
+func (s *Storage) ListBuckets(ctx context.Context) ([]string, error) {
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT id FROM storage_buckets ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// GetTable returns a table's metadata.
+func (s *Storage) GetTable(ctx context.Context, q Q, id string) (Table, error) {
+	var t Table
+	var cols, pk, created, changed string
+	err := q.QueryRowContext(ctx, `SELECT id, bucket, name, columns, primary_key, rows_count, created_at, last_change_at
+		FROM storage_tables WHERE id = ?`, id).Scan(&t.ID, &t.Bucket, &t.Name, &cols, &pk, &t.RowsCount, &created, &changed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("table %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return t, err
+	}
+	json.Unmarshal([]byte(cols), &t.Columns)
+	json.Unmarshal([]byte(pk), &t.PrimaryKey)
+	t.Created, t.LastChangeAt = parseTS(created), parseTS(changed)
+	return t, nil
+}
+
+// ListTables returns the tables of a bucket ("" for all).
+func (s *Storage) ListTables(ctx context.Context, bucket string) ([]Table, error) {
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT id FROM storage_tables WHERE ? = '' OR bucket = ? ORDER BY id`, bucket, bucket)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	var out []Table
+	for _, id := range ids {
+		t, err := s.GetTable(ctx, s.st.DB, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// LoadOptions say how a CSV is loaded into a table.
+type LoadOptions struct {
+	// Incremental upserts rows by the primary key (appends without one); otherwise the table's
+	// rows are replaced.
+	Incremental bool
+	// PrimaryKey sets the table's primary key (kept when empty and the table exists).
+	PrimaryKey []string
+	// Columns name the columns of a CSV without a header row.
+	Columns []string
+	// DeleteWhereColumn/Values delete matching rows before an incremental load.
+	DeleteWhereColumn string
+	DeleteWhereValues []string
+}
+
+// ReadCSV reads an RFC 4180 CSV (',' delimiter, '"' enclosure, no escape character). Without
+// columns the first row is the header.
+func ReadCSV(r io.Reader, columns []string) ([]string, [][]string, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: csv: %v", ErrInvalid, err)
+	}
+	if columns == nil {
+		if len(recs) == 0 {
+			return nil, nil, fmt.Errorf("%w: csv: empty (no header row and no columns given)", ErrInvalid)
+		}
+		columns, recs = recs[0], recs[1:]
+	}
+	if err := checkColumns(columns); err != nil {
+		return nil, nil, err
+	}
+	for i, rec := range recs {
+		if len(rec) != len(columns) {
+			return nil, nil, fmt.Errorf("%w: csv: row %d has %d fields, the header has %d", ErrInvalid, i+1, len(rec), len(columns))
+		}
+	}
+	return columns, recs, nil
+}
+
+func checkColumns(cols []string) error {
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if !reColumn.MatchString(c) {
+			return fmt.Errorf("%w: column %q: letters, digits and '_' only", ErrInvalid, c)
+		}
+		if seen[c] {
+			return fmt.Errorf("%w: column %q appears twice", ErrInvalid, c)
+		}
+		seen[c] = true
+	}
+	if len(cols) == 0 {
+		return fmt.Errorf("%w: no columns", ErrInvalid)
+	}
+	return nil
+}
+
+// Load loads rows into a table, creating the bucket and the table when needed.
+func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, rows [][]string, o LoadOptions) error {
+	bucket, name, err := SplitTableID(id)
+	if err != nil {
+		return err
+	}
+	if err := checkColumns(columns); err != nil {
+		return err
+	}
+	if err := s.CreateBucket(ctx, q, bucket); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	t, err := s.GetTable(ctx, q, id)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	pk := o.PrimaryKey
+	if len(pk) == 0 && exists {
+		pk = t.PrimaryKey
+	}
+	if pk == nil {
+		pk = []string{}
+	}
+	// The table's columns: a full load takes the CSV's; an incremental load adds new ones.
+	cols := columns
+	if exists && o.Incremental {
+		cols = append([]string(nil), t.Columns...)
+		for _, c := range columns {
+			if indexOf(cols, c) < 0 {
+				cols = append(cols, c)
+			}
+		}
+	}
+	for _, k := range pk {
+		if indexOf(cols, k) < 0 {
+			return fmt.Errorf("%w: primary key column %q is not a column of %s (columns: %s)", ErrInvalid, k, id, strings.Join(cols, ", "))
+		}
+	}
+	colsJSON, _ := json.Marshal(cols)
+	pkJSON, _ := json.Marshal(pk)
+	if !exists {
+		if _, err := q.ExecContext(ctx, `INSERT INTO storage_tables (id, bucket, name, columns, primary_key, rows_count, created_at, last_change_at)
+			VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, id, bucket, name, string(colsJSON), string(pkJSON), ts(now), ts(now)); err != nil {
+			return err
+		}
+	} else {
+		if _, err := q.ExecContext(ctx, `UPDATE storage_tables SET columns = ?, primary_key = ? WHERE id = ?`, string(colsJSON), string(pkJSON), id); err != nil {
+			return err
+		}
+		if !o.Incremental {
+			if _, err := q.ExecContext(ctx, `DELETE FROM storage_rows WHERE table_id = ?`, id); err != nil {
+				return err
+			}
+		} else if len(t.Columns) < len(cols) {
+			// Existing rows get empty values for the new columns.
+			if err := s.padRows(ctx, q, id, len(cols)); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Incremental && o.DeleteWhereColumn != "" {
+		ci := indexOf(cols, o.DeleteWhereColumn)
+		if ci < 0 {
+			return fmt.Errorf("%w: delete_where_column %q is not a column of %s", ErrInvalid, o.DeleteWhereColumn, id)
+		}
+		if err := s.deleteWhere(ctx, q, id, ci, o.DeleteWhereValues); err != nil {
+			return err
+		}
+	}
+	var seq int64
+	q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM storage_rows WHERE table_id = ?`, id).Scan(&seq)
+	pos := make([]int, len(columns))
+	for i, c := range columns {
+		pos[i] = indexOf(cols, c)
+	}
+	pkPos := make([]int, len(pk))
+	for i, k := range pk {
+		pkPos[i] = indexOf(cols, k)
+	}
+	for _, rec := range rows {
+		row := make([]string, len(cols))
+		for i, v := range rec {
+			row[pos[i]] = v
+		}
+		data, _ := json.Marshal(row)
+		var pkVal any
+		if len(pk) > 0 {
+			vals := make([]string, len(pk))
+			for i, p := range pkPos {
+				vals[i] = row[p]
+			}
+			b, _ := json.Marshal(vals)
+			pkVal = string(b)
+		}
+		seq++
+		if pkVal != nil {
+			// Upsert: a row with the same key is replaced (keeps its position).
+			_, err = q.ExecContext(ctx, `INSERT INTO storage_rows (table_id, seq, pk, data, changed_at) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (table_id, pk) DO UPDATE SET data = excluded.data, changed_at = excluded.changed_at`,
+				id, seq, pkVal, string(data), ts(now))
+		} else {
+			_, err = q.ExecContext(ctx, `INSERT INTO storage_rows (table_id, seq, pk, data, changed_at) VALUES (?, ?, NULL, ?, ?)`,
+				id, seq, string(data), ts(now))
+		}
+		if err != nil {
+			return fmt.Errorf("load %s: %w", id, err)
+		}
+	}
+	_, err = q.ExecContext(ctx, `UPDATE storage_tables SET rows_count = (SELECT COUNT(*) FROM storage_rows WHERE table_id = ?),
+		last_change_at = ? WHERE id = ?`, id, ts(now), id)
+	return err
+}
+
+func (s *Storage) padRows(ctx context.Context, q Q, id string, n int) error {
+	rows, err := q.QueryContext(ctx, `SELECT seq, data FROM storage_rows WHERE table_id = ?`, id)
+	if err != nil {
+		return err
+	}
+	type upd struct {
+		seq  int64
+		data string
+	}
+	var ups []upd
+	for rows.Next() {
+		var seq int64
+		var data string
+		rows.Scan(&seq, &data)
+		var row []string
+		json.Unmarshal([]byte(data), &row)
+		for len(row) < n {
+			row = append(row, "")
+		}
+		b, _ := json.Marshal(row)
+		ups = append(ups, upd{seq, string(b)})
+	}
+	rows.Close()
+	for _, u := range ups {
+		if _, err := q.ExecContext(ctx, `UPDATE storage_rows SET data = ? WHERE table_id = ? AND seq = ?`, u.data, id, u.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Storage) deleteWhere(ctx context.Context, q Q, id string, col int, values []string) error {
+	rows, err := q.QueryContext(ctx, `SELECT seq, data FROM storage_rows WHERE table_id = ?`, id)
+	if err != nil {
+		return err
+	}
+	var del []int64
+	for rows.Next() {
+		var seq int64
+		var data string
+		rows.Scan(&seq, &data)
+		var row []string
+		json.Unmarshal([]byte(data), &row)
+		if col < len(row) && indexOf(values, row[col]) >= 0 {
+			del = append(del, seq)
+		}
+	}
+	rows.Close()
+	for _, seq := range del {
+		if _, err := q.ExecContext(ctx, `DELETE FROM storage_rows WHERE table_id = ? AND seq = ?`, id, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExportOptions filter an export (the input mapping's options).
+type ExportOptions struct {
+	Columns       []string
+	WhereColumn   string
+	WhereOperator string // eq (default) | ne
+	WhereValues   []string
+	ChangedSince  time.Time
+	Limit         int
+}
+
+// Export writes a table as CSV with a header row and returns the columns and rows written.
+func (s *Storage) Export(ctx context.Context, id string, w io.Writer, o ExportOptions) ([]string, int, error) {
+	t, err := s.GetTable(ctx, s.st.DB, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	cols := t.Columns
+	pos := make([]int, len(cols))
+	for i := range cols {
+		pos[i] = i
+	}
+	if len(o.Columns) > 0 {
+		cols = o.Columns
+		pos = make([]int, len(cols))
+		for i, c := range cols {
+			if pos[i] = indexOf(t.Columns, c); pos[i] < 0 {
+				return nil, 0, fmt.Errorf("%w: column %q is not in %s (columns: %s)", ErrInvalid, c, id, strings.Join(t.Columns, ", "))
+			}
+		}
+	}
+	where := -1
+	if o.WhereColumn != "" {
+		if where = indexOf(t.Columns, o.WhereColumn); where < 0 {
+			return nil, 0, fmt.Errorf("%w: where_column %q is not in %s", ErrInvalid, o.WhereColumn, id)
+		}
+		if o.WhereOperator != "" && o.WhereOperator != "eq" && o.WhereOperator != "ne" {
+			return nil, 0, fmt.Errorf("%w: where_operator %q (allowed: eq, ne)", ErrInvalid, o.WhereOperator)
+		}
+	}
+	q := `SELECT data FROM storage_rows WHERE table_id = ?`
+	args := []any{id}
+	if !o.ChangedSince.IsZero() {
+		q += ` AND changed_at >= ?`
+		args = append(args, ts(o.ChangedSince))
+	}
+	q += ` ORDER BY seq`
+	rows, err := s.st.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	cw.Write(cols)
+	n := 0
+	for rows.Next() {
+		if o.Limit > 0 && n >= o.Limit {
+			break
+		}
+		var data string
+		rows.Scan(&data)
+		var row []string
+		json.Unmarshal([]byte(data), &row)
+		if where >= 0 {
+			in := indexOf(o.WhereValues, row[where]) >= 0
+			if (o.WhereOperator == "ne" && in) || (o.WhereOperator != "ne" && !in) {
+				continue
+			}
+		}
+		rec := make([]string, len(cols))
+		for i, p := range pos {
+			if p < len(row) {
+				rec[i] = row[p]
+			}
+		}
+		cw.Write(rec)
+		n++
+	}
+	cw.Flush()
+	return cols, n, cw.Error()
+}
+
+// PutFile stores a file's content (before its row exists: see AddFile), returning its temp path.
+func (s *Storage) stageFile(r io.Reader) (string, int64, string, error) {
+	f, err := os.CreateTemp(filepath.Join(s.dir, "files"), "staged-")
+	if err != nil {
+		return "", 0, "", err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, "", err
+	}
+	return f.Name(), n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// StagedFile is a file whose content is on disk but not yet committed.
+type StagedFile struct {
+	path   string
+	name   string
+	size   int64
+	sha    string
+	tags   []string
+	s      *Storage
+	fileID int64
+}
+
+// Stage copies a file's content into storage, to be committed with Commit in a transaction.
+func (s *Storage) Stage(name string, r io.Reader, tags []string) (*StagedFile, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") {
+		return nil, fmt.Errorf("%w: file name %q", ErrInvalid, name)
+	}
+	p, n, sum, err := s.stageFile(r)
+	if err != nil {
+		return nil, err
+	}
+	return &StagedFile{path: p, name: name, size: n, sha: sum, tags: tags, s: s}, nil
+}
+
+// Commit records the file in q (a transaction) and returns its metadata. Finish must follow
+// the transaction's commit (Discard after a rollback).
+func (f *StagedFile) Commit(ctx context.Context, q Q) (File, error) {
+	tags := f.tags
+	if tags == nil {
+		tags = []string{}
+	}
+	sort.Strings(tags)
+	tj, _ := json.Marshal(tags)
+	now := time.Now().UTC()
+	res, err := q.ExecContext(ctx, `INSERT INTO storage_files (name, size, tags, sha256, created_at) VALUES (?, ?, ?, ?, ?)`,
+		f.name, f.size, string(tj), f.sha, ts(now))
+	if err != nil {
+		return File{}, err
+	}
+	f.fileID, _ = res.LastInsertId()
+	return File{ID: f.fileID, Name: f.name, Size: f.size, Tags: tags, SHA256: f.sha, Created: now}, nil
+}
+
+// Finish moves the committed content into place.
+func (f *StagedFile) Finish() error {
+	return os.Rename(f.path, f.s.filePath(f.fileID))
+}
+
+// Discard removes staged content.
+func (f *StagedFile) Discard() { os.Remove(f.path) }
+
+func (s *Storage) filePath(id int64) string {
+	return filepath.Join(s.dir, "files", strconv.FormatInt(id, 10))
+}
+
+// UploadFile stores a file at once.
+func (s *Storage) UploadFile(ctx context.Context, name string, r io.Reader, tags []string) (File, error) {
+	sf, err := s.Stage(name, r, tags)
+	if err != nil {
+		return File{}, err
+	}
+	f, err := sf.Commit(ctx, s.st.DB)
+	if err != nil {
+		sf.Discard()
+		return f, err
+	}
+	return f, sf.Finish()
+}
+
+// ListFiles returns files carrying every tag, newest first.
+func (s *Storage) ListFiles(ctx context.Context, tags []string, limit int) ([]File, error) {
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT id, name, size, tags, sha256, created_at FROM storage_files ORDER BY id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		var f File
+		var tj, created string
+		rows.Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created)
+		json.Unmarshal([]byte(tj), &f.Tags)
+		f.Created = parseTS(created)
+		ok := true
+		for _, t := range tags {
+			ok = ok && indexOf(f.Tags, t) >= 0
+		}
+		if ok {
+			out = append(out, f)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// GetFile returns a file's metadata.
+func (s *Storage) GetFile(ctx context.Context, id int64) (File, error) {
+	var f File
+	var tj, created string
+	err := s.st.DB.QueryRowContext(ctx, `SELECT id, name, size, tags, sha256, created_at FROM storage_files WHERE id = ?`, id).
+		Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, fmt.Errorf("file %d: %w", id, ErrNotFound)
+	}
+	json.Unmarshal([]byte(tj), &f.Tags)
+	f.Created = parseTS(created)
+	return f, err
+}
+
+// OpenFile opens a file's content.
+func (s *Storage) OpenFile(ctx context.Context, id int64) (io.ReadCloser, File, error) {
+	f, err := s.GetFile(ctx, id)
+	if err != nil {
+		return nil, f, err
+	}
+	rc, err := os.Open(s.filePath(id))
+	return rc, f, err
+}
+
+// TagFile adds tags to a file.
+func (s *Storage) TagFile(ctx context.Context, id int64, tags []string) (File, error) {
+	f, err := s.GetFile(ctx, id)
+	if err != nil {
+		return f, err
+	}
+	for _, t := range tags {
+		if indexOf(f.Tags, t) < 0 {
+			f.Tags = append(f.Tags, t)
+		}
+	}
+	sort.Strings(f.Tags)
+	tj, _ := json.Marshal(f.Tags)
+	_, err = s.st.DB.ExecContext(ctx, `UPDATE storage_files SET tags = ? WHERE id = ?`, string(tj), id)
+	return f, err
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
