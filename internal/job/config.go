@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/storage"
 )
 
 // Config is the job manager's configuration: the admin policy a block is held to.
@@ -50,6 +51,10 @@ type Config struct {
 	Reconcile bool
 	// ExtraLabels are added to every container (server --label; tests set berth.test=1).
 	ExtraLabels map[string]string
+	// Storage holds the tables and files components read and write; nil: no component jobs.
+	Storage *storage.Storage
+	// ProjectID is KBC_PROJECTID in component containers (default "berth").
+	ProjectID string
 }
 
 // DefaultConfig returns the defaults documented on Config.

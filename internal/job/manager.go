@@ -165,6 +165,9 @@ func (m *Manager) worker() {
 // and queues it. Nothing runs when it returns an error (a *spec.ValidationError or a
 // *PolicyError).
 func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
+	if s.Component != nil {
+		return m.submitComponent(ctx, s)
+	}
 	b := s.Block
 	if err := b.Validate(); err != nil {
 		return Job{}, err
@@ -200,15 +203,20 @@ func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("submit: %w", err)
 	}
+	j := Job{ID: newID(), Kind: KindBlock, Name: b.Name, Owner: s.Owner, State: StateQueued, Block: b, CreatedAt: time.Now().UTC()}
+	row := toRow(j)
+	row.Block, row.Files, row.BaseDir = string(blockJSON), string(filesJSON), s.BaseDir
+	return m.enqueue(ctx, j, row)
+}
+
+// enqueue stores a new job as queued and hands it to the workers.
+func (m *Manager) enqueue(ctx context.Context, j Job, row store.JobRow) (Job, error) {
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
 		return Job{}, errors.New("submit: berth is shutting down")
 	}
-	j := Job{ID: newID(), Name: b.Name, Owner: s.Owner, State: StateQueued, Block: b, CreatedAt: time.Now().UTC()}
-	row := toRow(j)
-	row.Block, row.Files, row.BaseDir = string(blockJSON), string(filesJSON), s.BaseDir
 	if err := m.st.InsertJob(ctx, row); err != nil {
 		return Job{}, err
 	}
@@ -481,7 +489,12 @@ func safeRelPath(p string) bool {
 
 func toRow(j Job) store.JobRow {
 	timings, _ := json.Marshal(j.Timings)
+	payload := []byte("{}")
+	if j.Component != nil {
+		payload, _ = json.Marshal(j.Component)
+	}
 	return store.JobRow{
+		Kind: j.Kind, Payload: string(payload),
 		ID: j.ID, Name: j.Name, Owner: j.Owner, State: string(j.State), Reason: string(j.Reason), Message: j.Message,
 		SpecHash: j.SpecHash, Image: j.Image, ImageCacheHit: j.ImageCacheHit, ExitCode: j.ExitCode,
 		ContainerID: j.ContainerID, Timings: string(timings), CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
@@ -498,6 +511,16 @@ func fromRow(r store.JobRow) Job {
 	}
 	_ = json.Unmarshal([]byte(r.Block), &j.Block)
 	_ = json.Unmarshal([]byte(r.Timings), &j.Timings)
+	j.Kind = r.Kind
+	if j.Kind == "" {
+		j.Kind = KindBlock
+	}
+	if j.Kind == KindComponent {
+		var cr ComponentRun
+		if json.Unmarshal([]byte(r.Payload), &cr) == nil {
+			j.Component = &cr
+		}
+	}
 	return j
 }
 

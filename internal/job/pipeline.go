@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/store"
@@ -32,6 +33,8 @@ type run struct {
 	workDir string
 	// startFailed: the container may exist without an ID (cleanup looks it up by label).
 	startFailed bool
+	// stateVersion is the version of the configuration's state a component run read.
+	stateVersion int
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -139,6 +142,11 @@ func (r *run) execute(ctx context.Context) {
 	r.timing("image", t0, detail)
 	fmt.Fprintf(r.system, "image %s (%s)\n", res.Ref, detail)
 
+	if r.j.Kind == KindComponent {
+		r.executeComponent(ctx, res.Ref)
+		return
+	}
+
 	// Workspace.
 	t0 = time.Now()
 	codeDir, dataDir, err := r.workspace()
@@ -157,38 +165,12 @@ func (r *run) execute(ctx context.Context) {
 		return
 	}
 
-	// Start. The running state is stored before the container exists, so a crash in between
-	// is found by reconcile (running, container gone → failed/internal).
 	task := TaskFor(m.cfg, blk, res.Ref, r.j.ID, codeDir, dataDir)
-	task.Name = "berth-" + r.j.ID
 	task.Mounts = append(task.Mounts, r.mounts...)
-	r.j.State = StateRunning
-	r.save()
-	t0 = time.Now()
-	id, err := m.rt.Start(ctx, task)
-	r.task = id
-	if err != nil {
-		r.startFailed = true
-		r.timing("start", t0, "failed")
-		if r.interrupted(ctx) {
-			return
-		}
-		r.fail(ReasonInternal, fmt.Sprintf("start container: %v", err))
+	exit, how, started := r.startAndWait(ctx, task)
+	if !started {
 		return
 	}
-	r.j.ContainerID = string(id)
-	r.timing("start", t0, "")
-
-	// Run: stream output while waiting for the exit, under the job's timeout.
-	t0 = time.Now()
-	exit, how := r.wait(ctx, id)
-	r.timing("run", t0, how)
-
-	// Finishing: classify, keep the outputs.
-	r.j.State = StateFinishing
-	code := exit.Code
-	r.j.ExitCode = &code
-	r.save()
 	t0 = time.Now()
 	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
 	if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
@@ -198,6 +180,50 @@ func (r *run) execute(ctx context.Context) {
 	}
 	r.timing("outputs", t0, "")
 
+	r.classify(exit, how)
+}
+
+// startAndWait starts the task, follows its output and waits for it to end, storing the
+// running and finishing states. started is false when the job already ended (start failed).
+func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.Exit, string, bool) {
+	m := r.m
+	// The running state is stored before the container exists, so a crash in between is
+	// found by reconcile (running, container gone → failed/internal).
+	task.Name = "berth-" + r.j.ID
+	r.j.State = StateRunning
+	r.save()
+	t0 := time.Now()
+	id, err := m.rt.Start(ctx, task)
+	r.task = id
+	if err != nil {
+		r.startFailed = true
+		r.timing("start", t0, "failed")
+		if !r.interrupted(ctx) {
+			r.fail(ReasonInternal, fmt.Sprintf("start container: %v", err))
+		}
+		return runtime.Exit{}, "", false
+	}
+	r.j.ContainerID = string(id)
+	r.timing("start", t0, "")
+
+	// Run: stream output while waiting for the exit, under the job's timeout.
+	t0 = time.Now()
+	exit, how := r.wait(ctx, id)
+	r.timing("run", t0, how)
+
+	r.j.State = StateFinishing
+	code := exit.Code
+	r.j.ExitCode = &code
+	r.save()
+	return exit, how, true
+}
+
+// classify ends the job from how its container ended.
+func (r *run) classify(exit runtime.Exit, how string) {
+	m := r.m
+	blk := r.j.Block
+	code := exit.Code
+	comp := r.j.Kind == KindComponent
 	switch {
 	case how == "cancelled":
 		r.end(StateCancelled, ReasonCancelled, "cancelled while running", &code)
@@ -210,10 +236,57 @@ func (r *run) execute(ctx context.Context) {
 		r.end(StateFailed, ReasonOOM, fmt.Sprintf("out of memory (limit %s)", humanBytes(int64(lim.Memory))), &code)
 	case code == 0:
 		r.end(StateSucceeded, ReasonNone, "", &code)
+	case code == 1 && comp:
+		r.end(StateFailed, ReasonUserError, r.failureMessage(code), &code)
 	case code == 1:
 		r.end(StateFailed, ReasonUserError, "the script exited with code 1", &code)
+	case comp:
+		r.end(StateFailed, ReasonAppError, r.failureMessage(code), &code)
 	default:
 		r.end(StateFailed, ReasonAppError, fmt.Sprintf("the script exited with code %d", code), &code)
+	}
+}
+
+// executeComponent runs a component configuration: /data with the mapped inputs and state,
+// the image's own command, then the output mapping (all or nothing) and the new state.
+func (r *run) executeComponent(ctx context.Context, ref string) {
+	t0 := time.Now()
+	dataDir, err := r.componentWorkspace(ctx)
+	if err != nil {
+		r.timing("workspace", t0, "failed")
+		var pe *PolicyError
+		if errors.As(err, &pe) {
+			r.fail(ReasonUserError, err.Error())
+		} else if !r.interrupted(ctx) {
+			r.fail(ReasonInternal, fmt.Sprintf("prepare /data: %v", err))
+		}
+		return
+	}
+	r.timing("workspace", t0, "inputs mapped")
+	if r.interrupted(ctx) {
+		return
+	}
+	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
+	if !started {
+		return
+	}
+	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
+	t0 = time.Now()
+	err = r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
+	r.timing("outputs", t0, "")
+	var de *datadir.Error
+	switch {
+	case err == nil:
+		r.classify(exit, how)
+	case errors.Is(err, store.ErrStateConflict):
+		code := exit.Code
+		r.end(StateFailed, ReasonUserError, err.Error(), &code)
+	case errors.As(err, &de):
+		code := exit.Code
+		r.end(StateFailed, ReasonUserError, "output mapping: "+de.Error()+" (nothing of this job was loaded)", &code)
+	default:
+		code := exit.Code
+		r.end(StateFailed, ReasonInternal, "output mapping: "+err.Error(), &code)
 	}
 }
 

@@ -48,9 +48,25 @@ var (
 	ErrTerminal = errors.New("job: already finished")
 )
 
-// Job is one run of a block.
+// Kinds of job.
+const (
+	KindBlock     = "block"
+	KindComponent = "component"
+)
+
+// ComponentRun is what a component job runs: a configuration of a component, as it was when
+// the job was submitted.
+type ComponentRun struct {
+	Component     spec.Component       `json:"component"`
+	Config        spec.ComponentConfig `json:"config"`
+	ConfigVersion int                  `json:"config_version"`
+	Action        string               `json:"action,omitempty"` // run (default)
+}
+
+// Job is one run of a block or of a component configuration.
 type Job struct {
 	ID       string     `json:"id"`
+	Kind     string     `json:"kind"` // block | component
 	Name     string     `json:"name"`
 	Owner    string     `json:"owner,omitempty"`
 	State    State      `json:"state"`
@@ -69,6 +85,8 @@ type Job struct {
 	FinishedAt    *time.Time    `json:"finished_at,omitempty"`
 	// OutputDir is where the files the job wrote to /data/out were kept (host path).
 	OutputDir string `json:"output_dir,omitempty"`
+	// Component is set for component jobs.
+	Component *ComponentRun `json:"component,omitempty"`
 }
 
 // StageTiming is how long one pipeline stage took.
@@ -89,6 +107,8 @@ type Submission struct {
 	// folder for the API).
 	BaseDir string
 	Owner   string
+	// Component, when set, makes this a component job; Block and Files are then ignored.
+	Component *ComponentRun
 }
 
 // LogChunk is a piece of a job's output.

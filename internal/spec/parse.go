@@ -16,6 +16,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
 )
 
@@ -359,7 +361,7 @@ func schemaProblems(ve *jsonschema.ValidationError, root *yaml.Node) []Problem {
 		case *kind.Type:
 			add(&out, seen, root, field, fmt.Sprintf("must be %s (got %s)", strings.Join(k.Want, " or "), k.Got))
 		default:
-			add(&out, seen, root, field, e.ErrorKind.LocalizedString(nil))
+			add(&out, seen, root, field, e.ErrorKind.LocalizedString(printer))
 		}
 	}
 	walk(ve)
@@ -419,3 +421,6 @@ func checkUnits(generic any, root *yaml.Node) []Problem {
 	}
 	return out
 }
+
+// printer renders the schema library's messages.
+var printer = message.NewPrinter(language.English)

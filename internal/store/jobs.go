@@ -31,18 +31,20 @@ type JobRow struct {
 	StartedAt     *time.Time
 	FinishedAt    *time.Time
 	OutputDir     string
+	Kind          string // block (default) | component
+	Payload       string // what a non-block job runs, as JSON
 }
 
 const jobColumns = `id, name, owner, state, reason, message, block, files, base_dir, spec_hash, image,
-	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir`
+	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir, kind, payload`
 
 // InsertJob stores a new job.
 func (s *Store) InsertJob(ctx context.Context, j JobRow) error {
 	_, err := s.DB.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.Name, j.Owner, j.State, j.Reason, j.Message, j.Block, jobOrJSON(j.Files, "{}"), j.BaseDir, j.SpecHash,
 		j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID, jobOrJSON(j.Timings, "[]"), jobTS(j.CreatedAt),
-		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir)
+		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Kind, "block"), jobOrJSON(j.Payload, "{}"))
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
@@ -163,7 +165,8 @@ func scanJob(r jobScanner) (JobRow, error) {
 	var started, finished sql.NullString
 	var exit sql.NullInt64
 	err := r.Scan(&j.ID, &j.Name, &j.Owner, &j.State, &j.Reason, &j.Message, &j.Block, &j.Files, &j.BaseDir,
-		&j.SpecHash, &j.Image, &j.ImageCacheHit, &exit, &j.ContainerID, &j.Timings, &created, &started, &finished, &j.OutputDir)
+		&j.SpecHash, &j.Image, &j.ImageCacheHit, &exit, &j.ContainerID, &j.Timings, &created, &started, &finished, &j.OutputDir,
+		&j.Kind, &j.Payload)
 	if err != nil {
 		return j, err
 	}

@@ -1,0 +1,325 @@
+package job
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berthproject/berth/internal/datadir"
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/storage"
+	"github.com/berthproject/berth/internal/store"
+)
+
+// messageCut is how much of a failed component's output its user sees (head and tail).
+const messageCut = 2000
+
+// submitComponent queues a run of a component configuration.
+func (m *Manager) submitComponent(ctx context.Context, s Submission) (Job, error) {
+	cr := *s.Component
+	if m.cfg.Storage == nil {
+		return Job{}, errors.New("submit: this berth has no storage, so it cannot run components")
+	}
+	if cr.Action == "" {
+		cr.Action = "run"
+	}
+	if err := m.cfg.checkNetwork(cr.Component.Network); err != nil {
+		return Job{}, err
+	}
+	if _, err := m.cfg.effectiveLimits(cr.Component.Limits); err != nil {
+		return Job{}, err
+	}
+	b := spec.Block{Name: cr.Config.ID, Language: spec.LangShell, Image: cr.Component.Image,
+		Limits: cr.Component.Limits, Network: cr.Component.Network}
+	blockJSON, _ := json.Marshal(b)
+	j := Job{ID: newID(), Kind: KindComponent, Name: cr.Config.ID, Owner: s.Owner, State: StateQueued, Block: b,
+		Component: &cr, CreatedAt: time.Now().UTC()}
+	row := toRow(j)
+	row.Block = string(blockJSON)
+	return m.enqueue(ctx, j, row)
+}
+
+// componentWorkspace writes the /data folder of the common interface: config.json, the mapped
+// input tables and files with their manifests (read-only for the component) and the state.
+func (r *run) componentWorkspace(ctx context.Context) (string, error) {
+	m := r.m
+	cr := r.j.Component
+	r.workDir = filepath.Join(m.jobDir(r.j.ID), "work")
+	dataDir := filepath.Join(r.workDir, "data")
+	if err := datadir.Layout(dataDir); err != nil {
+		return "", err
+	}
+	params := cr.Config.Parameters
+	imgParams := cr.Component.ImageParameters
+	if err := datadir.WriteConfig(dataDir, datadir.Config{
+		Parameters: params, Storage: cr.Config.Storage, ImageParameters: imgParams, Action: cr.Action,
+		Runtime: map[string]any{"job_id": r.j.ID, "backend": m.rt.Name()},
+	}); err != nil {
+		return "", err
+	}
+	st := m.cfg.Storage
+	if cr.Action == "run" {
+		for i, t := range cr.Config.Storage.Input.Tables {
+			dest := t.Destination
+			if dest == "" {
+				dest = t.Source + ".csv"
+			}
+			var since time.Time
+			if t.ChangedSince != "" {
+				var err error
+				if since, err = parseSince(t.ChangedSince); err != nil {
+					return "", &PolicyError{Field: fmt.Sprintf("storage.input.tables[%d].changed_since", i), Message: err.Error()}
+				}
+			}
+			f, err := os.Create(filepath.Join(dataDir, "in", "tables", dest))
+			if err != nil {
+				return "", err
+			}
+			cols, n, err := st.Export(ctx, t.Source, f, storage.ExportOptions{Columns: t.Columns, WhereColumn: t.WhereColumn,
+				WhereOperator: t.WhereOperator, WhereValues: t.WhereValues, ChangedSince: since, Limit: t.Limit})
+			f.Close()
+			if err != nil {
+				return "", &PolicyError{Field: fmt.Sprintf("storage.input.tables[%d]", i), Message: err.Error()}
+			}
+			meta, _ := st.GetTable(ctx, st.DB(), t.Source)
+			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.TableManifest{
+				ID: meta.ID, Name: meta.Name, Columns: cols, PrimaryKey: orEmpty(meta.PrimaryKey), RowsCount: n,
+				Created: datadir.TS(meta.Created), LastChangeDate: datadir.TS(meta.LastChangeAt),
+			}); err != nil {
+				return "", err
+			}
+			fmt.Fprintf(r.system, "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
+		}
+		for _, sel := range cr.Config.Storage.Input.Files {
+			files, err := st.ListFiles(ctx, sel.Tags, sel.Limit)
+			if err != nil {
+				return "", err
+			}
+			for _, f := range files {
+				name := fmt.Sprintf("%d_%s", f.ID, f.Name)
+				if err := copyStored(ctx, st, f.ID, filepath.Join(dataDir, "in", "files", name)); err != nil {
+					return "", err
+				}
+				if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "files", name+".manifest"), datadir.FileManifest{
+					ID: f.ID, Name: f.Name, Tags: orEmpty(f.Tags), SizeBytes: f.Size, Created: datadir.TS(f.Created),
+				}); err != nil {
+					return "", err
+				}
+			}
+			fmt.Fprintf(r.system, "input: %d file(s) tagged %s\n", len(files), strings.Join(sel.Tags, ","))
+		}
+	}
+	cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
+	if err != nil {
+		return "", err
+	}
+	r.stateVersion = cfgRow.StateVersion
+	if err := datadir.WriteState(dataDir, json.RawMessage(cfgRow.State)); err != nil {
+		return "", err
+	}
+	// Inputs stay root's (read-only for the component); out/ is the component's.
+	if err := chownTree(filepath.Join(dataDir, "out"), m.cfg.User); err != nil {
+		return "", err
+	}
+	return dataDir, nil
+}
+
+func copyStored(ctx context.Context, st *storage.Storage, id int64, dst string) error {
+	rc, _, err := st.OpenFile(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func parseSince(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q: an RFC 3339 time or a duration like 24h (that long ago)", s)
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// componentTask is the container of a component run: the image's own command, /data, the
+// common interface's environment, and the same confinement as blocks.
+func (r *run) componentTask(ref, dataDir string) runtime.TaskSpec {
+	m := r.m
+	cr := r.j.Component
+	t := TaskFor(m.cfg, r.j.Block, ref, r.j.ID, dataDir, dataDir)
+	t.Cmd = nil
+	t.WorkingDir = ""
+	t.Mounts = []runtime.Mount{{Source: dataDir, Target: DataDir}}
+	project := m.cfg.ProjectID
+	if project == "" {
+		project = "berth"
+	}
+	t.Env["KBC_DATADIR"] = DataDir + "/"
+	t.Env["KBC_RUNID"] = r.j.ID
+	t.Env["KBC_PROJECTID"] = project
+	t.Env["KBC_CONFIGID"] = cr.Config.ID
+	t.Env["KBC_COMPONENTID"] = cr.Component.ID
+	t.Env["BERTH_COMPONENT_ID"] = cr.Component.ID
+	t.Env["BERTH_CONFIG_ID"] = cr.Config.ID
+	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
+	return t
+}
+
+// failureMessage is what the user of a failed component sees: for a user error (exit 1) its
+// output, cut to the first and last 2000 characters; for an application error a generic
+// message with an id the operator finds the full output by.
+func (r *run) failureMessage(code int) string {
+	chunks, _ := r.out.snapshot()
+	var sb strings.Builder
+	for _, c := range chunks {
+		if c.Stream != "system" {
+			sb.WriteString(c.Text)
+		}
+	}
+	if code == 1 {
+		return cutMiddle(strings.TrimSpace(sb.String()), messageCut)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	r.m.log.Error("component application error", "job", r.j.ID, "error_id", id, "exit", code)
+	fmt.Fprintf(r.system, "application error %s: exit code %d\n", id, code)
+	return fmt.Sprintf("the component failed with an application error (exit code %d); error id %s, the full output is kept for the operator", code, id)
+}
+
+func cutMiddle(s string, n int) string {
+	rs := []rune(s)
+	if len(rs) <= 2*n {
+		return s
+	}
+	return string(rs[:n]) + "\n…\n" + string(rs[len(rs)-n:])
+}
+
+// outputMapping loads the component's outputs into storage and saves its state, all in one
+// transaction: a malformed output or a state conflict loads nothing. With ok false (the
+// component failed) only write_always tables are loaded and the state is kept.
+func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error {
+	m := r.m
+	st := m.cfg.Storage
+	cr := r.j.Component
+	tables, files, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output)
+	if err != nil {
+		return err
+	}
+	type parsed struct {
+		t    datadir.OutTable
+		cols []string
+		rows [][]string
+	}
+	var load []parsed
+	for _, t := range tables {
+		if !ok && !t.WriteAlways {
+			continue
+		}
+		cols, rows, err := storage.ReadCSV(t.Data, t.Columns)
+		if err != nil {
+			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+		}
+		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
+			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+		}
+		load = append(load, parsed{t, cols, rows})
+	}
+	var state json.RawMessage
+	var hasState bool
+	if ok {
+		if state, hasState, err = datadir.ReadState(dataDir); err != nil {
+			return err
+		}
+	}
+	tx, err := st.DB().BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, p := range load {
+		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
+			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
+			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals,
+		}); err != nil {
+			return &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
+		}
+	}
+	var staged []*storage.StagedFile
+	defer func() {
+		for _, sf := range staged {
+			sf.Discard()
+		}
+	}()
+	if ok {
+		for _, f := range files {
+			in, err := os.Open(f.Path)
+			if err != nil {
+				return err
+			}
+			sf, err := st.Stage(f.Name, in, f.Tags)
+			in.Close()
+			if err != nil {
+				return &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
+			}
+			staged = append(staged, sf)
+			if _, err := sf.Commit(ctx, tx); err != nil {
+				return err
+			}
+		}
+		// A missing state file clears the state.
+		s := "{}"
+		if hasState {
+			s = string(state)
+		}
+		if err := store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, sf := range staged {
+		if err := sf.Finish(); err != nil {
+			return err
+		}
+	}
+	staged = nil
+	for _, p := range load {
+		fmt.Fprintf(r.system, "output: %s -> table %s (%d rows", p.t.Source, p.t.Destination, len(p.rows))
+		if p.t.Incremental {
+			fmt.Fprint(r.system, ", incremental")
+		}
+		fmt.Fprintln(r.system, ")")
+	}
+	if ok {
+		fmt.Fprintf(r.system, "output: %d file(s); state saved\n", len(files))
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/berthproject/berth/internal/datadir"
+)
+
+// Component is a container image that speaks the common interface (/data/config.json in,
+// /data/out back), registered once and run through its configurations.
+type Component struct {
+	ID string `json:"id"`
+	// Image is an image on the engine (berth never pulls). `berth component register --build
+	// DIR` builds it from a folder and fills this in.
+	Image string `json:"image"`
+	// ImageParameters are the component's defaults, given to every run as image_parameters.
+	ImageParameters map[string]any `json:"image_parameters,omitempty"`
+	// Schema is a JSON schema every configuration's parameters must pass.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Actions are the sync actions the component allows (besides run).
+	Actions []string `json:"actions,omitempty"`
+	// Limits: memory, cpu and timeout of its runs (server defaults when unset).
+	Limits Limits `json:"limits,omitempty"`
+	// Network: none (default) or a network the admin allows.
+	Network string `json:"network,omitempty"`
+	// ForwardToken would give the caller's token to the component. Not supported: refused.
+	ForwardToken bool `json:"forward_token,omitempty"`
+}
+
+// ComponentConfig is one configuration of a component: parameters and storage mapping.
+type ComponentConfig struct {
+	ID         string                 `json:"id"`
+	Component  string                 `json:"component"`
+	Name       string                 `json:"name,omitempty"`
+	Parameters map[string]any         `json:"parameters,omitempty"`
+	Storage    datadir.StorageMapping `json:"storage"`
+	Processors *datadir.Processors    `json:"processors,omitempty"`
+}
+
+var (
+	reID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+	reAction = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+)
+
+func decodeStrict(data []byte, v any, file string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := err.Error()
+		field := ""
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			field, msg = strings.Trim(f, `"`), "unknown field"
+		}
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			field, msg = ute.Field, "must be "+ute.Type.String()
+		}
+		return &ValidationError{File: file, Problems: []Problem{{Field: field, Message: msg}}}
+	}
+	return nil
+}
+
+// ParseComponent reads and checks a component definition (JSON).
+func ParseComponent(data []byte, file string) (*Component, error) {
+	var c Component
+	if err := decodeStrict(data, &c, file); err != nil {
+		return nil, err
+	}
+	var ps []Problem
+	if !reID.MatchString(c.ID) {
+		ps = append(ps, Problem{Field: "id", Message: fmt.Sprintf("%q: letters, digits, '.', '_', '-' (at most 100)", c.ID)})
+	}
+	if c.Image == "" {
+		ps = append(ps, Problem{Field: "image", Message: "is required (an image on the engine; or register with --build DIR)"})
+	} else if !reImage.MatchString(c.Image) {
+		ps = append(ps, Problem{Field: "image", Message: fmt.Sprintf("%q is not an image reference", c.Image)})
+	}
+	for i, a := range c.Actions {
+		if !reAction.MatchString(a) || a == "run" {
+			ps = append(ps, Problem{Field: fmt.Sprintf("actions[%d]", i), Message: fmt.Sprintf("%q: a sync action is a name other than run", a)})
+		}
+	}
+	if len(c.Schema) > 0 {
+		if _, err := compileSchema(c.Schema); err != nil {
+			ps = append(ps, Problem{Field: "schema", Message: "not a valid JSON schema: " + err.Error()})
+		}
+	}
+	if c.ForwardToken {
+		ps = append(ps, Problem{Field: "forward_token", Message: "forwarding the caller's token is not supported by this server"})
+	}
+	if c.Network == "host" {
+		ps = append(ps, Problem{Field: "network", Message: "the host network is never given"})
+	}
+	if len(ps) > 0 {
+		return nil, &ValidationError{File: file, Problems: ps}
+	}
+	return &c, nil
+}
+
+func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("component.schema.json", doc); err != nil {
+		return nil, err
+	}
+	return c.Compile("component.schema.json")
+}
+
+// ParseComponentConfig reads a configuration (JSON) and checks it against its component:
+// parameters must pass the component's schema (a failure names the path that failed).
+func ParseComponentConfig(data []byte, file string, comp *Component) (*ComponentConfig, error) {
+	var c ComponentConfig
+	if err := decodeStrict(data, &c, file); err != nil {
+		return nil, err
+	}
+	var ps []Problem
+	if !reID.MatchString(c.ID) {
+		ps = append(ps, Problem{Field: "id", Message: fmt.Sprintf("%q: letters, digits, '.', '_', '-' (at most 100)", c.ID)})
+	}
+	if comp == nil || c.Component != comp.ID {
+		ps = append(ps, Problem{Field: "component", Message: fmt.Sprintf("no registered component %q", c.Component)})
+	}
+	if c.Processors != nil && (len(c.Processors.Before) > 0 || len(c.Processors.After) > 0) {
+		ps = append(ps, Problem{Field: "processors", Message: "processors are not supported by this server yet"})
+	}
+	for i, t := range c.Storage.Input.Tables {
+		if t.Source == "" {
+			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].source", i), Message: "is required"})
+		}
+		if t.WhereOperator != "" && t.WhereOperator != "eq" && t.WhereOperator != "ne" {
+			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].where_operator", i), Message: "allowed: eq, ne"})
+		}
+		if strings.ContainsAny(t.Destination, "/\\") || t.Destination == ".." {
+			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].destination", i), Message: "a file name, not a path"})
+		}
+	}
+	for i, t := range c.Storage.Output.Tables {
+		if t.Source == "" || t.Destination == "" {
+			ps = append(ps, Problem{Field: fmt.Sprintf("storage.output.tables[%d]", i), Message: "source and destination are required"})
+		}
+	}
+	if comp != nil && len(comp.Schema) > 0 {
+		sch, err := compileSchema(comp.Schema)
+		if err == nil {
+			params := c.Parameters
+			if params == nil {
+				params = map[string]any{}
+			}
+			raw, _ := json.Marshal(params)
+			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+			if err := sch.Validate(inst); err != nil {
+				var ve *jsonschema.ValidationError
+				if errors.As(err, &ve) {
+					for _, p := range flattenSchemaErrors(ve) {
+						p.Field = joinPath("parameters", p.Field)
+						ps = append(ps, p)
+					}
+				} else {
+					ps = append(ps, Problem{Field: "parameters", Message: err.Error()})
+				}
+			}
+		}
+	}
+	if len(ps) > 0 {
+		return nil, &ValidationError{File: file, Problems: ps}
+	}
+	return &c, nil
+}
+
+func joinPath(a, b string) string {
+	if b == "" {
+		return a
+	}
+	if strings.HasPrefix(b, "[") {
+		return a + b
+	}
+	return a + "." + b
+}
+
+// flattenSchemaErrors lists the leaf errors of a schema validation with their paths.
+func flattenSchemaErrors(ve *jsonschema.ValidationError) []Problem {
+	var out []Problem
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		out = append(out, Problem{Field: pointerToField("/" + strings.Join(e.InstanceLocation, "/")), Message: e.ErrorKind.LocalizedString(printer)})
+	}
+	walk(ve)
+	return out
+}
