@@ -20,6 +20,8 @@ import (
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/storage"
+	"github.com/berthproject/berth/internal/store"
 )
 
 // Jobs is what the API needs of the job manager.
@@ -50,6 +52,11 @@ type Deps struct {
 	ImageStats func() (builds, hits, failures int64)
 	// BuildLog returns the path of a generated image's stored build log.
 	BuildLog func(hash string) (string, error)
+	// Store and Storage serve components, configurations and storage (nil: those routes are off).
+	Store   *store.Store
+	Storage *storage.Storage
+	// ImageExists checks a component's image is on the engine.
+	ImageExists func(ctx context.Context, ref string) error
 }
 
 // Server is the API's http.Handler.
@@ -103,6 +110,7 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.handleCancel)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
+	s.routesComponents(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

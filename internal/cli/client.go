@@ -223,3 +223,27 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
 }
+
+// raw sends body as is and copies a successful response into out (when not nil).
+func (c *client) raw(ctx context.Context, method, path, contentType string, body io.Reader, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeAPIError(resp)
+	}
+	if out != nil {
+		_, err = io.Copy(out, resp.Body)
+	}
+	return err
+}

@@ -117,6 +117,9 @@ Exit codes of run and job submit --wait: 0 ok, 1 user error (script exit 1), 2 a
 		newSweepCmd(g),
 		newBenchCmd(g),
 		newTokenCmd(g),
+		newComponentCmd(g),
+		newConfigCmd(g),
+		newStorageCmd(g),
 	)
 	return root
 }

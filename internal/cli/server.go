@@ -20,6 +20,7 @@ import (
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/storage"
 )
 
 // serverFlags are `berth server`'s flags.
@@ -134,7 +135,12 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		fmt.Fprintf(g.stderr, "berth: created an admin token in %s (mode 0600); use it as BERTH_TOKEN\n", tokenPath)
 	}
 
+	stor, err := storage.New(st, filepath.Join(dataDir, "storage"))
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	jcfg := job.DefaultConfig(dataDir)
+	jcfg.Storage = stor
 	jcfg.Workers = f.workers
 	jcfg.Instance = instance
 	jcfg.ShareRoots = shareRoots
@@ -157,6 +163,12 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			return s.Builds, s.CacheHits, s.BuildFailures
 		},
 		BuildLog: images.BuildLog,
+		Store:    st,
+		Storage:  stor,
+		ImageExists: func(ctx context.Context, ref string) error {
+			_, err := eng.InspectImage(ctx, ref)
+			return err
+		},
 	})
 	if err := m.Start(ctx); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("start jobs: %w", err))

@@ -42,6 +42,7 @@ const (
 	KindBuild     = "build"
 	KindBase      = "base"
 	KindGenerated = "generated"
+	KindComponent = "component" // a component's image built from a folder
 )
 
 // TaskID identifies a task (a container, a pod, a swarm service) within one runtime.

@@ -1,0 +1,399 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/storage"
+	"github.com/berthproject/berth/internal/store"
+)
+
+// routesComponents adds components, configurations and storage (when the server has them).
+func (s *Server) routesComponents(api *http.ServeMux) {
+	if s.d.Store == nil || s.d.Storage == nil {
+		return
+	}
+	api.HandleFunc("POST /api/v1/components", s.handleRegisterComponent)
+	api.HandleFunc("GET /api/v1/components", s.handleListComponents)
+	api.HandleFunc("POST /api/v1/configs", s.handleSaveConfig)
+	api.HandleFunc("GET /api/v1/configs", s.handleListConfigs)
+	api.HandleFunc("GET /api/v1/configs/{id}", s.handleGetConfig)
+	api.HandleFunc("GET /api/v1/configs/{id}/state", s.handleGetState)
+	api.HandleFunc("POST /api/v1/configs/{id}/run", s.handleRunConfig)
+
+	api.HandleFunc("POST /api/v1/storage/buckets", s.handleCreateBucket)
+	api.HandleFunc("GET /api/v1/storage/buckets", s.handleListBuckets)
+	api.HandleFunc("GET /api/v1/storage/tables", s.handleListTables)
+	api.HandleFunc("GET /api/v1/storage/tables/{id}", s.handleGetTable)
+	api.HandleFunc("POST /api/v1/storage/tables/{id}/import", s.handleImportTable)
+	api.HandleFunc("GET /api/v1/storage/tables/{id}/export", s.handleExportTable)
+	api.HandleFunc("POST /api/v1/storage/files", s.handleUploadFile)
+	api.HandleFunc("GET /api/v1/storage/files", s.handleListFiles)
+	api.HandleFunc("GET /api/v1/storage/files/{id}/download", s.handleDownloadFile)
+	api.HandleFunc("POST /api/v1/storage/files/{id}/tags", s.handleTagFile)
+}
+
+func (s *Server) validationError(w http.ResponseWriter, err error) bool {
+	var ve *spec.ValidationError
+	if errors.As(err, &ve) {
+		field := ""
+		if len(ve.Problems) > 0 {
+			field = ve.Problems[0].Field
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+			"code": "invalid", "message": ve.Error(), "field": field, "problems": ve.Problems}})
+		return true
+	}
+	if errors.Is(err, storage.ErrInvalid) {
+		writeError(w, http.StatusUnprocessableEntity, "invalid", err.Error(), "")
+		return true
+	}
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), "")
+		return true
+	}
+	return false
+}
+
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.d.Log.Error(what, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", what+" failed", "")
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", max), "")
+		return nil, false
+	}
+	return b, true
+}
+
+func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request) {
+	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
+		writeError(w, http.StatusForbidden, "forbidden", "registering a component needs an admin token", "")
+		return
+	}
+	body, ok := readBody(w, r, 1<<20)
+	if !ok {
+		return
+	}
+	c, err := spec.ParseComponent(body, "component")
+	if err != nil {
+		s.validationError(w, err)
+		return
+	}
+	if s.d.ImageExists != nil {
+		if err := s.d.ImageExists(r.Context(), c.Image); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("image %s: %v (berth never pulls: build it first, e.g. berth component register --build DIR)", c.Image, err), "image")
+			return
+		}
+	}
+	norm, _ := json.Marshal(c)
+	if err := s.d.Store.PutComponent(r.Context(), c.ID, string(norm)); err != nil {
+		s.internal(w, "register component", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) handleListComponents(w http.ResponseWriter, r *http.Request) {
+	bodies, err := s.d.Store.ListComponents(r.Context())
+	if err != nil {
+		s.internal(w, "list components", err)
+		return
+	}
+	out := []json.RawMessage{}
+	for _, b := range bodies {
+		out = append(out, json.RawMessage(b))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"components": out})
+}
+
+func (s *Server) component(ctx context.Context, id string) (*spec.Component, error) {
+	body, err := s.d.Store.GetComponent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var c spec.Component
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, 4<<20)
+	if !ok {
+		return
+	}
+	var head struct {
+		Component string `json:"component"`
+	}
+	json.Unmarshal(body, &head)
+	comp, err := s.component(r.Context(), head.Component)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.internal(w, "read component", err)
+		return
+	}
+	c, err := spec.ParseComponentConfig(body, "config", comp)
+	if err != nil {
+		s.validationError(w, err)
+		return
+	}
+	norm, _ := json.Marshal(c)
+	version, err := s.d.Store.PutConfig(r.Context(), c.ID, c.Component, string(norm))
+	if err != nil {
+		s.internal(w, "save config", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"config": c, "version": version})
+}
+
+func configView(row store.ConfigRow) map[string]any {
+	return map[string]any{"config": json.RawMessage(row.Body), "version": row.Version,
+		"state": json.RawMessage(row.State), "state_version": row.StateVersion, "updated_at": row.UpdatedAt}
+}
+
+func (s *Server) handleListConfigs(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.d.Store.ListConfigs(r.Context(), r.URL.Query().Get("component"))
+	if err != nil {
+		s.internal(w, "list configs", err)
+		return
+	}
+	out := []map[string]any{}
+	for _, row := range rows {
+		out = append(out, configView(row))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"configs": out})
+}
+
+func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
+	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read config", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, configView(row))
+}
+
+func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
+	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read config", err)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, row.State+"\n")
+}
+
+func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read config", err)
+		}
+		return
+	}
+	comp, err := s.component(r.Context(), row.ComponentID)
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read component", err)
+		}
+		return
+	}
+	var cfg spec.ComponentConfig
+	json.Unmarshal([]byte(row.Body), &cfg)
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name,
+		Component: &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run"}})
+	if err != nil {
+		s.submitError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (s *Server) handleCreateBucket(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "body: {\"id\": \"in.c-main\"}", "id")
+		return
+	}
+	if err := s.d.Storage.CreateBucket(r.Context(), s.d.Storage.DB(), req.ID); err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "create bucket", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
+}
+
+func (s *Server) handleListBuckets(w http.ResponseWriter, r *http.Request) {
+	b, err := s.d.Storage.ListBuckets(r.Context())
+	if err != nil {
+		s.internal(w, "list buckets", err)
+		return
+	}
+	if b == nil {
+		b = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"buckets": b})
+}
+
+func (s *Server) handleListTables(w http.ResponseWriter, r *http.Request) {
+	t, err := s.d.Storage.ListTables(r.Context(), r.URL.Query().Get("bucket"))
+	if err != nil {
+		s.internal(w, "list tables", err)
+		return
+	}
+	if t == nil {
+		t = []storage.Table{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tables": t})
+}
+
+func (s *Server) handleGetTable(w http.ResponseWriter, r *http.Request) {
+	t, err := s.d.Storage.GetTable(r.Context(), s.d.Storage.DB(), r.PathValue("id"))
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read table", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// handleImportTable loads a CSV body: ?incremental=1&primary_key=a,b&columns=a,b (header-less).
+func (s *Server) handleImportTable(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := storage.LoadOptions{Incremental: q.Get("incremental") == "1" || q.Get("incremental") == "true",
+		PrimaryKey: splitList(q.Get("primary_key")), Columns: splitList(q.Get("columns"))}
+	cols, rows, err := storage.ReadCSV(http.MaxBytesReader(w, r.Body, 1<<30), o.Columns)
+	if err == nil {
+		err = s.d.Storage.Load(r.Context(), s.d.Storage.DB(), r.PathValue("id"), cols, rows, o)
+	}
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "load table", err)
+		}
+		return
+	}
+	t, _ := s.d.Storage.GetTable(r.Context(), s.d.Storage.DB(), r.PathValue("id"))
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) handleExportTable(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if _, err := s.d.Storage.GetTable(r.Context(), s.d.Storage.DB(), r.PathValue("id")); err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read table", err)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv")
+	if _, _, err := s.d.Storage.Export(r.Context(), r.PathValue("id"), w, storage.ExportOptions{
+		Columns: splitList(q.Get("columns")), Limit: limit}); err != nil {
+		s.d.Log.Error("export table", "err", err)
+	}
+}
+
+func (s *Server) handleUploadFile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := s.d.Storage.UploadFile(r.Context(), q.Get("name"), http.MaxBytesReader(w, r.Body, 1<<30), q["tag"])
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "upload file", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusCreated, f)
+}
+
+func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	f, err := s.d.Storage.ListFiles(r.Context(), r.URL.Query()["tag"], limit)
+	if err != nil {
+		s.internal(w, "list files", err)
+		return
+	}
+	if f == nil {
+		f = []storage.File{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"files": f})
+}
+
+func fileID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "a file id is a number", "id")
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) handleDownloadFile(w http.ResponseWriter, r *http.Request) {
+	id, ok := fileID(w, r)
+	if !ok {
+		return
+	}
+	rc, f, err := s.d.Storage.OpenFile(r.Context(), id)
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "open file", err)
+		}
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", f.Name))
+	io.Copy(w, rc)
+}
+
+func (s *Server) handleTagFile(w http.ResponseWriter, r *http.Request) {
+	id, ok := fileID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "body: {\"tags\": [\"a\"]}", "tags")
+		return
+	}
+	f, err := s.d.Storage.TagFile(r.Context(), id, req.Tags)
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "tag file", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
+}

@@ -1,0 +1,462 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/storage"
+)
+
+func newComponentCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "component",
+		Short: "Register and list components (images speaking the common interface)",
+		Long: `A component is an image run through the common interface: it reads /data/config.json
+and /data/in (tables and files with manifests, state.json) and writes /data/out. Register it
+once (admin token), then create configurations for it (berth config).`,
+	}
+	cf.register(cmd)
+	var build string
+	reg := &cobra.Command{
+		Use:   "register FILE.json",
+		Short: "Register (or update) a component from its JSON definition",
+		Example: `  berth component register --build examples/component-sales examples/component-sales/component.json
+  berth component register component.json            # its "image" is already on the engine`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			raw, err := readFile(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			var def map[string]any
+			if err := json.Unmarshal(raw, &def); err != nil {
+				return withCode(ExitUsage, fmt.Errorf("%s: %w", args[0], err))
+			}
+			if build != "" {
+				id, _ := def["id"].(string)
+				ref, err := buildComponentImage(cmd.Context(), g, id, build)
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+				def["image"] = ref
+				raw, _ = json.Marshal(def)
+			}
+			if _, err := spec.ParseComponent(raw, args[0]); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			var out spec.Component
+			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/components", "application/json", bytes.NewReader(raw), nil); err != nil {
+				return err
+			}
+			json.Unmarshal(raw, &out)
+			fmt.Fprintf(g.stdout, "registered %s (image %s)\n", out.ID, out.Image)
+			return nil
+		},
+	}
+	reg.Flags().StringVar(&build, "build", "", "build the image from this folder's Dockerfile first (on this machine's engine)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List components",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Components []spec.Component `json:"components"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/components", nil, &out); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, out.Components)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tIMAGE\tACTIONS")
+			for _, c := range out.Components {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Image, strings.Join(c.Actions, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(reg, list)
+	return cmd
+}
+
+// buildComponentImage builds DIR's Dockerfile into berth/component-<id>:<hash of the folder>,
+// so an unchanged folder is not rebuilt.
+func buildComponentImage(ctx context.Context, g *globals, id, dir string) (string, error) {
+	h := sha256.New()
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		rel, _ := filepath.Rel(dir, f)
+		h.Write([]byte(rel + "\x00"))
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	ref := "berth/component-" + strings.ToLower(id) + ":" + hex.EncodeToString(h.Sum(nil))[:12]
+	eng, err := openEngine(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	defer eng.Close()
+	if _, err := eng.InspectImage(ctx, ref); err == nil {
+		fmt.Fprintf(g.stderr, "berth: image %s is up to date\n", ref)
+		return ref, nil
+	}
+	fmt.Fprintf(g.stderr, "berth: building %s from %s\n", ref, dir)
+	_, err = eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: dir, Tags: []string{ref}, Network: "host",
+		Labels: map[string]string{runtime.LabelKind: runtime.KindComponent}}, g.stderr)
+	return ref, err
+}
+
+
+func newConfigCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Create, run and inspect component configurations",
+	}
+	cf.register(cmd)
+	create := &cobra.Command{
+		Use:     "create FILE.json",
+		Short:   "Create a configuration, or save a new version of it (parameters are checked against the component's schema)",
+		Example: "  berth config create examples/component-sales/config.json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			raw, err := readFile(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			var out struct {
+				Config  spec.ComponentConfig `json:"config"`
+				Version int                  `json:"version"`
+			}
+			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/configs", "application/json", bytes.NewReader(raw), jsonInto(&out)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "saved %s version %d\n", out.Config.ID, out.Version)
+			return nil
+		},
+	}
+	var wait bool
+	run := &cobra.Command{
+		Use:     "run ID",
+		Short:   "Run a configuration as a job (inputs mapped, outputs loaded, state saved)",
+		Example: "  berth config run sales-daily --wait",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var j job.Job
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/configs/"+url.PathEscape(args[0])+"/run", nil, &j); err != nil {
+				return err
+			}
+			if !wait {
+				fmt.Fprintln(g.stdout, j.ID)
+				return nil
+			}
+			fmt.Fprintf(g.stderr, "berth: job %s queued\n", j.ID)
+			final, err := c.followLogs(cmd.Context(), j.ID, func(ch job.LogChunk) { printChunk(g.stdout, g.stderr, ch) })
+			if err != nil {
+				return err
+			}
+			printSummary(g.stderr, final)
+			return jobExit(final)
+		},
+	}
+	run.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job's output and exit with its code")
+	state := &cobra.Command{
+		Use:   "state ID",
+		Short: "Print a configuration's state (what its last successful run wrote to out/state.json)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs/"+url.PathEscape(args[0])+"/state", "", nil, g.stdout)
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List configurations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs", "", nil, g.stdout)
+		},
+	}
+	cmd.AddCommand(create, run, state, list)
+	return cmd
+}
+
+// jsonInto decodes a response body into v.
+func jsonInto(v any) io.Writer { return &jsonWriter{v: v} }
+
+type jsonWriter struct {
+	v   any
+	buf bytes.Buffer
+}
+
+func (j *jsonWriter) Write(p []byte) (int, error) {
+	j.buf.Write(p)
+	json.Unmarshal(j.buf.Bytes(), j.v)
+	return len(p), nil
+}
+
+func newStorageCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "storage",
+		Short: "Buckets, tables (CSV in and out) and files on a berth server",
+	}
+	cf.register(cmd)
+	client := func() (*client, error) { return cf.client(g) }
+
+	bucket := &cobra.Command{Use: "bucket", Short: "Create and list buckets"}
+	bucket.AddCommand(&cobra.Command{
+		Use: "create ID", Short: "Create a bucket (e.g. in.c-main)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return c.do(cmd.Context(), http.MethodPost, "/api/v1/storage/buckets", map[string]string{"id": args[0]}, nil)
+		},
+	}, &cobra.Command{
+		Use: "list", Short: "List buckets", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Buckets []string `json:"buckets"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/buckets", nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, strings.Join(out.Buckets, "\n"))
+			return nil
+		},
+	})
+
+	table := &cobra.Command{Use: "table", Short: "Load, export, preview and list tables"}
+	var incremental bool
+	var pk, columns string
+	load := &cobra.Command{
+		Use:   "load TABLE_ID FILE.csv",
+		Short: "Load a CSV (RFC 4180, header row unless --columns) into a table, replacing it or --incremental",
+		Example: `  berth storage table load in.c-sales.orders examples/component-sales/orders.csv
+  berth storage table load in.c-sales.orders more.csv --incremental --primary-key id`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[1])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer f.Close()
+			q := url.Values{}
+			if incremental {
+				q.Set("incremental", "1")
+			}
+			q.Set("primary_key", pk)
+			q.Set("columns", columns)
+			var t storage.Table
+			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/storage/tables/"+url.PathEscape(args[0])+"/import?"+q.Encode(), "text/csv", f, jsonInto(&t)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s: %d rows, columns %s\n", t.ID, t.RowsCount, strings.Join(t.Columns, ","))
+			return nil
+		},
+	}
+	load.Flags().BoolVar(&incremental, "incremental", false, "upsert by the primary key (append without one) instead of replacing")
+	load.Flags().StringVar(&pk, "primary-key", "", "primary key columns, comma-separated")
+	load.Flags().StringVar(&columns, "columns", "", "column names of a CSV without a header row")
+	var limit int
+	export := &cobra.Command{
+		Use: "export TABLE_ID", Short: "Write a table as CSV to stdout", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, fmt.Sprintf("/api/v1/storage/tables/%s/export?limit=%d", url.PathEscape(args[0]), limit), "", nil, g.stdout)
+		},
+	}
+	export.Flags().IntVar(&limit, "limit", 0, "at most this many rows")
+	preview := &cobra.Command{
+		Use: "preview TABLE_ID", Short: "Show a table's first 20 rows", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/storage/tables/"+url.PathEscape(args[0])+"/export?limit=20", "", nil, g.stdout)
+		},
+	}
+	tlist := &cobra.Command{
+		Use: "list [BUCKET]", Short: "List tables", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			b := ""
+			if len(args) == 1 {
+				b = args[0]
+			}
+			var out struct {
+				Tables []storage.Table `json:"tables"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/tables?bucket="+url.QueryEscape(b), nil, &out); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, out.Tables)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROWS\tPRIMARY KEY\tCOLUMNS\tCHANGED")
+			for _, t := range out.Tables {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", t.ID, t.RowsCount, strings.Join(t.PrimaryKey, ","), strings.Join(t.Columns, ","), t.LastChangeAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	table.AddCommand(load, export, preview, tlist)
+
+	file := &cobra.Command{Use: "file", Short: "Upload, list, tag and download files"}
+	var tags []string
+	upload := &cobra.Command{
+		Use: "upload FILE", Short: "Upload a file with tags", Args: cobra.ExactArgs(1),
+		Example: "  berth storage file upload report.pdf --tag monthly --tag finance",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer f.Close()
+			q := url.Values{"name": {filepath.Base(args[0])}, "tag": tags}
+			var out storage.File
+			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/storage/files?"+q.Encode(), "application/octet-stream", f, jsonInto(&out)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "file %d: %s (%d bytes, tags %s)\n", out.ID, out.Name, out.Size, strings.Join(out.Tags, ","))
+			return nil
+		},
+	}
+	upload.Flags().StringArrayVar(&tags, "tag", nil, "a tag (repeatable)")
+	var listTags []string
+	flist := &cobra.Command{
+		Use: "list", Short: "List files (newest first), optionally only those with every --tag", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Files []storage.File `json:"files"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/files?"+url.Values{"tag": listTags}.Encode(), nil, &out); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, out.Files)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tTAGS\tCREATED")
+			for _, f := range out.Files {
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", f.ID, f.Name, f.Size, strings.Join(f.Tags, ","), f.Created.Local().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	flist.Flags().StringArrayVar(&listTags, "tag", nil, "only files with this tag (repeatable)")
+	var outPath string
+	download := &cobra.Command{
+		Use: "download ID", Short: "Write a file's content to stdout or -O PATH", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			w := g.stdout
+			if outPath != "" {
+				f, err := os.Create(outPath)
+				if err != nil {
+					return withCode(ExitUsage, err)
+				}
+				defer f.Close()
+				w = f
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/storage/files/"+url.PathEscape(args[0])+"/download", "", nil, w)
+		},
+	}
+	download.Flags().StringVarP(&outPath, "output-file", "O", "", "write to this file")
+	tag := &cobra.Command{
+		Use: "tag ID TAG...", Short: "Add tags to a file", Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return c.do(cmd.Context(), http.MethodPost, "/api/v1/storage/files/"+url.PathEscape(args[0])+"/tags", map[string]any{"tags": args[1:]}, nil)
+		},
+	}
+	file.AddCommand(upload, flist, download, tag)
+	cmd.AddCommand(bucket, table, file)
+	return cmd
+}
