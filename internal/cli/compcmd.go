@@ -145,7 +145,6 @@ func buildComponentImage(ctx context.Context, g *globals, id, dir string) (strin
 	return ref, err
 }
 
-
 func newConfigCmd(g *globals) *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
