@@ -87,7 +87,7 @@ func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	c, err := spec.ParseComponent(body, "component")
+	c, err := spec.ParseComponent(body, "")
 	if err != nil {
 		s.validationError(w, err)
 		return
@@ -145,7 +145,7 @@ func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read component", err)
 		return
 	}
-	c, err := spec.ParseComponentConfig(body, "config", comp)
+	c, err := spec.ParseComponentConfig(body, "", comp)
 	if err != nil {
 		s.validationError(w, err)
 		return

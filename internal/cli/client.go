@@ -71,7 +71,7 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	s := e.Msg
-	if e.Field != "" {
+	if e.Field != "" && !strings.Contains(s, e.Field+":") {
 		s = e.Field + ": " + s
 	}
 	return fmt.Sprintf("server: %s (%d %s)", s, e.Status, e.Code)
@@ -122,8 +122,8 @@ func decodeAPIError(resp *http.Response) error {
 	}
 	e.Status = resp.StatusCode
 	code := ExitFailure
-	if resp.StatusCode == 400 || resp.StatusCode == 404 || resp.StatusCode == 409 || resp.StatusCode == 413 {
-		code = ExitUsage
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		code = ExitUsage // the request was refused: nothing ran
 	}
 	return withCode(code, e)
 }

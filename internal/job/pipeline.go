@@ -121,7 +121,11 @@ func (r *run) execute(ctx context.Context) {
 
 	// Image.
 	t0 := time.Now()
-	fmt.Fprintf(r.system, "resolving image for %s\n", blk.Language)
+	if r.j.Kind == KindComponent {
+		fmt.Fprintf(r.system, "resolving image %s\n", blk.Image)
+	} else {
+		fmt.Fprintf(r.system, "resolving image for %s\n", blk.Language)
+	}
 	res, err := m.images.Ensure(ctx, image.Request{
 		Language: blk.Language, BaseImage: blk.Image, Dependencies: blk.Dependencies,
 		SystemPackages: blk.SystemPackages, InstallAPILibrary: blk.InstallAPILibrary,

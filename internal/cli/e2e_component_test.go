@@ -1,0 +1,87 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
+)
+
+// TestComponentFlowThroughCLI: register a component built from a folder, create a
+// configuration, run it, and find its outputs and state in storage; the caller's token is
+// nowhere in the container's environment or files.
+func TestComponentFlowThroughCLI(t *testing.T) {
+	eng := enginetest.Require(t)
+	img := enginetest.Busybox(t, eng)
+	id := "e2e-" + enginetest.Unique(t)
+	t.Cleanup(func() {
+		imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
+		for _, im := range imgs {
+			for _, tag := range im.Tags {
+				if strings.HasPrefix(tag, "berth/component-"+id+":") {
+					eng.RemoveImage(context.Background(), tag)
+				}
+			}
+		}
+	})
+	s := startServer(t, t.TempDir(), freePort(t))
+	env := []string{"BERTH_SERVER=http://" + s.addr, "BERTH_TOKEN=" + s.token}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`env > /tmp/dump
+find /data -type f | while read f; do echo "== $f"; cat "$f"; done >> /tmp/dump
+cp /tmp/dump /data/out/files/dump.txt
+printf 'k,v\n1,a\n' > /data/out/tables/out.c-e2e.t.csv
+echo '{"n": 1}' > /data/out/state.json
+`), 0o644)
+	comp := filepath.Join(t.TempDir(), "component.json")
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": ""}`), 0o644)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(`{"id": "e2e-cfg", "component": "`+id+`", "parameters": {"a": 1}}`), 0o644)
+
+	if r := berth(t, env, "component", "register", "--build", dir, comp); r.code != 0 {
+		t.Fatalf("register: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "create", cfg); r.code != 0 || !strings.Contains(r.stdout, "version 1") {
+		t.Fatalf("config create: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "run", "e2e-cfg", "--wait"); r.code != 0 {
+		t.Fatalf("config run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "storage", "table", "export", "out.c-e2e.t"); r.stdout != "k,v\n1,a\n" {
+		t.Fatalf("output table: %q %s", r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "state", "e2e-cfg"); strings.TrimSpace(r.stdout) != `{"n": 1}` {
+		t.Fatalf("state: %q", r.stdout)
+	}
+	r := berth(t, env, "storage", "file", "list", "-o", "json")
+	var files []struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &files); err != nil || len(files) != 1 {
+		t.Fatalf("files: %v %s", err, r.stdout)
+	}
+	r = berth(t, env, "storage", "file", "download", "1")
+	if !strings.Contains(r.stdout, "KBC_RUNID=") || !strings.Contains(r.stdout, "== /data/config.json") {
+		t.Fatalf("the dump is not what the component saw:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, s.token) {
+		t.Fatal("the caller's token reached the component")
+	}
+	// A configuration whose parameters fail the schema is refused, naming the path.
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": "`+img+`", "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}`), 0o644)
+	if r := berth(t, env, "component", "register", comp); r.code != 0 {
+		t.Fatalf("re-register: %d %s", r.code, r.stderr)
+	}
+	os.WriteFile(cfg, []byte(`{"id": "e2e-bad", "component": "`+id+`", "parameters": {"n": "x"}}`), 0o644)
+	if r := berth(t, env, "config", "create", cfg); r.code != 64 || !strings.Contains(r.stderr, "parameters.n") {
+		t.Fatalf("schema failure: %d %s", r.code, r.stderr)
+	}
+}
