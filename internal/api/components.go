@@ -29,6 +29,7 @@ func (s *Server) routesComponents(api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/configs/{id}", s.handleGetConfig)
 	api.HandleFunc("GET /api/v1/configs/{id}/state", s.handleGetState)
 	api.HandleFunc("POST /api/v1/configs/{id}/run", s.handleRunConfig)
+	api.HandleFunc("POST /api/v1/components/{id}/actions/{action}", s.handleSyncAction)
 
 	api.HandleFunc("POST /api/v1/storage/buckets", s.handleCreateBucket)
 	api.HandleFunc("GET /api/v1/storage/buckets", s.handleListBuckets)
@@ -396,4 +397,79 @@ func (s *Server) handleTagFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, f)
+}
+
+// handleSyncAction runs a component's sync action: the component starts with action set, no
+// input or output mapping, at most 30 s (image preparation not counted), and its stdout, which
+// must be JSON, is the answer. Body: {"parameters": {...}} (optional).
+func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	comp, err := s.component(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read component", err)
+		}
+		return
+	}
+	action := r.PathValue("action")
+	allowed := false
+	for _, a := range comp.Actions {
+		allowed = allowed || a == action
+	}
+	if !allowed {
+		writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("component %s has no sync action %q (allowed: %s)",
+			comp.ID, action, strings.Join(comp.Actions, ", ")), "action")
+		return
+	}
+	var req struct {
+		Parameters map[string]any `json:"parameters"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "body: {\"parameters\": {...}}", "")
+			return
+		}
+	}
+	cfg := spec.ComponentConfig{ID: comp.ID + "-" + action, Component: comp.ID, Parameters: req.Parameters}
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name,
+		Component: &job.ComponentRun{Component: *comp, Config: cfg, Action: action}})
+	if err != nil {
+		s.submitError(w, err)
+		return
+	}
+	var stdout strings.Builder
+	if err := s.d.Jobs.Logs(r.Context(), j.ID, true, func(c job.LogChunk) error {
+		if c.Stream == "stdout" {
+			stdout.WriteString(c.Text)
+		}
+		return nil
+	}); err != nil {
+		writeError(w, http.StatusGatewayTimeout, "interrupted", "the action did not finish: "+err.Error(), "")
+		return
+	}
+	final, err := s.d.Jobs.Get(context.WithoutCancel(r.Context()), j.ID)
+	if err != nil {
+		s.internal(w, "read job", err)
+		return
+	}
+	switch {
+	case final.State == job.StateSucceeded:
+	case final.Reason == job.ReasonTimeout:
+		writeError(w, http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the action ran longer than %s (job %s)", job.SyncActionTimeout, j.ID), "")
+		return
+	case final.Reason == job.ReasonUserError:
+		writeError(w, http.StatusBadRequest, "action_failed", final.Message, "")
+		return
+	default:
+		writeError(w, http.StatusBadGateway, "action_failed", fmt.Sprintf("%s (job %s)", final.Message, j.ID), "")
+		return
+	}
+	out := strings.TrimSpace(stdout.String())
+	if !json.Valid([]byte(out)) {
+		writeError(w, http.StatusBadGateway, "bad_action_output", fmt.Sprintf("the action's output is not JSON (job %s)", j.ID), "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Berth-Job", j.ID)
+	io.WriteString(w, out+"\n")
 }

@@ -103,7 +103,32 @@ once (admin token), then create configurations for it (berth config).`,
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(reg, list)
+	var params string
+	action := &cobra.Command{
+		Use:     "action ID ACTION",
+		Short:   "Run a component's sync action and print its JSON answer (30 s limit, no input or output mapping)",
+		Example: `  berth component action my-extractor testConnection --parameters '{"host": "db"}'`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{}
+			if params != "" {
+				var p map[string]any
+				if err := json.Unmarshal([]byte(params), &p); err != nil {
+					return withCode(ExitUsage, fmt.Errorf("--parameters: %w", err))
+				}
+				body["parameters"] = p
+			}
+			b, _ := json.Marshal(body)
+			return c.raw(cmd.Context(), http.MethodPost, "/api/v1/components/"+url.PathEscape(args[0])+"/actions/"+url.PathEscape(args[1]),
+				"application/json", bytes.NewReader(b), g.stdout)
+		},
+	}
+	action.Flags().StringVar(&params, "parameters", "", "the action's parameters as JSON")
+	cmd.AddCommand(reg, list, action)
 	return cmd
 }
 

@@ -34,14 +34,18 @@ func TestComponentFlowThroughCLI(t *testing.T) {
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`env > /tmp/dump
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`if grep -q '"action": "list"' /data/config.json; then
+  echo '{"items": [1, 2], "p": '$(grep -c '"who": "me"' /data/config.json)'}'; exit 0
+fi
+if grep -q '"action": "text"' /data/config.json; then echo 'not json'; exit 0; fi
+env > /tmp/dump
 find /data -type f | while read f; do echo "== $f"; cat "$f"; done >> /tmp/dump
 cp /tmp/dump /data/out/files/dump.txt
 printf 'k,v\n1,a\n' > /data/out/tables/out.c-e2e.t.csv
 echo '{"n": 1}' > /data/out/state.json
 `), 0o644)
 	comp := filepath.Join(t.TempDir(), "component.json")
-	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": ""}`), 0o644)
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": "", "actions": ["list", "text"]}`), 0o644)
 	cfg := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(cfg, []byte(`{"id": "e2e-cfg", "component": "`+id+`", "parameters": {"a": 1}}`), 0o644)
 
@@ -74,6 +78,16 @@ echo '{"n": 1}' > /data/out/state.json
 	}
 	if strings.Contains(r.stdout, s.token) {
 		t.Fatal("the caller's token reached the component")
+	}
+	// Sync actions answer with the component's JSON stdout, and refuse what is not JSON.
+	if r := berth(t, env, "component", "action", id, "list", "--parameters", `{"who": "me"}`); r.code != 0 || strings.TrimSpace(r.stdout) != `{"items": [1, 2], "p": 1}` {
+		t.Fatalf("sync action: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "component", "action", id, "text"); r.code == 0 || !strings.Contains(r.stderr, "not JSON") {
+		t.Fatalf("non-JSON action output: %d %s", r.code, r.stderr)
+	}
+	if r := berth(t, env, "component", "action", id, "drop"); r.code != 64 || !strings.Contains(r.stderr, "allowed: list, text") {
+		t.Fatalf("unknown action: %d %s", r.code, r.stderr)
 	}
 	// A configuration whose parameters fail the schema is refused, naming the path.
 	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": "`+img+`", "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}`), 0o644)

@@ -20,6 +20,9 @@ import (
 	"github.com/berthproject/berth/internal/store"
 )
 
+// SyncActionTimeout bounds a sync action's run.
+const SyncActionTimeout = 30 * time.Second
+
 // messageCut is how much of a failed component's output its user sees (head and tail).
 const messageCut = 2000
 
@@ -40,6 +43,11 @@ func (m *Manager) submitComponent(ctx context.Context, s Submission) (Job, error
 	}
 	b := spec.Block{Name: cr.Config.ID, Language: spec.LangShell, Image: cr.Component.Image,
 		Limits: cr.Component.Limits, Network: cr.Component.Network}
+	if cr.Action != "run" {
+		// A sync action gets SyncActionTimeout from its start (image preparation not counted).
+		b.Limits.Timeout = spec.Duration(SyncActionTimeout)
+		b.Name = cr.Component.ID + ":" + cr.Action
+	}
 	blockJSON, _ := json.Marshal(b)
 	j := Job{ID: newID(), Kind: KindComponent, Name: cr.Config.ID, Owner: s.Owner, State: StateQueued, Block: b,
 		Component: &cr, CreatedAt: time.Now().UTC()}
@@ -118,12 +126,16 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			fmt.Fprintf(r.system, "input: %d file(s) tagged %s\n", len(files), strings.Join(sel.Tags, ","))
 		}
 	}
-	cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
-	if err != nil {
-		return "", err
+	state := json.RawMessage("{}")
+	if cr.Action == "run" {
+		cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
+		if err != nil {
+			return "", err
+		}
+		r.stateVersion = cfgRow.StateVersion
+		state = json.RawMessage(cfgRow.State)
 	}
-	r.stateVersion = cfgRow.StateVersion
-	if err := datadir.WriteState(dataDir, json.RawMessage(cfgRow.State)); err != nil {
+	if err := datadir.WriteState(dataDir, state); err != nil {
 		return "", err
 	}
 	// Inputs stay root's (read-only for the component); out/ is the component's.

@@ -275,6 +275,11 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 		return
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
+	if r.j.Component.Action != "run" {
+		// A sync action has no output mapping and no state: its stdout is the answer.
+		r.classify(exit, how)
+		return
+	}
 	t0 = time.Now()
 	err = r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
 	r.timing("outputs", t0, "")
