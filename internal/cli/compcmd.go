@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -35,7 +36,7 @@ and /data/in (tables and files with manifests, state.json) and writes /data/out.
 once (admin token), then create configurations for it (berth config).`,
 	}
 	cf.register(cmd)
-	var build string
+	var build, gitURL, gitRef string
 	reg := &cobra.Command{
 		Use:   "register FILE.json",
 		Short: "Register (or update) a component from its JSON definition",
@@ -54,6 +55,18 @@ once (admin token), then create configurations for it (berth config).`,
 			var def map[string]any
 			if err := json.Unmarshal(raw, &def); err != nil {
 				return withCode(ExitUsage, fmt.Errorf("%s: %w", args[0], err))
+			}
+			if build != "" && gitURL != "" {
+				return withCode(ExitUsage, fmt.Errorf("give --build or --git, not both"))
+			}
+			if gitURL != "" {
+				id, _ := def["id"].(string)
+				ref, err := buildComponentFromGit(cmd.Context(), g, id, gitURL, gitRef)
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+				def["image"] = ref
+				raw, _ = json.Marshal(def)
 			}
 			if build != "" {
 				id, _ := def["id"].(string)
@@ -77,6 +90,8 @@ once (admin token), then create configurations for it (berth config).`,
 		},
 	}
 	reg.Flags().StringVar(&build, "build", "", "build the image from this folder's Dockerfile first (on this machine's engine)")
+	reg.Flags().StringVar(&gitURL, "git", "", "build the image from this git repository's Dockerfile (a URL, a path or file://); rebuilt only when the commit changes")
+	reg.Flags().StringVar(&gitRef, "ref", "HEAD", "with --git: the branch, tag or commit to build")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List components",
@@ -168,6 +183,64 @@ func buildComponentImage(ctx context.Context, g *globals, id, dir string) (strin
 	_, err = eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: dir, Tags: []string{ref}, Network: "host",
 		Labels: map[string]string{runtime.LabelKind: runtime.KindComponent}}, g.stderr)
 	return ref, err
+}
+
+// buildComponentFromGit builds a repository's Dockerfile at a ref into
+// berth/component-<id>:<commit>: content-addressed by commit, so the same commit is never
+// built twice.
+func buildComponentFromGit(ctx context.Context, g *globals, id, repo, ref string) (string, error) {
+	tmp, err := os.MkdirTemp("", "berth-git-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	git := func(args ...string) (string, error) {
+		c := exec.CommandContext(ctx, "git", args...)
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		if err := c.Run(); err != nil {
+			return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	if _, err := git("clone", "--quiet", "--no-checkout", repo, tmp); err != nil {
+		return "", err
+	}
+	commit, err := git("-C", tmp, "rev-parse", "--verify", ref+"^{commit}")
+	if err != nil {
+		if commit, err = git("-C", tmp, "rev-parse", "--verify", "origin/"+ref+"^{commit}"); err != nil {
+			return "", fmt.Errorf("--ref %s: not a commit, branch or tag of %s", ref, repo)
+		}
+	}
+	tag := "berth/component-" + strings.ToLower(id) + ":" + commit[:12]
+	eng, err := openEngine(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	defer eng.Close()
+	if _, err := eng.InspectImage(ctx, tag); err == nil {
+		fmt.Fprintf(g.stderr, "berth: image %s is up to date (commit %s)\n", tag, commit[:12])
+		return tag, nil
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", tmp, "archive", "--format=tar", commit)
+	tarOut, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := archive.Start(); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(g.stderr, "berth: building %s from %s at commit %s\n", tag, repo, commit[:12])
+	_, err = eng.BuildImage(ctx, runtime.BuildSpec{Context: tarOut, Tags: []string{tag}, Network: "host",
+		Labels: map[string]string{runtime.LabelKind: runtime.KindComponent, "berth.git-commit": commit}}, g.stderr)
+	werr := archive.Wait()
+	if err != nil {
+		return "", err
+	}
+	if werr != nil {
+		return "", fmt.Errorf("git archive: %w", werr)
+	}
+	return tag, nil
 }
 
 func newConfigCmd(g *globals) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +98,67 @@ echo '{"n": 1}' > /data/out/state.json
 	os.WriteFile(cfg, []byte(`{"id": "e2e-bad", "component": "`+id+`", "parameters": {"n": "x"}}`), 0o644)
 	if r := berth(t, env, "config", "create", cfg); r.code != 64 || !strings.Contains(r.stderr, "parameters.n") {
 		t.Fatalf("schema failure: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestComponentImageFromGit: an image built from a git repository is reused on the same
+// commit and rebuilt on a new one.
+func TestComponentImageFromGit(t *testing.T) {
+	eng := enginetest.Require(t)
+	img := enginetest.Busybox(t, eng)
+	id := "git-" + enginetest.Unique(t)
+	t.Cleanup(func() {
+		imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
+		for _, im := range imgs {
+			for _, tag := range im.Tags {
+				if strings.HasPrefix(tag, "berth/component-"+id+":") {
+					eng.RemoveImage(context.Background(), tag)
+				}
+			}
+		}
+	})
+	repo := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		c := exec.Command("git", append([]string{"-C", repo, "-c", "user.email=t@example.com", "-c", "user.name=t"}, args...)...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	os.WriteFile(filepath.Join(repo, "Dockerfile"), []byte("FROM "+img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "run.sh"), []byte("echo v1\n"), 0o644)
+	git("add", ".")
+	git("commit", "-qm", "v1")
+
+	s := startServer(t, t.TempDir(), freePort(t))
+	env := []string{"BERTH_SERVER=http://" + s.addr, "BERTH_TOKEN=" + s.token}
+	comp := filepath.Join(t.TempDir(), "component.json")
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": ""}`), 0o644)
+	r := berth(t, env, "component", "register", "--git", "file://"+repo, comp)
+	if r.code != 0 || !strings.Contains(r.stderr, "building") {
+		t.Fatalf("first register: %d %s", r.code, r.stderr)
+	}
+	r = berth(t, env, "component", "register", "--git", "file://"+repo, comp)
+	if r.code != 0 || !strings.Contains(r.stderr, "up to date") || strings.Contains(r.stderr, "building") {
+		t.Fatalf("same commit rebuilt: %d %s", r.code, r.stderr)
+	}
+	os.WriteFile(filepath.Join(repo, "run.sh"), []byte("echo v2\n"), 0o644)
+	git("commit", "-qam", "v2")
+	r = berth(t, env, "component", "register", "--git", repo, comp)
+	if r.code != 0 || !strings.Contains(r.stderr, "building") {
+		t.Fatalf("new commit not built: %d %s", r.code, r.stderr)
+	}
+	imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
+	n := 0
+	for _, im := range imgs {
+		for _, tag := range im.Tags {
+			if strings.HasPrefix(tag, "berth/component-"+id+":") {
+				n++
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d images for two commits", n)
 	}
 }
