@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
@@ -219,8 +220,26 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	var cfg spec.ComponentConfig
 	json.Unmarshal([]byte(row.Body), &cfg)
-	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name,
-		Component: &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run"}})
+	cr := &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run"}
+	if cfg.Processors != nil {
+		for stage, list := range map[string][]datadir.Processor{"before": cfg.Processors.Before, "after": cfg.Processors.After} {
+			for i, proc := range list {
+				pc, err := s.component(r.Context(), proc.Definition.Component)
+				if err != nil {
+					writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("processor %s: %v", proc.Definition.Component, err),
+						fmt.Sprintf("processors.%s[%d].definition.component", stage, i))
+					return
+				}
+				pr := job.ProcessorRun{Component: *pc, Parameters: proc.Parameters}
+				if stage == "before" {
+					cr.Before = append(cr.Before, pr)
+				} else {
+					cr.After = append(cr.After, pr)
+				}
+			}
+		}
+	}
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name, Component: cr})
 	if err != nil {
 		s.submitError(w, err)
 		return

@@ -335,3 +335,113 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 	}
 	return nil
 }
+
+// runProcessors runs a stage's processors in order over the job's data folder. Before
+// processors read the mapped inputs and their output becomes the component's in/; after
+// processors read the component's out/ (the previous processor's output) and their output is
+// what gets mapped. A failure names the processor.
+func (r *run) runProcessors(ctx context.Context, stage string, procs []ProcessorRun, dataDir string) error {
+	for i, p := range procs {
+		name := fmt.Sprintf("processor %s (%s #%d)", p.Component.ID, stage, i+1)
+		pdir := filepath.Join(r.workDir, fmt.Sprintf("proc-%s-%d", stage, i))
+		if err := datadir.Layout(pdir); err != nil {
+			return err
+		}
+		os.RemoveAll(filepath.Join(pdir, "in"))
+		from := filepath.Join(dataDir, "in")
+		if stage == "after" {
+			from = filepath.Join(dataDir, "out")
+		}
+		if err := os.Rename(from, filepath.Join(pdir, "in")); err != nil {
+			return err
+		}
+		if err := datadir.WriteConfig(pdir, datadir.Config{Parameters: p.Parameters, Action: "run",
+			ImageParameters: p.Component.ImageParameters}); err != nil {
+			return err
+		}
+		if err := chownTree(filepath.Join(pdir, "out"), r.m.cfg.User); err != nil {
+			return err
+		}
+		// The processor may read its input but not change it.
+		if err := chownTree(filepath.Join(pdir, "in"), "0:0"); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.system, "%s: starting\n", name)
+		t0 := time.Now()
+		code, err := r.runAux(ctx, p.Component, pdir)
+		r.timing("processor", t0, p.Component.ID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if code != 0 {
+			return &ProcessorError{Name: name, Code: code}
+		}
+		// Its output is the next step's input.
+		dest := filepath.Join(dataDir, "in")
+		if stage == "after" {
+			dest = filepath.Join(dataDir, "out")
+		}
+		if stage == "before" {
+			// The state travels with the inputs.
+			if b, err := os.ReadFile(filepath.Join(pdir, "in", "state.json")); err == nil {
+				os.WriteFile(filepath.Join(pdir, "out", "state.json"), b, 0o644)
+			}
+		}
+		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {
+			return err
+		}
+		owner := r.m.cfg.User
+		if stage == "before" {
+			owner = "0:0" // inputs are read-only for the component
+		}
+		if err := chownTree(dest, owner); err != nil {
+			return err
+		}
+		for _, sub := range []string{"tables", "files"} {
+			os.MkdirAll(filepath.Join(dest, sub), 0o755)
+		}
+		os.RemoveAll(pdir)
+	}
+	return nil
+}
+
+// ProcessorError is a processor that exited non-zero.
+type ProcessorError struct {
+	Name string
+	Code int
+}
+
+func (e *ProcessorError) Error() string { return fmt.Sprintf("%s failed with exit code %d", e.Name, e.Code) }
+
+// runAux runs one more container of this job (a processor) over dir, with the job's
+// confinement, and returns its exit code. Its output joins the job's.
+func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int, error) {
+	m := r.m
+	t := r.componentTask(comp.Image, dir)
+	t.Env["KBC_COMPONENTID"] = comp.ID
+	lim, err := m.cfg.effectiveLimits(comp.Limits)
+	if err != nil {
+		return 0, err
+	}
+	t.Limits.MemoryBytes, t.Limits.NanoCPUs = int64(lim.Memory), int64(lim.CPU*1e9)
+	id, err := m.rt.Start(ctx, t)
+	if err != nil {
+		if id != "" {
+			m.rt.Remove(context.WithoutCancel(ctx), id)
+		}
+		return 0, err
+	}
+	defer m.rt.Remove(context.WithoutCancel(ctx), id)
+	stdout := newStreamWriter("stdout", r.out, r.redact)
+	stderr := newStreamWriter("stderr", r.out, r.redact)
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(lim.Timeout))
+	defer cancel()
+	ex, err := m.rt.Wait(wctx, id)
+	m.rt.Logs(context.WithoutCancel(ctx), id, false, stdout, stderr)
+	stdout.Flush()
+	stderr.Flush()
+	if err != nil {
+		return 0, fmt.Errorf("wait: %w", err)
+	}
+	return ex.Code, nil
+}

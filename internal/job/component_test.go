@@ -334,3 +334,59 @@ func TestComponentStateConflict(t *testing.T) {
 		t.Fatalf("state %s is not the winner's (%s)", row.State, won[0].ID)
 	}
 }
+
+// TestProcessorChain: before processors transform the inputs the component sees, after
+// processors transform its outputs in order, and a failing processor fails the job naming it.
+func TestProcessorChain(t *testing.T) {
+	h, st := componentHarness(t, nil)
+	loadCSV(t, st, "in.c-main.words", "w\nalpha\nbeta\n", storage.LoadOptions{})
+	// before: upper-cases every input table.
+	upper := h.componentImage(t, `for f in /data/in/tables/*.csv; do tr a-z A-Z < $f > /data/out/tables/$(basename $f); done
+cp /data/in/tables/*.manifest /data/out/tables/ 2>/dev/null; exit 0
+`)
+	// the component: copies its input to an output table with a marker row.
+	main := h.componentImage(t, `cp /data/in/tables/words.csv /data/out/tables/words.csv; echo MAIN >> /data/out/tables/words.csv
+if echo x >> /data/in/tables/words.csv 2>/dev/null; then echo "inputs=writable"; fi
+`)
+	// after #1 and #2: each appends its parameter, in order.
+	appendRow := h.componentImage(t, `v=$(grep -o '"row": "[A-Z0-9]*"' /data/config.json | cut -d'"' -f4)
+cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/tables/words.csv
+`)
+	comp := spec.Component{ID: "main", Image: main}
+	cfg := spec.ComponentConfig{ID: "chain", Component: "main", Storage: datadir.StorageMapping{
+		Input:  datadir.InputMapping{Tables: []datadir.InputTable{{Source: "in.c-main.words", Destination: "words.csv"}}},
+		Output: datadir.OutputMapping{Tables: []datadir.OutputTable{{Source: "words.csv", Destination: "out.c-main.words"}}},
+	}}
+	ctx := context.Background()
+	body, _ := json.Marshal(cfg)
+	compBody, _ := json.Marshal(comp)
+	h.st.PutComponent(ctx, comp.ID, string(compBody))
+	h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+	run := func(cr *ComponentRun) Job {
+		j, err := h.m.Submit(ctx, Submission{Component: cr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ = h.m.Wait(ctx, j.ID)
+		return j
+	}
+	j := run(&ComponentRun{Component: comp, Config: cfg, Action: "run",
+		Before: []ProcessorRun{{Component: spec.Component{ID: "upper", Image: upper}}},
+		After: []ProcessorRun{
+			{Component: spec.Component{ID: "append", Image: appendRow}, Parameters: map[string]any{"row": "P1"}},
+			{Component: spec.Component{ID: "append", Image: appendRow}, Parameters: map[string]any{"row": "P2"}},
+		}})
+	out := h.output(t, j.ID, "")
+	if j.State != StateSucceeded || strings.Contains(out, "inputs=writable") {
+		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, out)
+	}
+	if got := exportCSV(t, st, "out.c-main.words"); got != "W\nALPHA\nBETA\nMAIN\nP1\nP2\n" {
+		t.Fatalf("processed table:\n%s", got)
+	}
+	failing := h.componentImage(t, "echo 'cannot process' >&2\nexit 3\n")
+	j = run(&ComponentRun{Component: comp, Config: cfg, Action: "run",
+		After: []ProcessorRun{{Component: spec.Component{ID: "broken", Image: failing}}}})
+	if j.State != StateFailed || !strings.Contains(j.Message, "processor broken (after #1) failed with exit code 3") {
+		t.Fatalf("failing processor: %s/%s %q", j.State, j.Reason, j.Message)
+	}
+}

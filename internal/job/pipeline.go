@@ -270,11 +270,25 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 	if r.interrupted(ctx) {
 		return
 	}
+	if err := r.runProcessors(ctx, "before", r.j.Component.Before, dataDir); err != nil {
+		if !r.interrupted(ctx) {
+			r.processorFailed(err)
+		}
+		return
+	}
 	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
 	if !started {
 		return
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
+	if ok && len(r.j.Component.After) > 0 {
+		if err := r.runProcessors(ctx, "after", r.j.Component.After, dataDir); err != nil {
+			if !r.interrupted(ctx) {
+				r.processorFailed(err)
+			}
+			return
+		}
+	}
 	if r.j.Component.Action != "run" {
 		// A sync action has no output mapping and no state: its stdout is the answer.
 		r.classify(exit, how)
@@ -524,3 +538,18 @@ func humanBytes(n int64) string {
 }
 
 var _ io.Writer = (*streamWriter)(nil)
+
+// processorFailed ends the job for a failed processor, naming it.
+func (r *run) processorFailed(err error) {
+	var pe *ProcessorError
+	if errors.As(err, &pe) {
+		code := pe.Code
+		reason := ReasonAppError
+		if code == 1 {
+			reason = ReasonUserError
+		}
+		r.end(StateFailed, reason, err.Error(), &code)
+		return
+	}
+	r.fail(ReasonInternal, err.Error())
+}

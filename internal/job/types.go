@@ -61,6 +61,15 @@ type ComponentRun struct {
 	Config        spec.ComponentConfig `json:"config"`
 	ConfigVersion int                  `json:"config_version"`
 	Action        string               `json:"action,omitempty"` // run (default)
+	// Before and After are the configuration's processors, resolved to their components.
+	Before []ProcessorRun `json:"before,omitempty"`
+	After  []ProcessorRun `json:"after,omitempty"`
+}
+
+// ProcessorRun is one processor: a component run over the job's data folder.
+type ProcessorRun struct {
+	Component  spec.Component `json:"component"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 // Job is one run of a block or of a component configuration.

@@ -130,8 +130,14 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 	if comp == nil || c.Component != comp.ID {
 		ps = append(ps, Problem{Field: "component", Message: fmt.Sprintf("no registered component %q", c.Component)})
 	}
-	if c.Processors != nil && (len(c.Processors.Before) > 0 || len(c.Processors.After) > 0) {
-		ps = append(ps, Problem{Field: "processors", Message: "processors are not supported by this server yet"})
+	if c.Processors != nil {
+		for stage, list := range map[string][]datadir.Processor{"before": c.Processors.Before, "after": c.Processors.After} {
+			for i, p := range list {
+				if p.Definition.Component == "" {
+					ps = append(ps, Problem{Field: fmt.Sprintf("processors.%s[%d].definition.component", stage, i), Message: "is required"})
+				}
+			}
+		}
 	}
 	for i, t := range c.Storage.Input.Tables {
 		if t.Source == "" {
