@@ -411,7 +411,9 @@ type ProcessorError struct {
 	Code int
 }
 
-func (e *ProcessorError) Error() string { return fmt.Sprintf("%s failed with exit code %d", e.Name, e.Code) }
+func (e *ProcessorError) Error() string {
+	return fmt.Sprintf("%s failed with exit code %d", e.Name, e.Code)
+}
 
 // runAux runs one more container of this job (a processor) over dir, with the job's
 // confinement, and returns its exit code. Its output joins the job's.
