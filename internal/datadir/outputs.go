@@ -70,13 +70,8 @@ func ReadOutputs(dir string, m OutputMapping) ([]OutTable, []OutFile, error) {
 		}
 		var man OutTableManifest
 		if b, err := os.ReadFile(filepath.Join(tdir, name+".manifest")); err == nil {
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&man); err != nil {
-				return nil, nil, &Error{File: "out/tables/" + name + ".manifest", Message: "malformed manifest: " + err.Error()}
-			}
-			if (man.Delimiter != "" && man.Delimiter != ",") || (man.Enclosure != "" && man.Enclosure != `"`) {
-				return nil, nil, &Error{File: "out/tables/" + name + ".manifest", Message: `only delimiter "," and enclosure '"' are supported`}
+			if man, err = ParseTableManifest(b); err != nil {
+				return nil, nil, &Error{File: "out/tables/" + name + ".manifest", Message: err.Error()}
 			}
 		}
 		t := OutTable{Source: name, Incremental: man.Incremental, PrimaryKey: man.PrimaryKey, Columns: man.Columns,
@@ -200,3 +195,26 @@ func readMaybeGzip(path string) (io.Reader, error) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// ParseTableManifest reads an output table manifest strictly: unknown fields, wrong types and
+// delimiters other than RFC 4180's are errors.
+func ParseTableManifest(b []byte) (OutTableManifest, error) {
+	var man OutTableManifest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&man); err != nil {
+		return man, errString("malformed manifest: " + err.Error())
+	}
+	if dec.More() {
+		return man, errString("malformed manifest: more than one JSON value")
+	}
+	if (man.Delimiter != "" && man.Delimiter != ",") || (man.Enclosure != "" && man.Enclosure != `"`) {
+		return man, errString(`only delimiter "," and enclosure '"' are supported`)
+	}
+	for _, c := range man.Columns {
+		if c == "" {
+			return man, errString("malformed manifest: an empty column name")
+		}
+	}
+	return man, nil
+}

@@ -70,7 +70,8 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	imgParams := cr.Component.ImageParameters
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
 		Parameters: params, Storage: cr.Config.Storage, ImageParameters: imgParams, Action: cr.Action,
-		Runtime: map[string]any{"job_id": r.j.ID, "backend": m.rt.Name()},
+		Runtime:    map[string]any{"job_id": r.j.ID, "backend": m.rt.Name()},
+		Processors: cr.Config.Processors,
 	}); err != nil {
 		return "", err
 	}

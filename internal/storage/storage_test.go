@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/internal/store"
+)
+
+func newStorage(t *testing.T) *Storage {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, err := New(st, filepath.Join(dir, "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func load(t *testing.T, s *Storage, id, text string, o LoadOptions) {
+	t.Helper()
+	cols, rows, err := ReadCSV(strings.NewReader(text), o.Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(context.Background(), s.DB(), id, cols, rows, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func export(t *testing.T, s *Storage, id string, o ExportOptions) string {
+	t.Helper()
+	var b bytes.Buffer
+	if _, _, err := s.Export(context.Background(), id, &b, o); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestFullAndIncrementalLoads(t *testing.T) {
+	s := newStorage(t)
+	load(t, s, "in.c-m.t", "id,name\n1,ann\n2,bob\n", LoadOptions{PrimaryKey: []string{"id"}})
+	// Incremental: upsert by the key, new columns added, old rows padded.
+	load(t, s, "in.c-m.t", "id,name,team\n2,BOB,blue\n3,cid,red\n", LoadOptions{Incremental: true})
+	if got := export(t, s, "in.c-m.t", ExportOptions{}); got != "id,name,team\n1,ann,\n2,BOB,blue\n3,cid,red\n" {
+		t.Fatalf("after upsert:\n%s", got)
+	}
+	// delete_where before an incremental load.
+	load(t, s, "in.c-m.t", "id,name,team\n4,dan,red\n", LoadOptions{Incremental: true, DeleteWhereColumn: "team", DeleteWhereValues: []string{"red"}})
+	if got := export(t, s, "in.c-m.t", ExportOptions{}); got != "id,name,team\n1,ann,\n2,BOB,blue\n4,dan,red\n" {
+		t.Fatalf("after delete_where:\n%s", got)
+	}
+	// A full load replaces the rows.
+	load(t, s, "in.c-m.t", "id,name\n9,zed\n", LoadOptions{})
+	tbl, _ := s.GetTable(context.Background(), s.DB(), "in.c-m.t")
+	if got := export(t, s, "in.c-m.t", ExportOptions{}); got != "id,name\n9,zed\n" || tbl.RowsCount != 1 || strings.Join(tbl.PrimaryKey, ",") != "id" {
+		t.Fatalf("after full load: %s %+v", got, tbl)
+	}
+	// Without a key, an incremental load appends.
+	load(t, s, "in.c-m.log", "a\n1\n", LoadOptions{})
+	load(t, s, "in.c-m.log", "a\n1\n", LoadOptions{Incremental: true})
+	if got := export(t, s, "in.c-m.log", ExportOptions{}); got != "a\n1\n1\n" {
+		t.Fatalf("append: %q", got)
+	}
+}
+
+func TestExportFilters(t *testing.T) {
+	s := newStorage(t)
+	load(t, s, "in.c-m.t", "id,team\n1,red\n2,blue\n3,red\n4,green\n", LoadOptions{PrimaryKey: []string{"id"}})
+	if got := export(t, s, "in.c-m.t", ExportOptions{WhereColumn: "team", WhereOperator: "ne", WhereValues: []string{"red"}, Columns: []string{"id"}}); got != "id\n2\n4\n" {
+		t.Errorf("where ne + columns: %q", got)
+	}
+	if got := export(t, s, "in.c-m.t", ExportOptions{WhereColumn: "team", WhereValues: []string{"red"}, Limit: 1}); got != "id,team\n1,red\n" {
+		t.Errorf("where eq + limit: %q", got)
+	}
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	load(t, s, "in.c-m.t", "id,team\n2,violet\n", LoadOptions{Incremental: true})
+	if got := export(t, s, "in.c-m.t", ExportOptions{ChangedSince: cut}); got != "id,team\n2,violet\n" {
+		t.Errorf("changed_since: %q", got)
+	}
+	var b bytes.Buffer
+	if _, _, err := s.Export(context.Background(), "in.c-m.t", &b, ExportOptions{Columns: []string{"nope"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown column: %v", err)
+	}
+}
+
+func TestCSVRules(t *testing.T) {
+	cols, rows, err := ReadCSV(strings.NewReader("a,b\n\"x, \"\"quoted\"\"\",2\n"), nil)
+	if err != nil || rows[0][0] != `x, "quoted"` || len(cols) != 2 {
+		t.Fatalf("RFC 4180 quoting: %v %v", rows, err)
+	}
+	for name, in := range map[string]string{"field count": "a,b\n1\n", "bad column": "a b\n1\n", "duplicate column": "a,a\n1,2\n", "empty": ""} {
+		if _, _, err := ReadCSV(strings.NewReader(in), nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, _, err := SplitTableID("nodot"); err == nil {
+		t.Error("a table id without a bucket was accepted")
+	}
+}
+
+func TestFiles(t *testing.T) {
+	s := newStorage(t)
+	ctx := context.Background()
+	f, err := s.UploadFile(ctx, "a.txt", strings.NewReader("hello"), []string{"x", "y"})
+	if err != nil || f.Size != 5 {
+		t.Fatalf("%+v %v", f, err)
+	}
+	s.UploadFile(ctx, "b.txt", strings.NewReader("bye"), []string{"y"})
+	if l, _ := s.ListFiles(ctx, []string{"x", "y"}, 0); len(l) != 1 || l[0].Name != "a.txt" {
+		t.Fatalf("by tags: %+v", l)
+	}
+	if l, _ := s.ListFiles(ctx, nil, 1); len(l) != 1 || l[0].Name != "b.txt" {
+		t.Fatalf("newest first with a limit: %+v", l)
+	}
+	if f, _ = s.TagFile(ctx, f.ID, []string{"z"}); strings.Join(f.Tags, ",") != "x,y,z" {
+		t.Fatalf("tags %v", f.Tags)
+	}
+	rc, _, err := s.OpenFile(ctx, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "hello" {
+		t.Fatalf("content %q", b)
+	}
+	// A staged file rolled back leaves nothing.
+	sf, _ := s.Stage("c.txt", strings.NewReader("c"), nil)
+	tx, _ := s.DB().Begin()
+	sf.Commit(ctx, tx)
+	tx.Rollback()
+	sf.Discard()
+	if l, _ := s.ListFiles(ctx, nil, 0); len(l) != 2 {
+		t.Fatalf("a rolled back file was kept: %+v", l)
+	}
+}
