@@ -1,0 +1,38 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/berthproject/berth/internal/runtime"
+)
+
+// CanApply says whether the engine can apply limits it does not always support: GPUs need a
+// GPU runtime, a root filesystem size needs a storage driver with quotas.
+func (e *Engine) CanApply(ctx context.Context, l runtime.Limits) error {
+	driver, runtimes := e.info(ctx)
+	if l.GPUs > 0 && !runtimes["nvidia"] {
+		return fmt.Errorf("the engine has no GPU runtime")
+	}
+	if l.StorageBytes > 0 && !quotaDrivers[driver] {
+		return fmt.Errorf("the engine's storage driver %q has no quotas", driver)
+	}
+	return nil
+}
+
+// TaskLimits reads back the limits a running task got, as the engine reports them (inspect).
+func (e *Engine) TaskLimits(ctx context.Context, id runtime.TaskID) (runtime.Limits, error) {
+	ins, err := e.cli.ContainerInspect(ctx, string(id))
+	if err != nil {
+		return runtime.Limits{}, classify("inspect container", err)
+	}
+	hc := ins.HostConfig
+	l := runtime.Limits{NanoCPUs: hc.NanoCPUs, MemoryBytes: hc.Memory, ShmSizeBytes: hc.ShmSize}
+	if hc.PidsLimit != nil {
+		l.PidsLimit = *hc.PidsLimit
+	}
+	for _, d := range hc.DeviceRequests {
+		l.GPUs += d.Count
+	}
+	return l, nil
+}

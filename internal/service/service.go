@@ -1,0 +1,808 @@
+// Package service runs long-running containers ("services") that a platform's plugins call
+// through berth's proxy: a folder with a Dockerfile and a container.json is built and
+// validated, started when the first request arrives (concurrent requests wait on one start),
+// stopped when it idles, and started again by the next request. Every state transition is
+// stored with its time; running services are re-adopted when berth restarts.
+package service
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/spec"
+	"github.com/berthproject/berth/internal/store"
+)
+
+// Image states.
+const (
+	ImagePendingValidation = "PENDING_VALIDATION"
+	ImageValidating        = "VALIDATING"
+	ImageReady             = "READY"
+	ImageError             = "ERROR"
+)
+
+// Container states.
+const (
+	PendingStart  = "PENDING_START"
+	Starting      = "STARTING"
+	Started       = "STARTED"
+	PendingStop   = "PENDING_STOP"
+	Stopped       = "STOPPED"
+	Error         = "ERROR"
+	SystemStopped = "SYSTEM_STOPPED" // stopped for idling; the next request starts it again
+)
+
+// LabelHealthPath is the image label naming a readiness path (e.g. /healthz).
+const LabelHealthPath = "berth.health-path"
+
+// Errors.
+var (
+	ErrNotFound = errors.New("service: not found")
+	ErrNotReady = errors.New("service: image not ready")
+)
+
+// Config configures the manager.
+type Config struct {
+	// DataDir keeps each service's build context and build log (<data-dir>/services).
+	DataDir string
+	// Instance labels this berth's service containers.
+	Instance string
+	// Network is the berth-owned network services live on (default berth-services-<instance>).
+	Network string
+	// StuckTimeout turns a state that has not moved for this long into ERROR (default 5 min).
+	StuckTimeout time.Duration
+	// ReadyTimeout bounds a start: the port answering and the health path passing (default 2 min).
+	ReadyTimeout time.Duration
+	// PollInterval is how often readiness is checked while starting (default 20 ms).
+	PollInterval time.Duration
+	// CheckInterval is how often idle and stuck services are looked for (default 1 s).
+	CheckInterval time.Duration
+	// StopGrace is how long a stopping service gets before it is killed (default 5 s).
+	StopGrace time.Duration
+	// ExtraLabels are added to service containers and images (tests set berth.test=1).
+	ExtraLabels map[string]string
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig(dataDir, instance string) Config {
+	return Config{DataDir: dataDir, Instance: instance, Network: "berth-services-" + instance,
+		StuckTimeout: 5 * time.Minute, ReadyTimeout: 2 * time.Minute, PollInterval: 20 * time.Millisecond,
+		CheckInterval: time.Second, StopGrace: 5 * time.Second}
+}
+
+// Networks is what a runtime needs to give services a network of berth's own.
+type Networks interface {
+	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
+}
+
+// Capabilities tell what the engine can apply (GPU runtime, storage quotas).
+type Capabilities interface {
+	CanApply(ctx context.Context, l runtime.Limits) error
+}
+
+// Service is a service as the API shows it.
+type Service struct {
+	Name               string               `json:"name"`
+	Package            string               `json:"package"`
+	Port               int                  `json:"port"`
+	HealthPath         string               `json:"health_path,omitempty"`
+	Container          spec.ContainerJSON   `json:"container_json"`
+	Image              string               `json:"image,omitempty"`
+	ImageState         string               `json:"image_state"`
+	ImageReason        string               `json:"image_reason,omitempty"`
+	ImageChangedAt     time.Time            `json:"image_changed_at"`
+	ContainerState     string               `json:"container_state"`
+	ContainerID        string               `json:"container_id,omitempty"`
+	ContainerReason    string               `json:"container_reason,omitempty"`
+	ContainerChangedAt time.Time            `json:"container_changed_at"`
+	Warnings           []string             `json:"warnings,omitempty"`
+	Events             []store.ServiceEvent `json:"events,omitempty"`
+	ActiveConnections  int64                `json:"active_connections"`
+	LastActivity       *time.Time           `json:"last_activity,omitempty"`
+}
+
+// svc is a service's live state in memory: the address the proxy forwards to, the start in
+// flight, and its activity.
+type svc struct {
+	mu       sync.Mutex
+	name     string
+	addr     string
+	task     runtime.TaskID
+	starting chan struct{} // closed when the start in flight ends
+	startErr error
+	busy     bool // a start, stop or build is in flight (stuck detection leaves it alone)
+
+	active       atomic.Int64
+	lastActivity atomic.Int64 // unix nanoseconds
+}
+
+// Manager owns services. Safe for concurrent use.
+type Manager struct {
+	cfg Config
+	st  *store.Store
+	rt  runtime.Runtime
+	log *slog.Logger
+
+	mu   sync.Mutex
+	svcs map[string]*svc
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New makes a manager; Start re-adopts running services and starts the idle and stuck checks.
+func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Manager {
+	d := DefaultConfig(cfg.DataDir, cfg.Instance)
+	if cfg.Network == "" {
+		cfg.Network = d.Network
+	}
+	if cfg.StuckTimeout == 0 {
+		cfg.StuckTimeout = d.StuckTimeout
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = d.ReadyTimeout
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = d.PollInterval
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = d.CheckInterval
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = d.StopGrace
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, st: st, rt: rt, log: log, svcs: map[string]*svc{}, ctx: ctx, cancel: cancel}
+}
+
+func (m *Manager) svc(name string) *svc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.svcs[name]
+	if !ok {
+		s = &svc{name: name}
+		s.lastActivity.Store(time.Now().UnixNano())
+		m.svcs[name] = s
+	}
+	return s
+}
+
+func (m *Manager) labels(name string) map[string]string {
+	l := map[string]string{}
+	for k, v := range m.cfg.ExtraLabels {
+		l[k] = v
+	}
+	l[runtime.LabelManaged] = "true"
+	l[runtime.LabelKind] = runtime.KindService
+	l[runtime.LabelService] = name
+	if m.cfg.Instance != "" {
+		l[runtime.LabelInstance] = m.cfg.Instance
+	}
+	return l
+}
+
+func (m *Manager) dir(name string) string { return filepath.Join(m.cfg.DataDir, name) }
+
+// Start makes sure berth's service network exists, re-adopts running service containers,
+// resumes interrupted builds, and starts the idle and stuck checks.
+func (m *Manager) Start(ctx context.Context) error {
+	if n, ok := m.rt.(Networks); ok {
+		if err := n.CreateNetwork(ctx, m.cfg.Network, m.labels("")); err != nil {
+			return fmt.Errorf("service network: %w", err)
+		}
+	}
+	rows, err := m.st.ListServices(ctx)
+	if err != nil {
+		return err
+	}
+	sel := map[string]string{runtime.LabelKind: runtime.KindService}
+	if m.cfg.Instance != "" {
+		sel[runtime.LabelInstance] = m.cfg.Instance
+	}
+	tasks, err := m.rt.List(ctx, sel)
+	if err != nil {
+		return err
+	}
+	byName := map[string]runtime.TaskStatus{}
+	for _, t := range tasks {
+		byName[t.Labels[runtime.LabelService]] = t
+	}
+	for _, r := range rows {
+		s := m.svc(r.Name)
+		t, ok := byName[r.Name]
+		delete(byName, r.Name)
+		switch {
+		case r.ContainerState == Started && ok && t.Running:
+			addr, err := m.rt.Address(ctx, t.ID, r.Port)
+			if err == nil {
+				s.addr, s.task = addr, t.ID
+				m.log.Info("re-adopted a running service", "service", r.Name, "container", string(t.ID))
+				continue
+			}
+			m.rt.Remove(ctx, t.ID)
+			m.st.SetContainerState(ctx, r.Name, Stopped, "", "its container had no address after a restart")
+		case r.ContainerState == Started || r.ContainerState == Starting || r.ContainerState == PendingStart || r.ContainerState == PendingStop:
+			if ok {
+				m.rt.Remove(ctx, t.ID)
+			}
+			m.st.SetContainerState(ctx, r.Name, Stopped, "", "berth restarted while the service was "+r.ContainerState)
+		case ok:
+			m.rt.Remove(ctx, t.ID)
+		}
+		if r.ImageState == ImagePendingValidation || r.ImageState == ImageValidating {
+			m.wg.Add(1)
+			go func(name string) { defer m.wg.Done(); m.build(m.ctx, name) }(r.Name)
+		}
+	}
+	for _, t := range byName {
+		m.rt.Remove(ctx, t.ID) // a service container no service owns
+	}
+	m.wg.Add(1)
+	go m.loop()
+	return nil
+}
+
+// Close stops the checks. Running services keep running: the next start re-adopts them.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+}
+
+var reName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Create validates a service folder (a tar of it) and stores it; the image is built in the
+// background (PENDING_VALIDATION → VALIDATING → READY | ERROR). warnings name what the
+// engine cannot apply.
+func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byte) (Service, error) {
+	if !reName.MatchString(name) {
+		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "name", Message: fmt.Sprintf("%q: lowercase letters, digits and '-' (at most 63)", name)}}}
+	}
+	if pkg == "" {
+		pkg = name
+	}
+	files, err := readTar(contextTar, "Dockerfile", "container.json")
+	if err != nil {
+		return Service{}, err
+	}
+	df, ok := files["Dockerfile"]
+	if !ok {
+		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
+	}
+	port, err := spec.ExposedPort(df)
+	if err != nil {
+		return Service{}, err
+	}
+	cj, err := spec.ParseContainerJSON(files["container.json"])
+	if err != nil {
+		return Service{}, err
+	}
+	// Env expressions may only name this package's entities; checked now, resolved at start.
+	if _, err := spec.ExpandEntities(cj.Env, pkg, func(p, n string) (string, error) {
+		_, err := m.st.GetEntity(ctx, p, n)
+		return "", err
+	}); err != nil {
+		return Service{}, err
+	}
+	warnings, err := m.applicable(ctx, cj)
+	if err != nil {
+		return Service{}, err
+	}
+	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
+		return Service{}, err
+	}
+	if err := os.WriteFile(filepath.Join(m.dir(name), "context.tar"), contextTar, 0o644); err != nil {
+		return Service{}, err
+	}
+	cjJSON, _ := json.Marshal(cj)
+	now := time.Now().UTC()
+	prev, perr := m.st.GetService(ctx, name)
+	row := store.ServiceRow{Name: name, Package: pkg, Port: port, ContainerJSON: string(cjJSON),
+		ImageState: ImagePendingValidation, ImageChangedAt: now, ContainerState: Stopped, ContainerChangedAt: now, CreatedAt: now}
+	if perr == nil {
+		row.ContainerState, row.ContainerID, row.ContainerChangedAt, row.CreatedAt = prev.ContainerState, prev.ContainerID, prev.ContainerChangedAt, prev.CreatedAt
+	}
+	if err := m.st.PutService(ctx, row); err != nil {
+		return Service{}, err
+	}
+	m.st.SetImageState(ctx, name, ImagePendingValidation, "", "")
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.build(m.ctx, name) }()
+	svc, err := m.Get(ctx, name)
+	svc.Warnings = warnings
+	return svc, err
+}
+
+// applicable refuses what cannot run here (a GPU without a GPU runtime) and warns about what
+// the engine cannot enforce (a storage quota on a driver without quotas).
+func (m *Manager) applicable(ctx context.Context, cj spec.ContainerJSON) ([]string, error) {
+	c, ok := m.rt.(Capabilities)
+	if !ok {
+		return nil, nil
+	}
+	var warnings []string
+	if cj.GPU > 0 {
+		if err := c.CanApply(ctx, runtime.Limits{GPUs: cj.GPU}); err != nil {
+			return nil, &spec.ValidationError{File: "container.json", Problems: []spec.Problem{{Field: "gpu", Message: "cannot be applied: " + err.Error()}}}
+		}
+	}
+	if cj.Storage > 0 {
+		if err := c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}); err != nil {
+			warnings = append(warnings, fmt.Sprintf("storage: the %d GB root filesystem limit cannot be applied (%v); the service runs without it", cj.Storage, err))
+		}
+	}
+	return warnings, nil
+}
+
+// readTar returns the named top-level files of a tar.
+func readTar(b []byte, names ...string) (map[string][]byte, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, &spec.ValidationError{Problems: []spec.Problem{{Field: "context", Message: "not a tar archive: " + err.Error()}}}
+		}
+		n := strings.TrimPrefix(h.Name, "./")
+		if want[n] && h.Typeflag == tar.TypeReg {
+			data, err := io.ReadAll(io.LimitReader(tr, 1<<20))
+			if err != nil {
+				return nil, err
+			}
+			out[n] = data
+		}
+	}
+	return out, nil
+}
+
+// build builds and validates the image.
+func (m *Manager) build(ctx context.Context, name string) {
+	s := m.svc(name)
+	s.mu.Lock()
+	s.busy = true
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
+	fail := func(reason string) {
+		m.st.SetImageState(context.WithoutCancel(ctx), name, ImageError, "", reason)
+		m.log.Warn("service image failed", "service", name, "reason", reason)
+	}
+	m.st.SetImageState(ctx, name, ImageValidating, "", "")
+	b, ok := m.rt.(runtime.Builder)
+	if !ok {
+		fail("the runtime cannot build images")
+		return
+	}
+	tarBytes, err := os.ReadFile(filepath.Join(m.dir(name), "context.tar"))
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	sum := sha256.Sum256(tarBytes)
+	ref := "berth/svc-" + name + ":" + hex.EncodeToString(sum[:])[:12]
+	logf, err := os.Create(filepath.Join(m.dir(name), "build.log"))
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	defer logf.Close()
+	img, err := b.BuildImage(ctx, runtime.BuildSpec{Context: bytes.NewReader(tarBytes), Tags: []string{ref}, Labels: m.labels(name), Network: "host"}, logf)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	row, err := m.st.GetService(ctx, name)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	if hp := img.Labels[LabelHealthPath]; hp != "" && !strings.HasPrefix(hp, "/") {
+		fail(fmt.Sprintf("label %s=%q must be a path starting with /", LabelHealthPath, hp))
+		return
+	}
+	row.HealthPath = img.Labels[LabelHealthPath]
+	row.ImageRef = ref
+	row.ImageState = ImageReady
+	if err := m.st.PutService(ctx, row); err != nil {
+		fail(err.Error())
+		return
+	}
+	m.st.SetImageState(ctx, name, ImageReady, ref, "")
+	fmt.Fprintf(logf, "ready: %s (port %d, health path %q)\n", ref, row.Port, row.HealthPath)
+	var cj spec.ContainerJSON
+	json.Unmarshal([]byte(row.ContainerJSON), &cj)
+	if !cj.OnDemand {
+		// Not on demand: it runs as soon as it is ready.
+		if _, err := m.Ensure(ctx, name); err != nil {
+			m.log.Warn("start service", "service", name, "err", err)
+		}
+	}
+}
+
+// Get returns a service with its transitions.
+func (m *Manager) Get(ctx context.Context, name string) (Service, error) {
+	r, err := m.st.GetService(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Service{}, fmt.Errorf("service %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Service{}, err
+	}
+	sv := m.view(r)
+	sv.Events, _ = m.st.ServiceEvents(ctx, name)
+	return sv, nil
+}
+
+func (m *Manager) view(r store.ServiceRow) Service {
+	var cj spec.ContainerJSON
+	json.Unmarshal([]byte(r.ContainerJSON), &cj)
+	// Env values may hold secrets' references; the view shows the references, never values.
+	s := m.svc(r.Name)
+	la := time.Unix(0, s.lastActivity.Load()).UTC()
+	return Service{Name: r.Name, Package: r.Package, Port: r.Port, HealthPath: r.HealthPath, Container: cj,
+		Image: r.ImageRef, ImageState: r.ImageState, ImageReason: r.ImageReason, ImageChangedAt: r.ImageChangedAt,
+		ContainerState: r.ContainerState, ContainerID: r.ContainerID, ContainerReason: r.ContainerReason,
+		ContainerChangedAt: r.ContainerChangedAt, ActiveConnections: s.active.Load(), LastActivity: &la}
+}
+
+// List returns every service.
+func (m *Manager) List(ctx context.Context) ([]Service, error) {
+	rows, err := m.st.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Service{}
+	for _, r := range rows {
+		out = append(out, m.view(r))
+	}
+	return out, nil
+}
+
+// Exists reports whether a service is defined.
+func (m *Manager) Exists(ctx context.Context, name string) bool {
+	_, err := m.st.GetService(ctx, name)
+	return err == nil
+}
+
+// Track marks a request or connection to a service as active until done is called.
+func (m *Manager) Track(name string) (done func()) {
+	s := m.svc(name)
+	s.active.Add(1)
+	s.lastActivity.Store(time.Now().UnixNano())
+	return func() {
+		s.lastActivity.Store(time.Now().UnixNano())
+		s.active.Add(-1)
+	}
+}
+
+// Addr is the running service's address, answered from memory ("" when not running).
+func (m *Manager) Addr(name string) string {
+	s := m.svc(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// StartError is a failed start: the reason and the container's last output.
+type StartError struct {
+	Reason  string
+	LogTail string
+}
+
+func (e *StartError) Error() string { return "service start failed: " + e.Reason }
+
+// Ensure returns the address of a running service, starting it if needed. Concurrent callers
+// wait on the same start.
+func (m *Manager) Ensure(ctx context.Context, name string) (string, error) {
+	s := m.svc(name)
+	s.mu.Lock()
+	if s.addr != "" {
+		a := s.addr
+		s.mu.Unlock()
+		return a, nil
+	}
+	ch := s.starting
+	if ch == nil {
+		ch = make(chan struct{})
+		s.starting = ch
+		s.busy = true
+		go func() {
+			addr, task, err := m.start(m.ctx, name)
+			s.mu.Lock()
+			s.addr, s.task, s.startErr = addr, task, err
+			s.starting = nil
+			s.busy = false
+			s.mu.Unlock()
+			close(ch)
+		}()
+	}
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr == "" {
+		if s.startErr != nil {
+			return "", s.startErr
+		}
+		return "", &StartError{Reason: "the service stopped right after it started"}
+	}
+	return s.addr, nil
+}
+
+// start runs PENDING_START → STARTING → STARTED (or ERROR with the reason and log tail).
+func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskID, error) {
+	r, err := m.st.GetService(ctx, name)
+	if err != nil {
+		return "", "", err
+	}
+	if r.ImageState != ImageReady {
+		reason := fmt.Sprintf("its image is %s", r.ImageState)
+		if r.ImageReason != "" {
+			reason += ": " + r.ImageReason
+		}
+		return "", "", &StartError{Reason: reason}
+	}
+	var cj spec.ContainerJSON
+	json.Unmarshal([]byte(r.ContainerJSON), &cj)
+	m.st.SetContainerState(ctx, name, PendingStart, "", "")
+	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, p, n) })
+	if err != nil {
+		m.st.SetContainerState(ctx, name, Error, "", err.Error())
+		return "", "", &StartError{Reason: err.Error()}
+	}
+	m.st.SetContainerState(ctx, name, Starting, "", "")
+	lim := runtime.Limits{NanoCPUs: int64(cj.CPU * 1e9), MemoryBytes: cj.Memory << 20, ShmSizeBytes: cj.ShmSize << 20, GPUs: cj.GPU}
+	if c, ok := m.rt.(Capabilities); ok && cj.Storage > 0 && c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}) == nil {
+		lim.StorageBytes = cj.Storage << 30
+	}
+	t := runtime.TaskSpec{
+		Name: "berth-svc-" + name, Image: r.ImageRef, Env: env, Labels: m.labels(name),
+		Limits: lim, Network: m.cfg.Network, NetworkAliases: []string{name}, ExposedPorts: []int{r.Port},
+		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
+		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true},
+	}
+	// A container of an earlier start may still hold the name.
+	if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+		for _, o := range old {
+			m.rt.Remove(ctx, o.ID)
+		}
+	}
+	failed := func(id runtime.TaskID, reason string) (string, runtime.TaskID, error) {
+		tail := ""
+		if id != "" {
+			var out bytes.Buffer
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.rt.Logs(lctx, id, false, &out, &out)
+			cancel()
+			tail = lastLines(out.String(), 30)
+			m.rt.Remove(context.WithoutCancel(ctx), id)
+		}
+		m.st.SetContainerState(context.WithoutCancel(ctx), name, Error, "", reason)
+		return "", "", &StartError{Reason: reason, LogTail: tail}
+	}
+	id, err := m.rt.Start(ctx, t)
+	if err != nil {
+		return failed(id, err.Error())
+	}
+	addr, err := m.rt.Address(ctx, id, r.Port)
+	if err != nil {
+		return failed(id, err.Error())
+	}
+	if err := m.waitReady(ctx, id, addr, r.HealthPath); err != nil {
+		return failed(id, err.Error())
+	}
+	m.st.SetContainerState(ctx, name, Started, string(id), "")
+	m.svc(name).lastActivity.Store(time.Now().UnixNano())
+	return addr, id, nil
+}
+
+// waitReady polls until the port accepts and the health path (if any) answers below 500.
+func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health string) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReadyTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(m.cfg.PollInterval)
+	defer tick.Stop()
+	exited := make(chan error, 1)
+	go func() {
+		ex, err := m.rt.Wait(ctx, id)
+		if err == nil {
+			exited <- fmt.Errorf("the container exited with code %d before it was ready", ex.Code)
+		}
+	}()
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			if health == "" {
+				return nil
+			}
+			resp, err := client.Get("http://" + addr + health)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode < 500 {
+					return nil
+				}
+			}
+		}
+		select {
+		case err := <-exited:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %s (port %s, health path %q)", m.cfg.ReadyTimeout, addr, health)
+		case <-tick.C:
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Stop stops a running service: PENDING_STOP → STOPPED, or SYSTEM_STOPPED when berth stopped
+// it for idling.
+func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
+	if !m.Exists(ctx, name) {
+		return fmt.Errorf("service %s: %w", name, ErrNotFound)
+	}
+	s := m.svc(name)
+	s.mu.Lock()
+	if s.starting != nil {
+		ch := s.starting
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	task := s.task
+	s.addr, s.task = "", ""
+	s.busy = true
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
+	m.st.SetContainerState(ctx, name, PendingStop, string(task), "")
+	if task == "" {
+		if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+			task = old[0].ID
+		}
+	}
+	if task != "" {
+		if err := m.rt.Stop(ctx, task, m.cfg.StopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			m.log.Warn("stop service", "service", name, "err", err)
+		}
+		if err := m.rt.Remove(ctx, task); err != nil {
+			m.st.SetContainerState(ctx, name, Error, "", "remove container: "+err.Error())
+			return err
+		}
+	}
+	state, reason := Stopped, ""
+	if system {
+		state, reason = SystemStopped, "idle"
+	}
+	return m.st.SetContainerState(ctx, name, state, "", reason)
+}
+
+// Rebuild builds the image again from the stored folder (a running service keeps running on
+// the old image until it is restarted).
+func (m *Manager) Rebuild(ctx context.Context, name string) error {
+	if !m.Exists(ctx, name) {
+		return fmt.Errorf("service %s: %w", name, ErrNotFound)
+	}
+	m.st.SetImageState(ctx, name, ImagePendingValidation, "", "rebuild")
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.build(m.ctx, name) }()
+	return nil
+}
+
+// Logs copies the running container's output.
+func (m *Manager) Logs(ctx context.Context, name string, follow bool, stdout, stderr io.Writer) error {
+	s := m.svc(name)
+	s.mu.Lock()
+	task := s.task
+	s.mu.Unlock()
+	if task == "" {
+		return fmt.Errorf("service %s is not running", name)
+	}
+	return m.rt.Logs(ctx, task, follow, stdout, stderr)
+}
+
+// BuildLogPath and ContextPath are the stored build log and build context.
+func (m *Manager) BuildLogPath(name string) string { return filepath.Join(m.dir(name), "build.log") }
+
+// ContextPath is the stored build context (a tar).
+func (m *Manager) ContextPath(name string) string { return filepath.Join(m.dir(name), "context.tar") }
+
+// loop stops idle services and turns stuck states into ERROR.
+func (m *Manager) loop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+			m.check(m.ctx)
+		}
+	}
+}
+
+func (m *Manager) check(ctx context.Context) {
+	rows, err := m.st.ListServices(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, r := range rows {
+		s := m.svc(r.Name)
+		s.mu.Lock()
+		busy, running := s.busy, s.addr != ""
+		s.mu.Unlock()
+		var cj spec.ContainerJSON
+		json.Unmarshal([]byte(r.ContainerJSON), &cj)
+		if running && r.ContainerState == Started && cj.ShutdownTimeout != nil && s.active.Load() == 0 {
+			idle := now.Sub(time.Unix(0, s.lastActivity.Load()))
+			if idle > time.Duration(*cj.ShutdownTimeout*float64(time.Minute)) {
+				m.log.Info("stopping an idle service", "service", r.Name, "idle", idle.Round(time.Second))
+				m.Stop(ctx, r.Name, true)
+				continue
+			}
+		}
+		if busy {
+			continue
+		}
+		switch r.ContainerState {
+		case PendingStart, Starting, PendingStop:
+			if now.Sub(r.ContainerChangedAt) > m.cfg.StuckTimeout {
+				m.st.SetContainerState(ctx, r.Name, Error, r.ContainerID, fmt.Sprintf("stuck in %s for more than %s", r.ContainerState, m.cfg.StuckTimeout))
+			}
+		}
+		switch r.ImageState {
+		case ImagePendingValidation, ImageValidating:
+			if now.Sub(r.ImageChangedAt) > m.cfg.StuckTimeout {
+				m.st.SetImageState(ctx, r.Name, ImageError, "", fmt.Sprintf("stuck in %s for more than %s", r.ImageState, m.cfg.StuckTimeout))
+			}
+		}
+	}
+}
+
+// PutEntity stores an entity of a package for #{x.Package:Entity} expressions.
+func (m *Manager) PutEntity(ctx context.Context, pkg, name string, value json.RawMessage) error {
+	if !json.Valid(value) {
+		return &spec.ValidationError{Problems: []spec.Problem{{Field: "value", Message: "must be JSON"}}}
+	}
+	return m.st.PutEntity(ctx, pkg, name, string(value))
+}

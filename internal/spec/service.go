@@ -1,0 +1,190 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ContainerJSON is a service's container.json, with Datagrok's fields and defaults.
+type ContainerJSON struct {
+	CPU             float64           `json:"cpu"`              // cores (0.25)
+	GPU             int               `json:"gpu"`              // GPUs (0)
+	Memory          int64             `json:"memory"`           // MB (512)
+	OnDemand        bool              `json:"on_demand"`        // start on the first request (false)
+	ShutdownTimeout *float64          `json:"shutdown_timeout"` // minutes idle before it is stopped (null: never)
+	Storage         int64             `json:"storage"`          // GB of root filesystem (21)
+	ShmSize         int64             `json:"shm_size"`         // MB (64)
+	Env             map[string]string `json:"env"`              // values may hold #{x.Package:Entity}
+}
+
+// DefaultContainerJSON is what an absent container.json means.
+func DefaultContainerJSON() ContainerJSON {
+	return ContainerJSON{CPU: 0.25, Memory: 512, Storage: 21, ShmSize: 64, Env: map[string]string{}}
+}
+
+var containerJSONFields = []string{"cpu", "gpu", "memory", "on_demand", "shutdown_timeout", "storage", "shm_size", "env"}
+
+// ParseContainerJSON reads container.json: every field is optional and takes its default;
+// an unknown field or a wrong type is an error naming the field.
+func ParseContainerJSON(data []byte) (ContainerJSON, error) {
+	c := DefaultContainerJSON()
+	verr := &ValidationError{File: "container.json"}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return c, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		verr.Problems = append(verr.Problems, Problem{Message: "not a JSON object: " + err.Error()})
+		return c, verr
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := raw[k]
+		bad := func(want string) {
+			verr.Problems = append(verr.Problems, Problem{Field: k, Message: fmt.Sprintf("must be %s (got %s)", want, string(v))})
+		}
+		isNull := string(bytes.TrimSpace(v)) == "null"
+		switch k {
+		case "cpu":
+			if json.Unmarshal(v, &c.CPU) != nil || isNull || c.CPU <= 0 {
+				bad("a number of cores above 0")
+			}
+		case "gpu":
+			if json.Unmarshal(v, &c.GPU) != nil || isNull || c.GPU < 0 {
+				bad("a whole number of GPUs, 0 or more")
+			}
+		case "memory":
+			if json.Unmarshal(v, &c.Memory) != nil || isNull || c.Memory < 6 {
+				bad("a whole number of MB, at least 6")
+			}
+		case "on_demand":
+			if json.Unmarshal(v, &c.OnDemand) != nil || isNull {
+				bad("true or false")
+			}
+		case "shutdown_timeout":
+			if isNull {
+				c.ShutdownTimeout = nil
+				continue
+			}
+			var f float64
+			if json.Unmarshal(v, &f) != nil || f <= 0 {
+				bad("a number of minutes above 0, or null")
+			} else {
+				c.ShutdownTimeout = &f
+			}
+		case "storage":
+			if json.Unmarshal(v, &c.Storage) != nil || isNull || c.Storage < 0 {
+				bad("a whole number of GB, 0 or more")
+			}
+		case "shm_size":
+			if json.Unmarshal(v, &c.ShmSize) != nil || isNull || c.ShmSize < 0 {
+				bad("a whole number of MB, 0 or more")
+			}
+		case "env":
+			var env map[string]string
+			if json.Unmarshal(v, &env) != nil {
+				bad("an object of string values")
+				continue
+			}
+			for name := range env {
+				if !reEnvName.MatchString(name) {
+					verr.Problems = append(verr.Problems, Problem{Field: "env." + name, Message: "is not a variable name"})
+				}
+			}
+			if env != nil {
+				c.Env = env
+			}
+		default:
+			verr.Problems = append(verr.Problems, Problem{Field: k, Message: "unknown field (allowed: " + strings.Join(containerJSONFields, ", ") + ")"})
+		}
+	}
+	if len(verr.Problems) > 0 {
+		return c, verr
+	}
+	return c, nil
+}
+
+var reExpose = regexp.MustCompile(`(?i)^\s*EXPOSE\s+(.+)$`)
+
+// ExposedPort reads a Dockerfile's EXPOSE instructions: a service exposes exactly one port.
+func ExposedPort(dockerfile []byte) (int, error) {
+	var ports []string
+	sc := bufio.NewScanner(bytes.NewReader(dockerfile))
+	line := 0
+	for sc.Scan() {
+		line++
+		m := reExpose.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		for _, p := range strings.Fields(m[1]) {
+			ports = append(ports, p)
+		}
+	}
+	verr := &ValidationError{File: "Dockerfile"}
+	switch len(ports) {
+	case 0:
+		verr.Problems = []Problem{{Field: "EXPOSE", Message: "a service's Dockerfile exposes exactly one port; it exposes none"}}
+		return 0, verr
+	case 1:
+	default:
+		verr.Problems = []Problem{{Field: "EXPOSE", Message: fmt.Sprintf("a service's Dockerfile exposes exactly one port; it exposes %s", strings.Join(ports, ", "))}}
+		return 0, verr
+	}
+	p := strings.TrimSuffix(ports[0], "/tcp")
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		verr.Problems = []Problem{{Field: "EXPOSE", Message: fmt.Sprintf("%q is not a TCP port", ports[0])}}
+		return 0, verr
+	}
+	return n, nil
+}
+
+var reEntityRef = regexp.MustCompile(`#\{x\.([A-Za-z0-9_-]+):([A-Za-z0-9_.-]+)\}`)
+
+// EntityRefs lists the #{x.Package:Entity} references in a value.
+func EntityRefs(v string) [][2]string {
+	var out [][2]string
+	for _, m := range reEntityRef.FindAllStringSubmatch(v, -1) {
+		out = append(out, [2]string{m[1], m[2]})
+	}
+	return out
+}
+
+// ExpandEntities replaces each #{x.Package:Entity} with lookup's value. A reference to another
+// package's entity is an error naming the variable (never the value).
+func ExpandEntities(env map[string]string, pkg string, lookup func(pkg, name string) (string, error)) (map[string]string, error) {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		var ferr error
+		out[k] = reEntityRef.ReplaceAllStringFunc(v, func(ref string) string {
+			m := reEntityRef.FindStringSubmatch(ref)
+			if m[1] != pkg {
+				if ferr == nil {
+					ferr = &ValidationError{File: "container.json", Problems: []Problem{{Field: "env." + k,
+						Message: fmt.Sprintf("refers to package %s's entity %s; a service may only use its own package's (%s)", m[1], m[2], pkg)}}}
+				}
+				return ""
+			}
+			val, err := lookup(m[1], m[2])
+			if err != nil && ferr == nil {
+				ferr = &ValidationError{File: "container.json", Problems: []Problem{{Field: "env." + k, Message: err.Error()}}}
+			}
+			return val
+		})
+		if ferr != nil {
+			return nil, ferr
+		}
+	}
+	return out, nil
+}
