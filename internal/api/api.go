@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 	"github.com/berthproject/berth/internal/store"
@@ -57,6 +58,9 @@ type Deps struct {
 	Storage *storage.Storage
 	// ImageExists checks a component's image is on the engine.
 	ImageExists func(ctx context.Context, ref string) error
+	// Services and Proxy serve long-running services (nil: those routes are off).
+	Services *service.Manager
+	Proxy    http.Handler
 }
 
 // Server is the API's http.Handler.
@@ -111,14 +115,29 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
 	s.routesComponents(api)
+	s.routesServices(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	var protected http.Handler = api
+	// A token scoped to one service (scope "service:<name>") only reaches that service's proxy.
+	var protected http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.FromContext(r.Context()); ok && p.Scope != "" {
+			writeError(w, http.StatusForbidden, "forbidden", "this token is scoped to "+p.Scope+"; it reaches only /proxy/", "")
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	proxy := d.Proxy
 	if d.Auth != nil {
-		protected = d.Auth.Middleware(api)
+		protected = d.Auth.Middleware(protected)
+		if proxy != nil {
+			proxy = d.Auth.Middleware(proxy)
+		}
+	}
+	if proxy != nil {
+		root.Handle("/proxy/", proxy)
 	}
 	root.Handle("/", methodNotAllowedJSON(protected))
 	s.handler = root
@@ -443,6 +462,9 @@ func (j *jsonErrors) Write(b []byte) (int, error) {
 	return j.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (hijacking, flushing).
+func (j *jsonErrors) Unwrap() http.ResponseWriter { return j.ResponseWriter }
+
 func (j *jsonErrors) Flush() {
 	if f, ok := j.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -455,6 +477,9 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach the connection (WebSocket upgrades through the proxy).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {

@@ -120,6 +120,7 @@ Exit codes of run and job submit --wait: 0 ok, 1 user error (script exit 1), 2 a
 		newComponentCmd(g),
 		newConfigCmd(g),
 		newStorageCmd(g),
+		newServiceCmd(g),
 	)
 	return root
 }

@@ -20,18 +20,22 @@ import (
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/proxy"
+	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/storage"
 )
 
 // serverFlags are `berth server`'s flags.
 type serverFlags struct {
-	listen     string
-	workers    int
-	shareRoots []string
-	allowNet   []string
-	pipIndex   string
-	cranURL    string
-	labels     []string
+	listen       string
+	workers      int
+	shareRoots   []string
+	allowNet     []string
+	pipIndex     string
+	cranURL      string
+	labels       []string
+	proxyTimeout time.Duration
+	stuckTimeout time.Duration
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -60,7 +64,9 @@ start, and their containers are removed.`,
 	fl.StringSliceVar(&f.allowNet, "allow-network", nil, `networks a block may ask for besides "none" (e.g. bridge)`)
 	fl.StringVar(&f.pipIndex, "pip-index-url", os.Getenv("BERTH_PIP_INDEX_URL"), "PEP 503 index for Python dependencies (env BERTH_PIP_INDEX_URL)")
 	fl.StringVar(&f.cranURL, "cran-url", os.Getenv("BERTH_CRAN_URL"), "CRAN-style repository for R dependencies (env BERTH_CRAN_URL)")
-	fl.StringArrayVar(&f.labels, "label", nil, "extra label KEY=VALUE on every job container (repeatable)")
+	fl.StringArrayVar(&f.labels, "label", nil, "extra label KEY=VALUE on every job and service container (repeatable)")
+	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
+	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	return cmd
 }
 
@@ -156,8 +162,22 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
+	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), instance)
+	scfg.ExtraLabels = extra
+	scfg.StuckTimeout = f.stuckTimeout
+	svcs := service.New(scfg, st, eng, log)
+	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
+		Authorize: func(r *http.Request, name string) error {
+			p, _ := auth.FromContext(r.Context())
+			if p.Scope != "" && p.Scope != "service:"+name {
+				return fmt.Errorf("this token is scoped to %s", p.Scope)
+			}
+			return nil
+		}}, svcs)
 	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0]}, api.Deps{
-		Jobs: m, Auth: a, Log: log,
+		Services: svcs,
+		Proxy:    prx,
+		Jobs:     m, Auth: a, Log: log,
 		ImageStats: func() (int64, int64, int64) {
 			s := images.Stats()
 			return s.Builds, s.CacheHits, s.BuildFailures
@@ -173,6 +193,11 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err := m.Start(ctx); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("start jobs: %w", err))
 	}
+	if err := svcs.Start(ctx); err != nil {
+		m.Close(context.Background())
+		return withCode(ExitFailure, fmt.Errorf("start services: %w", err))
+	}
+	defer svcs.Close()
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

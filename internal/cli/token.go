@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -14,7 +15,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 		Use:   "token",
 		Short: "Create, list and revoke API tokens (on the server's machine, in its --data-dir)",
 	}
-	var name, role string
+	var name, role, scope string
 	create := &cobra.Command{
 		Use:     "create --name NAME [--role user|admin]",
 		Short:   "Issue a token; it is printed once and stored only as a hash",
@@ -27,12 +28,15 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if role != "user" && role != "admin" {
 				return withCode(ExitUsage, fmt.Errorf("--role: %q is not allowed; use user or admin", role))
 			}
+			if scope != "" && !strings.HasPrefix(scope, "service:") {
+				return withCode(ExitUsage, fmt.Errorf("--scope: %q is not allowed; use service:<name>", scope))
+			}
 			st, err := openStore(cmd.Context(), g.dataDir)
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
 			defer st.Close()
-			plain, _, err := auth.New(st).Issue(cmd.Context(), name, role, "")
+			plain, _, err := auth.New(st).Issue(cmd.Context(), name, role, scope)
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
@@ -42,6 +46,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
 	create.Flags().StringVar(&role, "role", "user", "user (own jobs) or admin (everything)")
+	create.Flags().StringVar(&scope, "scope", "", "limit the token to one service's proxy: service:<name>")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their values)",

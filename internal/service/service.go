@@ -516,7 +516,10 @@ type StartError struct {
 	LogTail string
 }
 
-func (e *StartError) Error() string { return "service start failed: " + e.Reason }
+func (e *StartError) Error() string { return e.Reason }
+
+// Tail is the container's last output lines.
+func (e *StartError) Tail() string { return e.LogTail }
 
 // Ensure returns the address of a running service, starting it if needed. Concurrent callers
 // wait on the same start.

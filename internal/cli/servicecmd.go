@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthproject/berth/internal/service"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "service",
+		Short: "Long-running containers behind berth's proxy, started on demand and stopped when idle",
+		Long: `A service is a folder with a Dockerfile (exactly one EXPOSE) and an optional container.json
+(cpu, gpu, memory, on_demand, shutdown_timeout, storage, shm_size, env). berth builds it,
+starts it when the first request reaches /proxy/<name>/ (or at once unless on_demand), and
+stops it after shutdown_timeout minutes without requests or open connections.`,
+	}
+	cf.register(cmd)
+	var name, pkg string
+	create := &cobra.Command{
+		Use:   "create DIR",
+		Short: "Create (or update) a service from a folder; its image builds in the background",
+		Example: `  berth service create examples/service-echo --name echo
+  curl -H "Authorization: Bearer $BERTH_TOKEN" $BERTH_SERVER/proxy/echo/`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = strings.ToLower(filepath.Base(filepath.Clean(args[0])))
+			}
+			body, err := tarFolder(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			var sv service.Service
+			q := url.Values{"name": {name}, "package": {pkg}}
+			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/services?"+q.Encode(), "application/x-tar", bytes.NewReader(body), jsonInto(&sv)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
+			for _, w := range sv.Warnings {
+				fmt.Fprintf(g.stderr, "berth: warning: %s\n", w)
+			}
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "service name (default: the folder's name)")
+	create.Flags().StringVar(&pkg, "package", "", "the package it belongs to, for #{x.Package:Entity} env values (default: its name)")
+	list := &cobra.Command{
+		Use: "list", Short: "List services and their states", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Services []service.Service `json:"services"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/services", nil, &out); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(g.stdout, out.Services)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tIMAGE\tCONTAINER\tSINCE\tREASON")
+			for _, s := range out.Services {
+				reason := s.ContainerReason
+				if s.ImageReason != "" {
+					reason = s.ImageReason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.ImageState, s.ContainerState, s.ContainerChangedAt.Local().Format("15:04:05"), firstLine(reason))
+			}
+			return tw.Flush()
+		},
+	}
+	simple := func(use, short, method, suffix string) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client(g)
+				if err != nil {
+					return err
+				}
+				var sv service.Service
+				if err := c.do(cmd.Context(), method, "/api/v1/services/"+url.PathEscape(args[0])+suffix, nil, &sv); err != nil {
+					return err
+				}
+				if cf.output == "json" || suffix == "" {
+					return printJSON(g.stdout, sv)
+				}
+				fmt.Fprintf(g.stdout, "service %s: image %s, container %s\n", sv.Name, sv.ImageState, sv.ContainerState)
+				return nil
+			},
+		}
+	}
+	var follow bool
+	logs := &cobra.Command{
+		Use: "logs NAME", Short: "Print the running container's output", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			q := ""
+			if follow {
+				q = "?follow=1"
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/services/"+url.PathEscape(args[0])+"/logs"+q, "", nil, g.stdout)
+		},
+	}
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing as it runs")
+	buildLog := &cobra.Command{
+		Use: "build-log NAME", Short: "Print the image's build log", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/services/"+url.PathEscape(args[0])+"/build-log", "", nil, g.stdout)
+		},
+	}
+	var outFile string
+	ctxCmd := &cobra.Command{
+		Use: "context NAME", Short: "Download the build context (a tar)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			w := g.stdout
+			if outFile != "" {
+				f, err := os.Create(outFile)
+				if err != nil {
+					return withCode(ExitUsage, err)
+				}
+				defer f.Close()
+				w = f
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/services/"+url.PathEscape(args[0])+"/context", "", nil, w)
+		},
+	}
+	ctxCmd.Flags().StringVarP(&outFile, "output-file", "O", "", "write the tar to this file")
+	entity := &cobra.Command{
+		Use:     "entity PACKAGE NAME JSON",
+		Short:   "Store a package's entity (a connection or secret) for #{x.PACKAGE:NAME} in its services' env",
+		Example: `  berth service entity echo Db '{"host": "db", "password": "s3cret"}'`,
+		Args:    cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodPut, "/api/v1/packages/"+url.PathEscape(args[0])+"/entities/"+url.PathEscape(args[1]),
+				"application/json", strings.NewReader(args[2]), nil)
+		},
+	}
+	cmd.AddCommand(create, list,
+		simple("get", "Show a service with its state transitions", http.MethodGet, ""),
+		simple("start", "Start a service and wait until it is ready", http.MethodPost, "/start"),
+		simple("stop", "Stop a service", http.MethodPost, "/stop"),
+		simple("rebuild", "Build the image again from the stored folder", http.MethodPost, "/rebuild"),
+		logs, buildLog, ctxCmd, entity)
+	return cmd
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// tarFolder packs a folder (regular files and folders) as the build context.
+func tarFolder(dir string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." || (d.IsDir() && d.Name() == ".git") {
+			if rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() && !fi.IsDir() {
+			return nil
+		}
+		hdr, _ := tar.FileInfoHeader(fi, "")
+		hdr.Name = filepath.ToSlash(rel)
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(tw, f)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
