@@ -73,7 +73,7 @@ func TestOutputErrorsNameTheFile(t *testing.T) {
 			write(t, filepath.Join(d, "out/tables/t.csv.manifest"), `{"destination": 3}`)
 		},
 		"out/tables/nodest.csv": func(d string) { write(t, filepath.Join(d, "out/tables/nodest.csv"), "a\n1\n") },
-		"out/tables/sl": func(d string) { write(t, filepath.Join(d, "out/tables/sl/part"), "1\n") },
+		"out/tables/sl":         func(d string) { write(t, filepath.Join(d, "out/tables/sl/part"), "1\n") },
 		"out/tables/orphan.csv.manifest": func(d string) {
 			write(t, filepath.Join(d, "out/tables/orphan.csv.manifest"), `{}`)
 		},
