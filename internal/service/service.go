@@ -141,8 +141,9 @@ type Manager struct {
 	rt  runtime.Runtime
 	log *slog.Logger
 
-	mu   sync.Mutex
-	svcs map[string]*svc
+	mu    sync.Mutex
+	svcs  map[string]*svc
+	known map[string]bool // defined services, so the proxy's lookup never touches the store
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -174,7 +175,7 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, st: st, rt: rt, log: log, svcs: map[string]*svc{}, ctx: ctx, cancel: cancel}
+	return &Manager{cfg: cfg, st: st, rt: rt, log: log, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
 }
 
 func (m *Manager) svc(name string) *svc {
@@ -230,6 +231,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		byName[t.Labels[runtime.LabelService]] = t
 	}
 	for _, r := range rows {
+		m.mu.Lock()
+		m.known[r.Name] = true
+		m.mu.Unlock()
 		s := m.svc(r.Name)
 		t, ok := byName[r.Name]
 		delete(byName, r.Name)
@@ -326,6 +330,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	if err := m.st.PutService(ctx, row); err != nil {
 		return Service{}, err
 	}
+	m.mu.Lock()
+	m.known[name] = true
+	m.mu.Unlock()
 	m.st.SetImageState(ctx, name, ImagePendingValidation, "", "")
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.build(m.ctx, name) }()
@@ -485,10 +492,11 @@ func (m *Manager) List(ctx context.Context) ([]Service, error) {
 	return out, nil
 }
 
-// Exists reports whether a service is defined.
+// Exists reports whether a service is defined (from memory).
 func (m *Manager) Exists(ctx context.Context, name string) bool {
-	_, err := m.st.GetService(ctx, name)
-	return err == nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.known[name]
 }
 
 // Track marks a request or connection to a service as active until done is called.
