@@ -2,6 +2,7 @@ package cli
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
 
 	"github.com/berthproject/berth/internal/service"
@@ -171,7 +173,43 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 				"application/json", strings.NewReader(args[2]), nil)
 		},
 	}
-	cmd.AddCommand(create, list,
+	ws := &cobra.Command{
+		Use:   "ws NAME [PATH]",
+		Short: "Open a WebSocket to a service through the proxy: lines from stdin are sent, replies printed",
+		Example: `  echo hello | berth service ws echo /ws
+  berth service ws echo /ws          # type lines; Ctrl-D closes`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			path := "/"
+			if len(args) == 2 {
+				path = "/" + strings.TrimPrefix(args[1], "/")
+			}
+			u := "ws" + strings.TrimPrefix(c.base, "http") + "/proxy/" + url.PathEscape(args[0]) + path
+			conn, _, err := websocket.Dial(cmd.Context(), u, &websocket.DialOptions{
+				HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
+			if err != nil {
+				return withCode(ExitFailure, fmt.Errorf("websocket %s: %w", u, err))
+			}
+			defer conn.Close(websocket.StatusNormalClosure, "")
+			sc := bufio.NewScanner(cmd.InOrStdin())
+			for sc.Scan() {
+				if err := conn.Write(cmd.Context(), websocket.MessageText, sc.Bytes()); err != nil {
+					return withCode(ExitFailure, err)
+				}
+				_, b, err := conn.Read(cmd.Context())
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+				fmt.Fprintln(g.stdout, string(b))
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(ws, create, list,
 		simple("get", "Show a service with its state transitions", http.MethodGet, ""),
 		simple("start", "Start a service and wait until it is ready", http.MethodPost, "/start"),
 		simple("stop", "Stop a service", http.MethodPost, "/stop"),
