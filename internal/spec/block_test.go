@@ -83,6 +83,7 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"reserved env", "name: a\nlanguage: python\ncode: x\nenv:\n  BERTH_X: 1\n", "env.BERTH_X", 5, "berth's own"},
 		{"bad size", "name: a\nlanguage: python\ncode: x\nlimits:\n  memory: 12q\n", "limits.memory", 5, "not a size"},
 		{"bad duration", "name: a\nlanguage: python\ncode: x\nlimits:\n  timeout: soon\n", "limits.timeout", 5, "not a duration"},
+		{"newline in a dependency", "name: a\nlanguage: python\ncode: x\ndependencies:\n  - \"pandas\\n==1\"\n", "dependencies[0]", 5, "control character"},
 		{"pip option", "name: a\nlanguage: python\ncode: x\ndependencies:\n  - -e git+https://x\n", "dependencies[0]", 5, "options are not allowed"},
 		{"missing name", "language: python\ncode: x\n", "name", 1, "required"},
 		{"duplicate key", "name: a\nname: b\nlanguage: python\ncode: x\n", "name", 2, "twice"},

@@ -62,6 +62,8 @@ func (b *Block) Validate() error {
 			bad(f, "is empty")
 		case b.Language == LangShell:
 			bad(f, "shell blocks have no language packages; use system_packages")
+		case strings.ContainsFunc(d, isControl):
+			bad(f, "%q contains a control character (a newline?)", d)
 		case strings.HasPrefix(strings.TrimSpace(d), "-"):
 			bad(f, "%q: pip options are not allowed, only requirement strings like pandas==2.2.1", d)
 		case b.Language == LangPython && (len(d) > 200 || !rePipReq.MatchString(d)):
@@ -195,3 +197,5 @@ func (b *Block) EnvMap() map[string]string {
 	}
 	return out
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
