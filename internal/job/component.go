@@ -20,7 +20,7 @@ import (
 	"github.com/berthproject/berth/internal/store"
 )
 
-// SyncActionTimeout bounds a sync action's run.
+// SyncActionTimeout bounds a sync action's run (Config.SyncActionTimeout overrides it).
 const SyncActionTimeout = 30 * time.Second
 
 // messageCut is how much of a failed component's output its user sees (head and tail).
@@ -46,6 +46,9 @@ func (m *Manager) submitComponent(ctx context.Context, s Submission) (Job, error
 	if cr.Action != "run" {
 		// A sync action gets SyncActionTimeout from its start (image preparation not counted).
 		b.Limits.Timeout = spec.Duration(SyncActionTimeout)
+		if m.cfg.SyncActionTimeout > 0 {
+			b.Limits.Timeout = spec.Duration(m.cfg.SyncActionTimeout)
+		}
 		b.Name = cr.Component.ID + ":" + cr.Action
 	}
 	blockJSON, _ := json.Marshal(b)

@@ -390,3 +390,32 @@ cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/ta
 		t.Fatalf("failing processor: %s/%s %q", j.State, j.Reason, j.Message)
 	}
 }
+
+// TestSyncActionLimit: a sync action runs with its action set, no mapping, and is stopped at
+// its limit.
+func TestSyncActionLimit(t *testing.T) {
+	h, _ := componentHarness(t, func(c *Config) { c.SyncActionTimeout = 2 * time.Second })
+	img := h.componentImage(t, `if grep -q '"action": "slow"' /data/config.json; then sleep 60; fi
+grep -q '"action": "fast"' /data/config.json && echo '{"ok": true}'
+ls /data/in/tables | wc -l
+`)
+	comp := spec.Component{ID: "act", Image: img, Actions: []string{"fast", "slow"}}
+	ctx := context.Background()
+	run := func(action string) Job {
+		j, err := h.m.Submit(ctx, Submission{Component: &ComponentRun{Component: comp, Config: spec.ComponentConfig{ID: "act-" + action, Component: "act"}, Action: action}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ = h.m.Wait(ctx, j.ID)
+		return j
+	}
+	j := run("fast")
+	if j.State != StateSucceeded || h.output(t, j.ID, "stdout") != "{\"ok\": true}\n0\n" {
+		t.Fatalf("fast action: %s %q", j.State, h.output(t, j.ID, "stdout"))
+	}
+	t0 := time.Now()
+	j = run("slow")
+	if j.Reason != ReasonTimeout || time.Since(t0) > 30*time.Second {
+		t.Fatalf("slow action: %s/%s after %s", j.State, j.Reason, time.Since(t0))
+	}
+}

@@ -55,6 +55,8 @@ type Config struct {
 	Storage *storage.Storage
 	// ProjectID is KBC_PROJECTID in component containers (default "berth").
 	ProjectID string
+	// SyncActionTimeout bounds a component's sync action (default 30 s).
+	SyncActionTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.

@@ -311,12 +311,22 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 			t.Errorf("%s: %v, want a problem on %s", cj, err, field)
 		}
 	}
+	// What the engine cannot apply is said when the service is created, not silently.
+	if _, err := f.m.Create(ctx, "gpu", "", exampleContext(t, `{"gpu": 1}`, nil)); err == nil || !strings.Contains(err.Error(), "gpu: cannot be applied") {
+		t.Errorf("gpu without a GPU runtime: %v", err)
+	}
+	if f.eng.CanApply(ctx, runtime.Limits{StorageBytes: 1 << 30}) != nil {
+		sv, err := f.m.Create(ctx, "quota", "", exampleContext(t, `{"on_demand": true}`, nil))
+		if err != nil || len(sv.Warnings) != 1 || !strings.Contains(sv.Warnings[0], "storage: the 21 GB root filesystem limit cannot be applied") {
+			t.Errorf("storage without quotas: %v %v", sv.Warnings, err)
+		}
+	}
 	f.st.PutEntity(ctx, "other", "Db", `{"password": "x"}`)
 	_, err = f.m.Create(ctx, "mine", "mine", exampleContext(t, `{"env": {"DB": "#{x.other:Db}"}}`, nil))
 	if err == nil || !strings.Contains(err.Error(), "package other's entity Db") {
 		t.Fatalf("cross-package entity: %v", err)
 	}
-	if f.m.Exists(ctx, "two") || f.m.Exists(ctx, "bad") || f.m.Exists(ctx, "mine") {
+	if f.m.Exists(ctx, "two") || f.m.Exists(ctx, "bad") || f.m.Exists(ctx, "mine") || f.m.Exists(ctx, "gpu") {
 		t.Fatal("an invalid service was stored")
 	}
 }

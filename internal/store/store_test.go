@@ -52,3 +52,34 @@ func TestMigrationsAreIdempotentAndJobsTransition(t *testing.T) {
 		t.Fatalf("counts %v", counts)
 	}
 }
+
+func TestConfigVersionsKeepHistoryAndState(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.PutComponent(ctx, "c", `{"id":"c"}`)
+	if v, err := st.PutConfig(ctx, "cfg", "c", `{"v":1}`); err != nil || v != 1 {
+		t.Fatalf("first: %d %v", v, err)
+	}
+	if err := SaveState(ctx, st.DB, "cfg", `{"s":1}`, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.PutConfig(ctx, "cfg", "c", `{"v":2}`); err != nil || v != 2 {
+		t.Fatalf("second: %d %v", v, err)
+	}
+	row, _ := st.GetConfig(ctx, "cfg")
+	if row.Body != `{"v":2}` || row.State != `{"s":1}` || row.StateVersion != 1 {
+		t.Fatalf("row %+v", row)
+	}
+	var n int
+	st.DB.QueryRow(`SELECT COUNT(*) FROM config_versions WHERE config_id = 'cfg'`).Scan(&n)
+	if n != 2 {
+		t.Fatalf("%d versions kept", n)
+	}
+	if err := SaveState(ctx, st.DB, "cfg", `{"s":2}`, 0); !errors.Is(err, ErrStateConflict) {
+		t.Fatalf("stale state write: %v", err)
+	}
+}
