@@ -58,6 +58,9 @@ type Deps struct {
 	Storage *storage.Storage
 	// ImageExists checks a component's image is on the engine.
 	ImageExists func(ctx context.Context, ref string) error
+	// AllowForwardToken lets components opt in to receiving the caller's token
+	// (server --allow-forward-token).
+	AllowForwardToken bool
 	// Services and Proxy serve long-running services (nil: those routes are off).
 	Services *service.Manager
 	Proxy    http.Handler

@@ -94,6 +94,11 @@ func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request)
 		s.validationError(w, err)
 		return
 	}
+	if c.ForwardToken && !s.d.AllowForwardToken {
+		writeError(w, http.StatusUnprocessableEntity, "policy_violation",
+			"forward_token: giving the caller's token to a component needs the server's --allow-forward-token", "forward_token")
+		return
+	}
 	if s.d.ImageExists != nil {
 		if err := s.d.ImageExists(r.Context(), c.Image); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("image %s: %v (berth never pulls: build it first, e.g. berth component register --build DIR)", c.Image, err), "image")
@@ -239,7 +244,15 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name, Component: cr})
+	sub := job.Submission{Owner: p.Name, Component: cr}
+	if comp.ForwardToken {
+		if !s.d.AllowForwardToken {
+			writeError(w, http.StatusUnprocessableEntity, "policy_violation", "forward_token is not allowed on this server", "forward_token")
+			return
+		}
+		sub.Token, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	j, err := s.d.Jobs.Submit(r.Context(), sub)
 	if err != nil {
 		s.submitError(w, err)
 		return

@@ -90,6 +90,11 @@ echo '{"n": 1}' > /data/out/state.json
 	if r := berth(t, env, "component", "action", id, "drop"); r.code != 64 || !strings.Contains(r.stderr, "allowed: list, text") {
 		t.Fatalf("unknown action: %d %s", r.code, r.stderr)
 	}
+	// Giving the caller's token to a component needs the admin's --allow-forward-token.
+	os.WriteFile(comp, []byte(`{"id": "`+id+`-fw", "image": "`+img+`", "forward_token": true}`), 0o644)
+	if r := berth(t, env, "component", "register", comp); r.code != 64 || !strings.Contains(r.stderr, "--allow-forward-token") {
+		t.Fatalf("forward_token without the server's allowance: %d %s", r.code, r.stderr)
+	}
 	// A configuration whose parameters fail the schema is refused, naming the path.
 	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": "`+img+`", "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}`), 0o644)
 	if r := berth(t, env, "component", "register", comp); r.code != 0 {

@@ -35,6 +35,7 @@ type serverFlags struct {
 	cranURL      string
 	labels       []string
 	proxyTimeout time.Duration
+	forwardToken bool
 	stuckTimeout time.Duration
 }
 
@@ -65,6 +66,7 @@ start, and their containers are removed.`,
 	fl.StringVar(&f.pipIndex, "pip-index-url", os.Getenv("BERTH_PIP_INDEX_URL"), "PEP 503 index for Python dependencies (env BERTH_PIP_INDEX_URL)")
 	fl.StringVar(&f.cranURL, "cran-url", os.Getenv("BERTH_CRAN_URL"), "CRAN-style repository for R dependencies (env BERTH_CRAN_URL)")
 	fl.StringArrayVar(&f.labels, "label", nil, "extra label KEY=VALUE on every job and service container (repeatable)")
+	fl.BoolVar(&f.forwardToken, "allow-forward-token", false, "let components opt in (forward_token) to get the caller's API token as KBC_TOKEN")
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	return cmd
@@ -175,9 +177,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			return nil
 		}}, svcs)
 	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0]}, api.Deps{
-		Services: svcs,
-		Proxy:    prx,
-		Jobs:     m, Auth: a, Log: log,
+		Services:          svcs,
+		Proxy:             prx,
+		AllowForwardToken: f.forwardToken,
+		Jobs:              m, Auth: a, Log: log,
 		ImageStats: func() (int64, int64, int64) {
 			s := images.Stats()
 			return s.Builds, s.CacheHits, s.BuildFailures

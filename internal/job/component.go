@@ -56,6 +56,12 @@ func (m *Manager) submitComponent(ctx context.Context, s Submission) (Job, error
 		Component: &cr, CreatedAt: time.Now().UTC()}
 	row := toRow(j)
 	row.Block = string(blockJSON)
+	if cr.Component.ForwardToken && s.Token != "" {
+		// Before the job is queued, so a worker never runs it without its token.
+		m.mu.Lock()
+		m.tokens[j.ID] = s.Token
+		m.mu.Unlock()
+	}
 	return m.enqueue(ctx, j, row)
 }
 
@@ -203,6 +209,9 @@ func (r *run) componentTask(ref, dataDir string) runtime.TaskSpec {
 	t.Env["KBC_COMPONENTID"] = cr.Component.ID
 	t.Env["BERTH_COMPONENT_ID"] = cr.Component.ID
 	t.Env["BERTH_CONFIG_ID"] = cr.Config.ID
+	if cr.Component.ForwardToken && r.token != "" {
+		t.Env["KBC_TOKEN"] = r.token
+	}
 	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
 	return t
 }

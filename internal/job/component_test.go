@@ -419,3 +419,34 @@ ls /data/in/tables | wc -l
 		t.Fatalf("slow action: %s/%s after %s", j.State, j.Reason, time.Since(t0))
 	}
 }
+
+// TestForwardToken: only a component that opted in gets the caller's token, and it never
+// shows in the stored output; a token lost to a restart fails the job clearly.
+func TestForwardToken(t *testing.T) {
+	h, _ := componentHarness(t, nil)
+	img := h.componentImage(t, "echo \"token=${KBC_TOKEN:-none}\"\n")
+	ctx := context.Background()
+	run := func(forward bool, token string) (Job, string) {
+		comp := spec.Component{ID: "fw", Image: img, ForwardToken: forward}
+		cfg := spec.ComponentConfig{ID: "fw-1", Component: "fw"}
+		body, _ := json.Marshal(cfg)
+		cb, _ := json.Marshal(comp)
+		h.st.PutComponent(ctx, comp.ID, string(cb))
+		h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+		j, err := h.m.Submit(ctx, Submission{Token: token, Component: &ComponentRun{Component: comp, Config: cfg, Action: "run"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ = h.m.Wait(ctx, j.ID)
+		return j, h.output(t, j.ID, "stdout")
+	}
+	if j, out := run(false, "berth_callertoken"); j.State != StateSucceeded || out != "token=none\n" {
+		t.Fatalf("without opt-in: %s %q", j.State, out)
+	}
+	if j, out := run(true, "berth_callertoken"); j.State != StateSucceeded || out != "token=[hidden]\n" {
+		t.Fatalf("with opt-in: %s %q", j.State, out)
+	}
+	if j, _ := run(true, ""); j.State != StateFailed || !strings.Contains(j.Message, "forward_token") {
+		t.Fatalf("lost token: %s %q", j.State, j.Message)
+	}
+}

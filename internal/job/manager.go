@@ -48,6 +48,7 @@ type Manager struct {
 	logs    map[string]*logBuf                 // output of queued and active jobs
 	active  map[string]context.CancelCauseFunc // running jobs
 	waiters map[string]chan struct{}           // closed when the job ends
+	tokens  map[string]string                  // forwarded tokens by job, in memory only
 	closed  bool
 
 	ctx    context.Context
@@ -86,6 +87,7 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, images Images, log *sl
 		logs:    map[string]*logBuf{},
 		active:  map[string]context.CancelCauseFunc{},
 		waiters: map[string]chan struct{}{},
+		tokens:  map[string]string{},
 		ctx:     ctx, stop: stop,
 	}, nil
 }
@@ -395,6 +397,7 @@ func (m *Manager) finished(id string) {
 	}
 	m.mu.Lock()
 	delete(m.logs, id)
+	delete(m.tokens, id)
 	if ch, ok := m.waiters[id]; ok {
 		close(ch)
 		delete(m.waiters, id)

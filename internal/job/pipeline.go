@@ -35,6 +35,8 @@ type run struct {
 	startFailed bool
 	// stateVersion is the version of the configuration's state a component run read.
 	stateVersion int
+	// token is the caller's token for a component that opted in (forward_token).
+	token string
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -75,7 +77,14 @@ func (m *Manager) runJob(id string) {
 		m.finished(id)
 	}()
 	r.out = lb
-	r.redact = redactor(r.j.Block.Secrets())
+	secrets := r.j.Block.Secrets()
+	m.mu.Lock()
+	r.token = m.tokens[id]
+	m.mu.Unlock()
+	if r.token != "" {
+		secrets = append(secrets, r.token)
+	}
+	r.redact = redactor(secrets)
 	r.system = newStreamWriter("system", lb, r.redact)
 	now := time.Now().UTC()
 	r.j.State, r.j.StartedAt = StatePreparing, &now
@@ -254,6 +263,10 @@ func (r *run) classify(exit runtime.Exit, how string) {
 // executeComponent runs a component configuration: /data with the mapped inputs and state,
 // the image's own command, then the output mapping (all or nothing) and the new state.
 func (r *run) executeComponent(ctx context.Context, ref string) {
+	if r.j.Component.Component.ForwardToken && r.token == "" {
+		r.fail(ReasonInternal, "this component gets the caller's token (forward_token), which berth keeps in memory only: it was lost (berth restarted?); run it again")
+		return
+	}
 	t0 := time.Now()
 	dataDir, err := r.componentWorkspace(ctx)
 	if err != nil {

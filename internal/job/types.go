@@ -118,6 +118,9 @@ type Submission struct {
 	Owner   string
 	// Component, when set, makes this a component job; Block and Files are then ignored.
 	Component *ComponentRun
+	// Token is the caller's API token, given to a component that opted in (forward_token) as
+	// KBC_TOKEN. It is kept in memory only, never stored, and redacted from the output.
+	Token string
 }
 
 // LogChunk is a piece of a job's output.

@@ -24,7 +24,7 @@ type fakeServices struct {
 }
 
 func (f *fakeServices) Exists(ctx context.Context, name string) bool { return name == "svc" }
-func (f *fakeServices) Addr(name string) string                       { return "" }
+func (f *fakeServices) Addr(name string) string                      { return "" }
 func (f *fakeServices) Ensure(ctx context.Context, name string) (string, error) {
 	f.ensures.Add(1)
 	return f.addr, f.fail

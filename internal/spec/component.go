@@ -30,7 +30,8 @@ type Component struct {
 	Limits Limits `json:"limits,omitempty"`
 	// Network: none (default) or a network the admin allows.
 	Network string `json:"network,omitempty"`
-	// ForwardToken would give the caller's token to the component. Not supported: refused.
+	// ForwardToken gives the caller's API token to the component as KBC_TOKEN. An explicit
+	// opt-in the admin must allow (server --allow-forward-token); off by default.
 	ForwardToken bool `json:"forward_token,omitempty"`
 }
 
@@ -91,9 +92,6 @@ func ParseComponent(data []byte, file string) (*Component, error) {
 		if _, err := compileSchema(c.Schema); err != nil {
 			ps = append(ps, Problem{Field: "schema", Message: "not a valid JSON schema: " + err.Error()})
 		}
-	}
-	if c.ForwardToken {
-		ps = append(ps, Problem{Field: "forward_token", Message: "forwarding the caller's token is not supported by this server"})
 	}
 	if c.Network == "host" {
 		ps = append(ps, Problem{Field: "network", Message: "the host network is never given"})
