@@ -92,6 +92,10 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 containers with exactly the data they are given, builds each distinct set of dependencies into
 an image once, and keeps every job's state, output and timings.
 
+Components (images speaking the common interface) run through berth component|config and
+read and write berth storage; services are long-running containers behind /proxy/<name>/
+(berth service). Both need a server.
+
 Start here:
   berth runtime bootstrap python         build the Python base image from Debian packages
   berth run examples/shell-hello/block.yaml

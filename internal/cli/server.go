@@ -43,7 +43,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Serve the job API (jobs, logs, metrics) and run jobs on a worker pool",
+		Short: "Serve the API (jobs, components, storage, services), the service proxy and the job workers",
 		Long: `Run berth's server: a JSON API under /api/v1 (submit, list, get, logs with Server-Sent
 Events, cancel), /healthz and /metrics (Prometheus), and a pool of workers that run jobs in
 locked-down containers. The store, workspaces, outputs and logs live in --data-dir.
