@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
@@ -32,6 +33,7 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 	}
 	cf.register(cmd)
 	var name, pkg string
+	var wait bool
 	create := &cobra.Command{
 		Use:   "create DIR",
 		Short: "Create (or update) a service from a folder; its image builds in the background",
@@ -55,14 +57,36 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/services?"+q.Encode(), "application/x-tar", bytes.NewReader(body), jsonInto(&sv)); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
 			for _, w := range sv.Warnings {
 				fmt.Fprintf(g.stderr, "berth: warning: %s\n", w)
+			}
+			if wait {
+				fmt.Fprintf(g.stderr, "berth: building %s (berth service build-log %s shows the output)\n", sv.Name, sv.Name)
+				last := ""
+				for sv.ImageState == service.ImagePendingValidation || sv.ImageState == service.ImageValidating {
+					if sv.ImageState != last {
+						fmt.Fprintf(g.stderr, "berth: image %s\n", sv.ImageState)
+						last = sv.ImageState
+					}
+					select {
+					case <-cmd.Context().Done():
+						return cmd.Context().Err()
+					case <-time.After(500 * time.Millisecond):
+					}
+					if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/services/"+url.PathEscape(sv.Name), nil, &sv); err != nil {
+						return err
+					}
+				}
+			}
+			fmt.Fprintf(g.stdout, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
+			if sv.ImageState == service.ImageError {
+				return withCode(ExitFailure, fmt.Errorf("image build failed: %s", sv.ImageReason))
 			}
 			return nil
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "service name (default: the folder's name)")
+	create.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the image is built and validated (READY or ERROR)")
 	create.Flags().StringVar(&pkg, "package", "", "the package it belongs to, for #{x.Package:Entity} env values (default: its name)")
 	list := &cobra.Command{
 		Use: "list", Short: "List services and their states", Args: cobra.NoArgs,

@@ -577,6 +577,20 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	if err != nil {
 		return "", "", err
 	}
+	// A request that arrives while the image builds waits for the build.
+	for deadline := time.Now().Add(m.cfg.StuckTimeout); r.ImageState == ImagePendingValidation || r.ImageState == ImageValidating; {
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if r, err = m.st.GetService(ctx, name); err != nil {
+			return "", "", err
+		}
+	}
 	if r.ImageState != ImageReady {
 		reason := fmt.Sprintf("its image is %s", r.ImageState)
 		if r.ImageReason != "" {

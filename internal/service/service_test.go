@@ -410,3 +410,18 @@ func TestRestartReadoptsRunningService(t *testing.T) {
 		t.Fatalf("%d starts: the restart started it again", starts(s))
 	}
 }
+
+// TestRequestDuringBuildWaits: a request that arrives while the image is still building waits
+// for it instead of failing.
+func TestRequestDuringBuildWaits(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.m.Create(context.Background(), "early", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := f.m.Get(context.Background(), "early"); s.ImageState == service.ImageReady {
+		t.Log("the image was ready before the request; the wait was not exercised")
+	}
+	if code, body := f.get(t, "/proxy/early/"); code != 200 {
+		t.Fatalf("request during the build: %d %s", code, body)
+	}
+}
