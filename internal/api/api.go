@@ -301,13 +301,22 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.d.Jobs.Cancel(r.Context(), j.ID)
+	id := j.ID
+	j, err := s.d.Jobs.Cancel(r.Context(), id)
 	if errors.Is(err, job.ErrTerminal) {
-		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job %s already ended (%s)", j.ID, j.State), "")
+		msg := fmt.Sprintf("job %s already ended", id)
+		if j.State != "" {
+			msg += " (" + string(j.State) + ")"
+		}
+		writeError(w, http.StatusConflict, "conflict", msg, "")
+		return
+	}
+	if errors.Is(err, job.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no job "+id, "id")
 		return
 	}
 	if err != nil {
-		s.d.Log.Error("cancel job", "job", j.ID, "err", err)
+		s.d.Log.Error("cancel job", "job", id, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "could not cancel the job", "")
 		return
 	}

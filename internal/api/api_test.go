@@ -317,3 +317,62 @@ func TestBuildLog(t *testing.T) {
 		t.Fatalf("absent log: %d", code)
 	}
 }
+
+func TestBodyTooLarge(t *testing.T) {
+	f := newFixture(t)
+	big := `{"spec": "` + strings.Repeat("a", 33<<20) + `"}`
+	code, m := f.do(t, "POST", "/api/v1/jobs", f.user, big)
+	if c, _ := errCode(m); code != 413 || c != "too_large" {
+		t.Fatalf("too large: %d %v", code, m)
+	}
+}
+
+// blockingLogs sends one chunk, then follows until its context ends.
+type blockingLogs struct {
+	*fakeJobs
+	ended chan error
+}
+
+func (b blockingLogs) Logs(ctx context.Context, id string, follow bool, fn func(job.LogChunk) error) error {
+	fn(job.LogChunk{Stream: "stdout", Text: "x\n"})
+	<-ctx.Done()
+	b.ended <- ctx.Err()
+	return ctx.Err()
+}
+
+func TestSSEKeepAliveAndDisconnect(t *testing.T) {
+	f := newFixture(t)
+	_, j := f.do(t, "POST", "/api/v1/jobs", f.admin, validSpec)
+	bl := blockingLogs{fakeJobs: f.jobs, ended: make(chan error, 1)}
+	f.adminSrvSide.d.Jobs = bl
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/api/v1/jobs/"+j["id"].(string)+"/logs", nil)
+	req.Header.Set("Authorization", "Bearer "+f.admin)
+	req.Header.Set("Accept", "text/event-stream") // follow without ?follow=1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	for sc.Scan() && sc.Text() != ": keep-alive" {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 2 || lines[0] != "event: stdout" || !strings.HasPrefix(lines[1], `data: {"stream":"stdout","text":"x\n"`) {
+		t.Fatalf("before the keep-alive: %q", lines)
+	}
+	cancel()
+	select {
+	case err := <-bl.ended:
+		if err == nil {
+			t.Fatal("Logs ended without a context error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a client disconnect did not cancel Logs")
+	}
+}

@@ -109,7 +109,9 @@ func (a *Auth) Verify(ctx context.Context, plain string) (Principal, error) {
 }
 
 // EnsureAdmin issues an admin token when no live token exists and writes it to path (mode
-// 0600). It reports whether it made one.
+// 0600, parent folder 0700). It reports whether it made one. The file is written beside path
+// and renamed into place, so a stale file with looser permissions is replaced, not reused; if
+// the file cannot be written the new token is revoked, so the next start tries again.
 func (a *Auth) EnsureAdmin(ctx context.Context, path string) (bool, error) {
 	n, err := a.st.CountTokens(ctx)
 	if err != nil {
@@ -118,18 +120,35 @@ func (a *Auth) EnsureAdmin(ctx context.Context, path string) (bool, error) {
 	if n > 0 {
 		return false, nil
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, fmt.Errorf("write admin token: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".admin-token-*") // mode 0600
+	if err != nil {
+		return false, fmt.Errorf("write admin token: %w", err)
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
 	name := "admin"
 	if toks, err := a.st.ListTokens(ctx); err == nil && len(toks) > 0 {
 		name = fmt.Sprintf("admin-%d", len(toks)+1) // the first admin was revoked
 	}
-	plain, _, err := a.Issue(ctx, name, RoleAdmin, "")
+	plain, tok, err := a.Issue(ctx, name, RoleAdmin, "")
 	if err != nil {
+		f.Close()
 		return false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return false, err
+	_, err = f.WriteString(plain + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.WriteFile(path, []byte(plain+"\n"), 0o600); err != nil {
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		a.st.RevokeToken(context.WithoutCancel(ctx), tok.ID)
 		return false, fmt.Errorf("write admin token: %w", err)
 	}
 	return true, nil
@@ -151,9 +170,9 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 // Middleware requires "Authorization: Bearer <token>" and puts the principal in the context.
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		plain, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
+		// The scheme is case-insensitive (RFC 9110 section 11.1).
+		scheme, plain, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			deny(w, "missing bearer token: send Authorization: Bearer <token>")
 			return
 		}

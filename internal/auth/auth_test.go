@@ -94,7 +94,7 @@ func TestMiddleware(t *testing.T) {
 	for _, c := range []struct {
 		header string
 		status int
-	}{{"", 401}, {"Bearer nope", 401}, {"Basic x", 401}, {"Bearer " + plain, 200}} {
+	}{{"", 401}, {"Bearer nope", 401}, {"Basic x", 401}, {"Bearer " + plain, 200}, {"bearer " + plain, 200}} {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "/", nil)
 		if c.header != "" {
@@ -110,5 +110,45 @@ func TestMiddleware(t *testing.T) {
 		if c.status == 200 && rec.Body.String() != "u" {
 			t.Errorf("principal %q", rec.Body.String())
 		}
+	}
+}
+
+func TestEnsureAdminReplacesALooseStaleFile(t *testing.T) {
+	a, _, dir := newAuth(t)
+	path := filepath.Join(dir, "data", "admin-token")
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	os.WriteFile(path, []byte("stale\n"), 0o644)
+	if created, err := a.EnsureAdmin(context.Background(), path); err != nil || !created {
+		t.Fatalf("ensure: %v %v", created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.HasPrefix(b, []byte("berth_")) {
+		t.Fatalf("token file holds %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "data", ".admin-token-*")); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func TestEnsureAdminRevokesWhenTheFileCannotBeWritten(t *testing.T) {
+	a, st, dir := newAuth(t)
+	// The path is a folder that is not empty: the token is issued, then the rename fails.
+	blocked := filepath.Join(dir, "blocked")
+	os.MkdirAll(filepath.Join(blocked, "x"), 0o700)
+	if _, err := a.EnsureAdmin(context.Background(), blocked); err == nil {
+		t.Fatal("no error writing over a folder")
+	}
+	if toks, _ := st.ListTokens(context.Background()); len(toks) != 1 || toks[0].RevokedAt == nil {
+		t.Fatalf("the unwritten token: %+v", toks)
+	}
+	if n, _ := st.CountTokens(context.Background()); n != 0 {
+		t.Fatalf("%d live tokens nobody can read", n)
+	}
+	path := filepath.Join(dir, "admin-token")
+	if created, err := a.EnsureAdmin(context.Background(), path); err != nil || !created {
+		t.Fatalf("retry: %v %v", created, err)
 	}
 }
