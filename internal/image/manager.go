@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -168,7 +169,7 @@ func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer)
 	if _, err := m.rt.InspectImage(ctx, rootfsRef); err != nil {
 		tarPath := filepath.Join(m.cfg.CacheDir, "rootfs-"+r.lang+"-"+hash[:12]+".tar")
 		if _, err := os.Stat(tarPath); err != nil {
-			say("debootstrap %s with %s (about a minute or two)", m.cfg.Suite, strings.Join(r.packages, " "))
+			say("debootstrap %s (%s, ~1 min) with %s", r.lang, m.cfg.Suite, strings.Join(r.packages, " "))
 			if err := m.debootstrap(ctx, r, tarPath, progress, say); err != nil {
 				return runtime.Image{}, false, err
 			}
@@ -188,7 +189,7 @@ func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer)
 			return runtime.Image{}, false, fmt.Errorf("import %s: %w", rootfsRef, err)
 		}
 	}
-	say("adding the user and the helper library")
+	say("building %s: the user and the helper library", r.ref)
 	dir, err := os.MkdirTemp("", "berth-base-")
 	if err != nil {
 		return runtime.Image{}, false, err
@@ -213,7 +214,14 @@ func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer)
 	m.mu.Lock()
 	delete(m.baseIDs, r.ref)
 	m.mu.Unlock()
-	say("done: %s", r.ref)
+	// The base image keeps the root filesystem's layer; the intermediate tag only clutters
+	// the image list (the tarball in CacheDir is the cache).
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if err := m.rt.RemoveImage(cleanupCtx, rootfsRef); err != nil {
+		m.log.Warn("remove intermediate root filesystem image", "image", rootfsRef, "err", err)
+	}
+	cancel()
+	say("done in %.0fs: %s", time.Since(t0).Seconds(), r.ref)
 	return img, true, nil
 }
 
@@ -232,9 +240,17 @@ func (m *Manager) debootstrap(ctx context.Context, r recipe, tarPath string, pro
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(root)
+	defer func() {
+		// A debootstrap that was stopped half-way may leave proc, sys or dev mounted in
+		// the target: never recurse into them.
+		unmountUnder(root)
+		os.RemoveAll(root)
+	}()
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+strings.Join(r.packages, ","),
 		m.cfg.Suite, root, m.cfg.DebianMirror)
+	// On cancel, SIGTERM lets debootstrap run its exit traps (they unmount); kill after 30 s.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -245,18 +261,13 @@ func (m *Manager) debootstrap(ctx context.Context, r recipe, tarPath string, pro
 	}
 	var tail []string
 	sc := bufio.NewScanner(out)
-	lastSay := time.Time{}
 	for sc.Scan() {
 		line := sc.Text()
 		tail = append(tail, line)
 		if len(tail) > 30 {
 			tail = tail[1:]
 		}
-		// debootstrap prints a line per package; show one every few seconds.
-		if time.Since(lastSay) > 5*time.Second || strings.HasPrefix(line, "E:") || strings.HasPrefix(line, "W:") {
-			say("%s", strings.TrimSpace(line))
-			lastSay = time.Now()
-		}
+		say("debootstrap | %s", strings.TrimSpace(line))
 	}
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("debootstrap %s failed: %w\n%s", r.lang, err, strings.Join(tail, "\n"))
@@ -371,17 +382,30 @@ func (m *Manager) Ensure(ctx context.Context, req Request, progress io.Writer) (
 	} else if !errors.Is(err, runtime.ErrNotFound) {
 		return Result{}, err
 	}
-	v, err, _ := m.builds.Do(hash, func() (any, error) {
+	// The build belongs to every caller waiting on it, not to the first: it runs on a context
+	// that the first caller's cancel does not end, and each caller stops waiting on its own
+	// ctx. Output goes to the first caller's writer until that caller leaves.
+	pw := &detachable{w: progress}
+	defer pw.detach()
+	ch := m.builds.DoChan(hash, func() (any, error) {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), buildTimeout)
+		defer cancel()
 		// Another process may have built it meanwhile.
-		if img, err := m.rt.InspectImage(ctx, tag); err == nil {
+		if img, err := m.rt.InspectImage(bctx, tag); err == nil {
 			return img, nil
 		}
-		return m.build(ctx, req, baseRef, hash, tag, progress)
+		return m.build(bctx, req, baseRef, hash, tag, pw)
 	})
-	if err != nil {
-		return Result{}, err
+	var res singleflight.Result
+	select {
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("wait for image %s: %w", tag, ctx.Err())
+	case res = <-ch:
 	}
-	img := v.(runtime.Image)
+	if res.Err != nil {
+		return Result{}, res.Err
+	}
+	img := res.Val.(runtime.Image)
 	logPath, _ := m.BuildLog(hash)
 	return Result{Ref: tag, ImageID: img.ID, Hash: hash, CacheHit: false, BuildLog: logPath, Duration: time.Since(t0)}, nil
 }
@@ -486,7 +510,7 @@ func dockerfile(req Request, baseRef string) (string, error) {
 		}
 		switch req.Language {
 		case "python":
-			fmt.Fprintf(&sb, "ARG PIP_INDEX_URL\nRUN if [ -x /opt/berth/venv/bin/pip ]; then PIP=/opt/berth/venv/bin/pip; else PIP=\"python3 -m pip\"; fi; \\\n"+
+			fmt.Fprintf(&sb, "ARG PIP_INDEX_URL\nRUN if [ -x /opt/berth/venv/bin/pip ]; then PIP=/opt/berth/venv/bin/pip; else PIP=\"python3 -m pip\"; export PIP_BREAK_SYSTEM_PACKAGES=1; fi; \\\n"+
 				" $PIP install --no-cache-dir --disable-pip-version-check --no-input --index-url \"$PIP_INDEX_URL\" %s\n", deps)
 		case "r":
 			var names []string
@@ -508,6 +532,30 @@ func sorted(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
+}
+
+// buildTimeout bounds a generated image's build, which outlives a caller that gives up.
+const buildTimeout = time.Hour
+
+// detachable forwards writes to w until detach; later writes are dropped.
+type detachable struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (d *detachable) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w != nil {
+		d.w.Write(p)
+	}
+	return len(p), nil
+}
+
+func (d *detachable) detach() {
+	d.mu.Lock()
+	d.w = nil
+	d.mu.Unlock()
 }
 
 // prefixWriter prefixes every line written through it.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -33,6 +34,7 @@ type file struct {
 	name   string
 	data   []byte
 	sha256 string
+	md5    string // CRAN's PACKAGES lists it
 }
 
 // Index holds packages. Safe for concurrent use.
@@ -181,7 +183,8 @@ func (ix *Index) AddRPackage(name, version string, files map[string][]byte) erro
 
 func newFile(name string, data []byte) file {
 	sum := sha256.Sum256(data)
-	return file{name: name, data: data, sha256: hex.EncodeToString(sum[:])}
+	m := md5.Sum(data)
+	return file{name: name, data: data, sha256: hex.EncodeToString(sum[:]), md5: hex.EncodeToString(m[:])}
 }
 
 // LoadDir adds dir/python/<name>-<version>/** as wheels and dir/r/<name>_<version>/** as R
@@ -343,7 +346,7 @@ func (ix *Index) packagesFile() []byte {
 				fmt.Fprintf(&sb, "%s: %s\n", k, v)
 			}
 		}
-		fmt.Fprintf(&sb, "NeedsCompilation: no\nMD5sum: \n\n")
+		fmt.Fprintf(&sb, "NeedsCompilation: no\nMD5sum: %s\n\n", p.file.md5)
 	}
 	return []byte(sb.String())
 }
