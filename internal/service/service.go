@@ -642,6 +642,13 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	}
 	addr, err := m.rt.Address(ctx, id, r.Port)
 	if err != nil {
+		// A container that exits at once has no address: say how it ended instead.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ex, werr := m.rt.Wait(wctx, id)
+		cancel()
+		if werr == nil {
+			return failed(id, fmt.Sprintf("the container exited with code %d before it was ready", ex.Code))
+		}
 		return failed(id, err.Error())
 	}
 	if err := m.waitReady(ctx, id, addr, r.HealthPath); err != nil {
