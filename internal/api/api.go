@@ -214,13 +214,7 @@ func (s *Server) submitError(w http.ResponseWriter, err error) {
 	var pe *job.PolicyError
 	switch {
 	case errors.As(err, &ve):
-		field := ""
-		if len(ve.Problems) > 0 {
-			field = ve.Problems[0].Field
-		}
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
-			"code": "invalid_spec", "message": ve.Error(), "field": field, "problems": ve.Problems,
-		}})
+		writeProblems(w, "invalid_spec", ve)
 	case errors.As(err, &pe):
 		writeError(w, http.StatusUnprocessableEntity, "policy_violation", pe.Error(), pe.Field)
 	default:
@@ -427,6 +421,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// writeProblems answers 422 with every problem of a spec, naming the first one's field.
+func writeProblems(w http.ResponseWriter, code string, ve *spec.ValidationError) {
+	field := ""
+	if len(ve.Problems) > 0 {
+		field = ve.Problems[0].Field
+	}
+	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+		"code": code, "message": ve.Error(), "field": field, "problems": ve.Problems}})
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {

@@ -47,12 +47,7 @@ func (s *Server) routesComponents(api *http.ServeMux) {
 func (s *Server) validationError(w http.ResponseWriter, err error) bool {
 	var ve *spec.ValidationError
 	if errors.As(err, &ve) {
-		field := ""
-		if len(ve.Problems) > 0 {
-			field = ve.Problems[0].Field
-		}
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
-			"code": "invalid", "message": ve.Error(), "field": field, "problems": ve.Problems}})
+		writeProblems(w, "invalid", ve)
 		return true
 	}
 	if errors.Is(err, storage.ErrInvalid) {

@@ -35,12 +35,7 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 	var se *service.StartError
 	switch {
 	case errors.As(err, &ve):
-		field := ""
-		if len(ve.Problems) > 0 {
-			field = ve.Problems[0].Field
-		}
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
-			"code": "invalid", "message": ve.Error(), "field": field, "problems": ve.Problems}})
+		writeProblems(w, "invalid", ve)
 	case errors.Is(err, service.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "name")
 	case errors.As(err, &se):

@@ -10,8 +10,29 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
+
+// componentTags lists the tags of the images berth built for component id.
+func componentTags(eng *docker.Engine, id string) []string {
+	imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
+	var out []string
+	for _, im := range imgs {
+		for _, tag := range im.Tags {
+			if strings.HasPrefix(tag, "berth/component-"+id+":") {
+				out = append(out, tag)
+			}
+		}
+	}
+	return out
+}
+
+func removeComponentImages(eng *docker.Engine, id string) {
+	for _, tag := range componentTags(eng, id) {
+		eng.RemoveImage(context.Background(), tag)
+	}
+}
 
 // TestComponentFlowThroughCLI: register a component built from a folder, create a
 // configuration, run it, and find its outputs and state in storage; the caller's token is
@@ -20,16 +41,7 @@ func TestComponentFlowThroughCLI(t *testing.T) {
 	eng := enginetest.Require(t)
 	img := enginetest.Busybox(t, eng)
 	id := "e2e-" + enginetest.Unique(t)
-	t.Cleanup(func() {
-		imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
-		for _, im := range imgs {
-			for _, tag := range im.Tags {
-				if strings.HasPrefix(tag, "berth/component-"+id+":") {
-					eng.RemoveImage(context.Background(), tag)
-				}
-			}
-		}
-	})
+	t.Cleanup(func() { removeComponentImages(eng, id) })
 	s := startServer(t, t.TempDir(), freePort(t))
 	env := []string{"BERTH_SERVER=http://" + s.addr, "BERTH_TOKEN=" + s.token}
 
@@ -112,16 +124,7 @@ func TestComponentImageFromGit(t *testing.T) {
 	eng := enginetest.Require(t)
 	img := enginetest.Busybox(t, eng)
 	id := "git-" + enginetest.Unique(t)
-	t.Cleanup(func() {
-		imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
-		for _, im := range imgs {
-			for _, tag := range im.Tags {
-				if strings.HasPrefix(tag, "berth/component-"+id+":") {
-					eng.RemoveImage(context.Background(), tag)
-				}
-			}
-		}
-	})
+	t.Cleanup(func() { removeComponentImages(eng, id) })
 	repo := t.TempDir()
 	git := func(args ...string) {
 		t.Helper()
@@ -154,16 +157,7 @@ func TestComponentImageFromGit(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "building") {
 		t.Fatalf("new commit not built: %d %s", r.code, r.stderr)
 	}
-	imgs, _ := eng.ListImages(context.Background(), map[string]string{runtime.LabelKind: runtime.KindComponent})
-	n := 0
-	for _, im := range imgs {
-		for _, tag := range im.Tags {
-			if strings.HasPrefix(tag, "berth/component-"+id+":") {
-				n++
-			}
-		}
-	}
-	if n != 2 {
-		t.Fatalf("%d images for two commits", n)
+	if n := len(componentTags(eng, id)); n != 2 {
+		t.Fatalf("%d images for two commits", len(componentTags(eng, id)))
 	}
 }
