@@ -3,31 +3,13 @@ package datadir
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 )
-
-// OutTableManifest is out/tables/<name>.manifest.
-type OutTableManifest struct {
-	Destination       string   `json:"destination"`
-	Incremental       bool     `json:"incremental"`
-	PrimaryKey        []string `json:"primary_key"`
-	Columns           []string `json:"columns"`
-	DeleteWhereColumn string   `json:"delete_where_column"`
-	DeleteWhereValues []string `json:"delete_where_values"`
-	Delimiter         string   `json:"delimiter"`
-	Enclosure         string   `json:"enclosure"`
-}
-
-// OutFileManifest is out/files/<name>.manifest.
-type OutFileManifest struct {
-	Tags     []string `json:"tags"`
-	IsPublic bool     `json:"is_public"`
-}
 
 // OutTable is a table the component wrote, ready to load.
 type OutTable struct {
@@ -40,6 +22,9 @@ type OutTable struct {
 	DeleteWhere string
 	DeleteVals  []string
 	WriteAlways bool
+	// Metadata and ColumnMetadata are kept as the table's and its columns' metadata.
+	Metadata       map[string]string
+	ColumnMetadata map[string]map[string]string
 }
 
 // OutFile is a file the component wrote.
@@ -47,95 +32,130 @@ type OutFile struct {
 	Name string
 	Path string
 	Tags []string
+	// IsPermanent, IsPublic and Notify are kept as the file's attributes.
+	IsPermanent bool
+	IsPublic    bool
+	Notify      bool
+}
+
+// Outputs is what a component left in out/, with manifests and the mapping applied.
+type Outputs struct {
+	Tables []OutTable
+	Files  []OutFile
+	// Missing is Keboola's message for the tables and files the mapping names that were not
+	// written ("" when none): an error for a job that succeeded, ignored for one that failed.
+	Missing string
+	// Warnings are lines for the job's log (manifest keys berth does not know).
+	Warnings []string
 }
 
 // ReadOutputs reads every table and file under out/, with manifests and the mapping applied.
 // Any malformed manifest or a table without a destination is an *Error naming the file:
 // nothing should be loaded then.
-func ReadOutputs(dir string, m OutputMapping) ([]OutTable, []OutFile, error) {
+func ReadOutputs(dir string, m OutputMapping) (Outputs, error) {
+	var res Outputs
 	tdir := filepath.Join(dir, "out", "tables")
 	entries, err := os.ReadDir(tdir)
 	if err != nil && !os.IsNotExist(err) {
-		return nil, nil, err
+		return res, err
 	}
-	var tables []OutTable
+	written := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasSuffix(name, ".manifest") {
 			base := strings.TrimSuffix(name, ".manifest")
 			if _, err := os.Stat(filepath.Join(tdir, base)); err != nil {
-				return nil, nil, &Error{File: "out/tables/" + name, Message: "a manifest without its table " + base}
+				return res, &Error{File: "out/tables/" + name, Message: fmt.Sprintf("Found orphaned table manifest: %q", name)}
 			}
 			continue
 		}
+		written[name] = true
 		var man OutTableManifest
 		if b, err := os.ReadFile(filepath.Join(tdir, name+".manifest")); err == nil {
-			if man, err = ParseTableManifest(b); err != nil {
-				return nil, nil, &Error{File: "out/tables/" + name + ".manifest", Message: err.Error()}
+			var unknown []string
+			if man, unknown, err = ParseTableManifest(b); err != nil {
+				return res, &Error{File: "out/tables/" + name + ".manifest", Message: err.Error()}
+			}
+			if len(unknown) > 0 {
+				res.Warnings = append(res.Warnings, UnknownKeysWarning("out/tables/"+name+".manifest", unknown))
 			}
 		}
-		t := OutTable{Source: name, Incremental: man.Incremental, PrimaryKey: man.PrimaryKey, Columns: man.Columns,
-			DeleteWhere: man.DeleteWhereColumn, DeleteVals: man.DeleteWhereValues}
-		// Destination: mapping → manifest → file name.
-		t.Destination = man.Destination
-		for _, mt := range m.Tables {
-			if mt.Source == name {
-				t.Destination = mt.Destination
-				t.Incremental = t.Incremental || mt.Incremental
-				if len(mt.PrimaryKey) > 0 {
-					t.PrimaryKey = mt.PrimaryKey
-				}
-				if len(mt.Columns) > 0 {
-					t.Columns = mt.Columns
-				}
-				if mt.DeleteWhereColumn != "" {
-					t.DeleteWhere, t.DeleteVals = mt.DeleteWhereColumn, mt.DeleteWhereValues
-				}
-				t.WriteAlways = mt.WriteAlways
+		var mt *OutputTable
+		for i := range m.Tables {
+			if m.Tables[i].Source == name {
+				mt = &m.Tables[i]
 			}
 		}
+		t := MergeTable(name, man, mt)
 		if t.Destination == "" {
 			t.Destination = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".csv")
+			if m.DefaultBucket != "" && !strings.Contains(t.Destination, ".") {
+				t.Destination = m.DefaultBucket + "." + t.Destination
+			}
 			if strings.Count(t.Destination, ".") < 1 {
-				return nil, nil, &Error{File: "out/tables/" + name, Message: "no destination: name the file <bucket>.<table>.csv, or give one in its manifest or the output mapping"}
+				return res, &Error{File: "out/tables/" + name, Message: fmt.Sprintf("Failed to resolve destination for output table %q: name the file <bucket>.<table>.csv, or give a destination in its manifest or the output mapping", name)}
 			}
 		}
 		data, err := readTableData(filepath.Join(tdir, name), e.IsDir(), t.Columns)
 		if err != nil {
-			return nil, nil, &Error{File: "out/tables/" + name, Message: err.Error()}
+			return res, &Error{File: "out/tables/" + name, Message: err.Error()}
 		}
 		t.Data = data
-		tables = append(tables, t)
+		res.Tables = append(res.Tables, t)
 	}
+	res.Missing, _ = MissingSources(m, written)
 	fdir := filepath.Join(dir, "out", "files")
 	fentries, err := os.ReadDir(fdir)
 	if err != nil && !os.IsNotExist(err) {
-		return nil, nil, err
+		return res, err
 	}
-	var files []OutFile
 	for _, e := range fentries {
 		name := e.Name()
-		if e.IsDir() || strings.HasSuffix(name, ".manifest") {
+		if strings.HasSuffix(name, ".manifest") {
+			if _, err := os.Stat(filepath.Join(fdir, strings.TrimSuffix(name, ".manifest"))); err != nil {
+				return res, &Error{File: "out/files/" + name, Message: fmt.Sprintf("Found orphaned file manifest: '%s'", name)}
+			}
+			continue
+		}
+		if e.IsDir() {
 			continue
 		}
 		f := OutFile{Name: name, Path: filepath.Join(fdir, name)}
-		if b, err := os.ReadFile(f.Path + ".manifest"); err == nil {
-			var man OutFileManifest
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&man); err != nil {
-				return nil, nil, &Error{File: "out/files/" + name + ".manifest", Message: "malformed manifest: " + err.Error()}
-			}
-			f.Tags = man.Tags
-		}
-		for _, mf := range m.Files {
-			if mf.Source == name {
-				f.Tags = append(f.Tags, mf.Tags...)
+		var mf *OutputFile
+		for i := range m.Files {
+			if m.Files[i].Source == name {
+				mf = &m.Files[i]
 			}
 		}
-		files = append(files, f)
+		// A mapping entry for the file replaces its manifest entirely, as on Keboola.
+		var opts OutputFileOptions
+		if mf != nil {
+			opts = mf.OutputFileOptions
+		} else if b, err := os.ReadFile(f.Path + ".manifest"); err == nil {
+			var unknown []string
+			if opts, unknown, err = ParseFileManifest(b); err != nil {
+				return res, &Error{File: "out/files/" + name + ".manifest", Message: err.Error()}
+			}
+			if len(unknown) > 0 {
+				res.Warnings = append(res.Warnings, UnknownKeysWarning("out/files/"+name+".manifest", unknown))
+			}
+		}
+		f.Tags, f.IsPermanent, f.IsPublic, f.Notify = opts.Tags, opts.IsPermanent, opts.IsPublic, opts.Notify
+		res.Files = append(res.Files, f)
 	}
-	return tables, files, nil
+	for _, mf := range m.Files {
+		found := false
+		for _, f := range res.Files {
+			found = found || f.Name == mf.Source
+		}
+		if !found {
+			if res.Missing != "" {
+				res.Missing += "; "
+			}
+			res.Missing += fmt.Sprintf("File '%s' not found.", mf.Source)
+		}
+	}
+	return res, nil
 }
 
 // readTableData returns a table's CSV: one file (gzip allowed), or a sliced table (a folder of
@@ -195,26 +215,3 @@ func readMaybeGzip(path string) (io.Reader, error) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
-
-// ParseTableManifest reads an output table manifest strictly: unknown fields, wrong types and
-// delimiters other than RFC 4180's are errors.
-func ParseTableManifest(b []byte) (OutTableManifest, error) {
-	var man OutTableManifest
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&man); err != nil {
-		return man, errString("malformed manifest: " + err.Error())
-	}
-	if dec.More() {
-		return man, errString("malformed manifest: more than one JSON value")
-	}
-	if (man.Delimiter != "" && man.Delimiter != ",") || (man.Enclosure != "" && man.Enclosure != `"`) {
-		return man, errString(`only delimiter "," and enclosure '"' are supported`)
-	}
-	for _, c := range man.Columns {
-		if c == "" {
-			return man, errString("malformed manifest: an empty column name")
-		}
-	}
-	return man, nil
-}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,12 +76,9 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	if err := datadir.Layout(dataDir); err != nil {
 		return "", err
 	}
-	params := cr.Config.Parameters
-	imgParams := cr.Component.ImageParameters
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
-		Parameters: params, Storage: cr.Config.Storage, ImageParameters: imgParams, Action: cr.Action,
-		Runtime:    map[string]any{"job_id": r.j.ID, "backend": m.rt.Name()},
-		Processors: cr.Config.Processors,
+		Parameters: cr.Config.Parameters, Storage: cr.Config.Storage,
+		ImageParameters: cr.Component.ImageParameters, Action: cr.Action,
 	}); err != nil {
 		return "", err
 	}
@@ -136,23 +134,41 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			fmt.Fprintf(r.system, "input: %d file(s) tagged %s\n", len(files), strings.Join(sel.Tags, ","))
 		}
 	}
-	state := json.RawMessage("{}")
+	r.state = json.RawMessage("{}")
 	if cr.Action == "run" {
 		cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
 		if err != nil {
 			return "", err
 		}
 		r.stateVersion = cfgRow.StateVersion
-		state = json.RawMessage(cfgRow.State)
+		r.state = json.RawMessage(cfgRow.State)
 	}
-	if err := datadir.WriteState(dataDir, state); err != nil {
-		return "", err
-	}
-	// Inputs stay root's (read-only for the component); out/ is the component's.
-	if err := chownTree(filepath.Join(dataDir, "out"), m.cfg.User); err != nil {
+	// The whole folder is the component's: its inputs are its own copy, and Keboola's
+	// components write under in/user and at the top level too.
+	if err := chownTree(dataDir, m.cfg.User); err != nil {
 		return "", err
 	}
 	return dataDir, nil
+}
+
+// writeState gives the component in/state.json (the stored state, {} when none).
+func (r *run) writeState(dataDir string) error {
+	if err := datadir.WriteState(dataDir, r.state); err != nil {
+		return err
+	}
+	return chownTree(filepath.Join(dataDir, "in", "state.json"), r.m.cfg.User)
+}
+
+// takeState reads the component's out/state.json right after it ran and removes it, so no
+// after-processor can change or drop it. A missing file clears the state.
+func (r *run) takeState(dataDir string) error {
+	state, has, err := datadir.ReadState(dataDir)
+	if err != nil {
+		return err
+	}
+	r.newState, r.hasNewState = state, has
+	os.Remove(filepath.Join(dataDir, "out", "state.json"))
+	return nil
 }
 
 func copyStored(ctx context.Context, st *storage.Storage, id int64, dst string) error {
@@ -198,37 +214,80 @@ func (r *run) componentTask(ref, dataDir string) runtime.TaskSpec {
 	t.Cmd = nil
 	t.WorkingDir = ""
 	t.Mounts = []runtime.Mount{{Source: dataDir, Target: DataDir}}
-	project := m.cfg.ProjectID
-	if project == "" {
-		project = "berth"
+	for k, v := range r.componentEnv(cr.Component) {
+		t.Env[k] = v
 	}
-	t.Env["KBC_DATADIR"] = DataDir + "/"
-	t.Env["KBC_RUNID"] = r.j.ID
-	t.Env["KBC_PROJECTID"] = project
-	t.Env["KBC_CONFIGID"] = cr.Config.ID
-	t.Env["KBC_COMPONENTID"] = cr.Component.ID
 	t.Env["BERTH_COMPONENT_ID"] = cr.Component.ID
 	t.Env["BERTH_CONFIG_ID"] = cr.Config.ID
 	if cr.Component.ForwardToken && r.token != "" {
 		t.Env["KBC_TOKEN"] = r.token
+		t.Env["KBC_URL"] = m.cfg.publicURL()
+		t.Env["KBC_PROJECTNAME"] = orDefault(m.cfg.ProjectName, "berth")
 	}
 	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
 	return t
 }
 
+// componentEnv is the environment Keboola's runner gives every image of a job (the component
+// and each processor, which sees its own id as KBC_COMPONENTID), with berth's values where
+// berth has the concept: see docs/components.md.
+func (r *run) componentEnv(comp spec.Component) map[string]string {
+	m := r.m
+	cr := r.j.Component
+	env := map[string]string{
+		"KBC_DATADIR":               DataDir + "/",
+		"KBC_RUNID":                 r.j.ID,
+		"KBC_PROJECTID":             orDefault(m.cfg.ProjectID, "berth"),
+		"KBC_CONFIGID":              cr.Config.ID,
+		"KBC_CONFIGVERSION":         strconv.Itoa(cr.ConfigVersion),
+		"KBC_COMPONENTID":           comp.ID,
+		"KBC_STACKID":               m.cfg.stackID(),
+		"KBC_STAGING_FILE_PROVIDER": "local",
+		"KBC_COMPONENT_RUN_MODE":    orDefault(cr.Mode, "run"),
+		// queuev2: Keboola's libraries drop write_always on the legacy queue.
+		"KBC_PROJECT_FEATURE_GATES": "queuev2",
+	}
+	if cr.RowID != "" {
+		env["KBC_CONFIGROWID"] = cr.RowID
+	}
+	if dts := cr.Component.DataTypeSupport; dts != "" {
+		env["KBC_DATA_TYPE_SUPPORT"] = dts
+		env["KBC_PROJECT_FEATURE_GATES"] = "queuev2,new-native-types"
+	}
+	return env
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
 // failureMessage is what the user of a failed component sees: for a user error (exit 1) its
-// output, cut to the first and last 2000 characters; for an application error a generic
+// stderr (or its stdout when it wrote nothing to stderr), cut to the first and last 2000 characters; for an application error a generic
 // message with an id the operator finds the full output by.
 func (r *run) failureMessage(code int) string {
-	chunks, _ := r.out.snapshot()
-	var sb strings.Builder
-	for _, c := range chunks {
-		if c.Stream != "system" {
-			sb.WriteString(c.Text)
-		}
-	}
 	if code == 1 {
-		return cutMiddle(strings.TrimSpace(sb.String()), messageCut)
+		// As Keboola: the component's stderr; when it wrote none, its stdout.
+		chunks, _ := r.out.snapshot()
+		var errOut, stdOut strings.Builder
+		for _, c := range chunks {
+			switch c.Stream {
+			case "stderr":
+				errOut.WriteString(c.Text)
+			case "stdout":
+				stdOut.WriteString(c.Text)
+			}
+		}
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" {
+			msg = strings.TrimSpace(stdOut.String())
+		}
+		if msg == "" {
+			msg = "No error message."
+		}
+		return cutMiddle(msg, messageCut)
 	}
 	var b [6]byte
 	rand.Read(b[:])
@@ -248,14 +307,22 @@ func cutMiddle(s string, n int) string {
 
 // outputMapping loads the component's outputs into storage and saves its state, all in one
 // transaction: a malformed output or a state conflict loads nothing. With ok false (the
-// component failed) only write_always tables are loaded and the state is kept.
-func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error {
+// component failed) only write_always tables are loaded and the state is kept, as on Keboola.
+// missing is Keboola's message for mapped sources the component did not write: then too only
+// the write_always tables are loaded, and the job fails with it as a user error.
+func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missing string, err error) {
 	m := r.m
 	st := m.cfg.Storage
 	cr := r.j.Component
-	tables, files, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output)
+	outs, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output)
 	if err != nil {
-		return err
+		return "", err
+	}
+	for _, w := range outs.Warnings {
+		fmt.Fprintln(r.system, w)
+	}
+	if ok && outs.Missing != "" {
+		missing, ok = outs.Missing, false
 	}
 	type parsed struct {
 		t    datadir.OutTable
@@ -263,29 +330,22 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		rows [][]string
 	}
 	var load []parsed
-	for _, t := range tables {
+	for _, t := range outs.Tables {
 		if !ok && !t.WriteAlways {
 			continue
 		}
 		cols, rows, err := storage.ReadCSV(t.Data, t.Columns)
 		if err != nil {
-			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
-			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		load = append(load, parsed{t, cols, rows})
 	}
-	var state json.RawMessage
-	var hasState bool
-	if ok {
-		if state, hasState, err = datadir.ReadState(dataDir); err != nil {
-			return err
-		}
-	}
 	tx, err := st.DB().BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer tx.Rollback()
 	for _, p := range load {
@@ -293,7 +353,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals,
 		}); err != nil {
-			return &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}
 	}
 	var staged []*storage.StagedFile
@@ -303,36 +363,36 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		}
 	}()
 	if ok {
-		for _, f := range files {
+		for _, f := range outs.Files {
 			in, err := os.Open(f.Path)
 			if err != nil {
-				return err
+				return "", err
 			}
 			sf, err := st.Stage(f.Name, in, f.Tags)
 			in.Close()
 			if err != nil {
-				return &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
+				return "", &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
 			}
 			staged = append(staged, sf)
 			if _, err := sf.Commit(ctx, tx); err != nil {
-				return err
+				return "", err
 			}
 		}
 		// A missing state file clears the state.
 		s := "{}"
-		if hasState {
-			s = string(state)
+		if r.hasNewState {
+			s = string(r.newState)
 		}
 		if err := store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return "", err
 	}
 	for _, sf := range staged {
 		if err := sf.Finish(); err != nil {
-			return err
+			return "", err
 		}
 	}
 	staged = nil
@@ -344,9 +404,9 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		fmt.Fprintln(r.system, ")")
 	}
 	if ok {
-		fmt.Fprintf(r.system, "output: %d file(s); state saved\n", len(files))
+		fmt.Fprintf(r.system, "output: %d file(s); state saved\n", len(outs.Files))
 	}
-	return nil
+	return missing, nil
 }
 
 // runProcessors runs a stage's processors in order over the job's data folder. Before
@@ -393,12 +453,6 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		dest := filepath.Join(dataDir, "in")
 		if stage == "after" {
 			dest = filepath.Join(dataDir, "out")
-		}
-		if stage == "before" {
-			// The state travels with the inputs.
-			if b, err := os.ReadFile(filepath.Join(pdir, "in", "state.json")); err == nil {
-				os.WriteFile(filepath.Join(pdir, "out", "state.json"), b, 0o644)
-			}
 		}
 		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {
 			return err

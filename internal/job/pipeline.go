@@ -35,6 +35,11 @@ type run struct {
 	startFailed bool
 	// stateVersion is the version of the configuration's state a component run read.
 	stateVersion int
+	// state is the stored state the component reads; newState what it wrote (hasNewState
+	// false: no out/state.json, which clears the state).
+	state       json.RawMessage
+	newState    json.RawMessage
+	hasNewState bool
 	// token is the caller's token for a component that opted in (forward_token).
 	token string
 }
@@ -289,11 +294,23 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 		}
 		return
 	}
+	// Only the component itself sees the state: it is written after the before-processors
+	// and read back right after the component, before any after-processor (as Keboola does).
+	if err := r.writeState(dataDir); err != nil {
+		r.fail(ReasonInternal, fmt.Sprintf("prepare /data: %v", err))
+		return
+	}
 	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
 	if !started {
 		return
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
+	if ok && r.j.Component.Action == "run" {
+		if err := r.takeState(dataDir); err != nil {
+			r.mappingFailed(err, exit)
+			return
+		}
+	}
 	if ok && len(r.j.Component.After) > 0 {
 		if err := r.runProcessors(ctx, "after", r.j.Component.After, dataDir); err != nil {
 			if !r.interrupted(ctx) {
@@ -308,20 +325,30 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 		return
 	}
 	t0 = time.Now()
-	err = r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
+	missing, err := r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
 	r.timing("outputs", t0, "")
-	var de *datadir.Error
 	switch {
-	case err == nil:
-		r.classify(exit, how)
-	case errors.Is(err, store.ErrStateConflict):
+	case err != nil:
+		r.mappingFailed(err, exit)
+	case missing != "":
+		// Keboola's wording; the write_always tables were still loaded.
 		code := exit.Code
+		r.end(StateFailed, ReasonUserError, missing, &code)
+	default:
+		r.classify(exit, how)
+	}
+}
+
+// mappingFailed ends a component job whose outputs could not be loaded.
+func (r *run) mappingFailed(err error, exit runtime.Exit) {
+	var de *datadir.Error
+	code := exit.Code
+	switch {
+	case errors.Is(err, store.ErrStateConflict):
 		r.end(StateFailed, ReasonUserError, err.Error(), &code)
 	case errors.As(err, &de):
-		code := exit.Code
 		r.end(StateFailed, ReasonUserError, "output mapping: "+de.Error()+" (nothing of this job was loaded)", &code)
 	default:
-		code := exit.Code
 		r.end(StateFailed, ReasonInternal, "output mapping: "+err.Error(), &code)
 	}
 }

@@ -61,6 +61,10 @@ type ComponentRun struct {
 	Config        spec.ComponentConfig `json:"config"`
 	ConfigVersion int                  `json:"config_version"`
 	Action        string               `json:"action,omitempty"` // run (default)
+	// Mode is run (default) or debug: KBC_COMPONENT_RUN_MODE.
+	Mode string `json:"mode,omitempty"`
+	// RowID is the configuration row this job runs ("" : the configuration itself).
+	RowID string `json:"row_id,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.
 	Before []ProcessorRun `json:"before,omitempty"`
 	After  []ProcessorRun `json:"after,omitempty"`

@@ -33,6 +33,9 @@ type Component struct {
 	// ForwardToken gives the caller's API token to the component as KBC_TOKEN. An explicit
 	// opt-in the admin must allow (server --allow-forward-token); off by default.
 	ForwardToken bool `json:"forward_token,omitempty"`
+	// DataTypeSupport is the component's typed-columns support (authoritative | hints | none),
+	// given as KBC_DATA_TYPE_SUPPORT; Keboola's libraries pick their manifest format by it.
+	DataTypeSupport string `json:"data_type_support,omitempty"`
 }
 
 // ComponentConfig is one configuration of a component: parameters and storage mapping.
@@ -50,22 +53,23 @@ var (
 	reAction = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 )
 
+// decodeStrict decodes a JSON object, refusing unknown keys; an error names the JSON path of
+// the problem in the document's own terms (storage.input.tables[0].columns), never a Go type.
 func decodeStrict(data []byte, v any, file string) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := err.Error()
-		field := ""
-		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-			field, msg = strings.Trim(f, `"`), "unknown field"
-		}
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			field, msg = ute.Field, "must be "+ute.Type.String()
-		}
-		return &ValidationError{File: file, Problems: []Problem{{Field: field, Message: msg}}}
+	var err error
+	if u, ok := v.(interface{ UnmarshalJSON([]byte) error }); ok {
+		err = u.UnmarshalJSON(data)
+	} else {
+		err = datadir.DecodeObject(data, datadir.FieldsOf(v))
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	var pe *datadir.PathError
+	if errors.As(err, &pe) {
+		return &ValidationError{File: file, Problems: []Problem{{Field: pe.Path, Message: pe.Message}}}
+	}
+	return &ValidationError{File: file, Problems: []Problem{{Message: err.Error()}}}
 }
 
 // ParseComponent reads and checks a component definition (JSON).
@@ -92,6 +96,11 @@ func ParseComponent(data []byte, file string) (*Component, error) {
 		if _, err := compileSchema(c.Schema); err != nil {
 			ps = append(ps, Problem{Field: "schema", Message: "not a valid JSON schema: " + err.Error()})
 		}
+	}
+	switch c.DataTypeSupport {
+	case "", "authoritative", "hints", "none":
+	default:
+		ps = append(ps, Problem{Field: "data_type_support", Message: fmt.Sprintf("%q: allowed: authoritative, hints, none", c.DataTypeSupport)})
 	}
 	if c.Network == "host" {
 		ps = append(ps, Problem{Field: "network", Message: "the host network is never given"})
@@ -137,21 +146,8 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 			}
 		}
 	}
-	for i, t := range c.Storage.Input.Tables {
-		if t.Source == "" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].source", i), Message: "is required"})
-		}
-		if t.WhereOperator != "" && t.WhereOperator != "eq" && t.WhereOperator != "ne" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].where_operator", i), Message: "allowed: eq, ne"})
-		}
-		if strings.ContainsAny(t.Destination, "/\\") || t.Destination == ".." {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].destination", i), Message: "a file name, not a path"})
-		}
-	}
-	for i, t := range c.Storage.Output.Tables {
-		if t.Source == "" || t.Destination == "" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.output.tables[%d]", i), Message: "source and destination are required"})
-		}
+	for _, p := range c.Storage.Check() {
+		ps = append(ps, Problem{Field: p.Path, Message: p.Message})
 	}
 	if comp != nil && len(comp.Schema) > 0 {
 		sch, err := compileSchema(comp.Schema)
