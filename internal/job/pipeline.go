@@ -37,6 +37,9 @@ type run struct {
 	stateVersion int
 	// token is the caller's token for a component that opted in (forward_token).
 	token string
+	// diskBase is what the job's folder held before its first container (diskwatch.go).
+	diskBase    int64
+	diskBaseSet bool
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
