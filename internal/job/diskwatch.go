@@ -17,9 +17,9 @@ import (
 )
 
 // diskWatchInterval is how often a running job's folder is measured. A job can write past
-// its cap by what it writes in one interval plus one measurement (its write speed × about
-// this long) before it is killed.
-var diskWatchInterval = 200 * time.Millisecond
+// its cap by what it writes in one interval, one measurement and the kill (its write speed ×
+// a little more than this) before it is killed.
+var diskWatchInterval = 100 * time.Millisecond
 
 // diskUsage is the space the files below dir take on disk: allocated blocks (st_blocks×512,
 // so a sparse file counts what it really holds), links never followed, a file with several

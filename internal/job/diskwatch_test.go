@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -116,6 +117,7 @@ func TestBlockDiskLimit(t *testing.T) {
 	if j.State != StateFailed || j.Reason != ReasonDiskLimit {
 		t.Fatalf("state %s/%s (%s) exit %v out %q", j.State, j.Reason, j.Message, j.ExitCode, out)
 	}
+	t.Logf("message: %s", j.Message)
 	if !strings.Contains(j.Message, "20MiB") || !strings.Contains(j.Message, "/data") {
 		t.Errorf("message %q does not name the cap", j.Message)
 	}
@@ -154,6 +156,43 @@ echo finished
 	}
 	if _, err := st.GetTable(t.Context(), st.DB(), "out.c-main.log"); err == nil {
 		t.Error("a table was loaded from a job that passed its disk cap")
+	}
+	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the job's folder is still there: %v", err)
+	}
+}
+
+// TestProcessorDiskLimit: a processor is held to the job's cap too and the job ends
+// disk_limit naming it; the main component never runs.
+func TestProcessorDiskLimit(t *testing.T) {
+	h, _ := componentHarness(t, nil)
+	proc := h.componentImage(t, "dd if=/dev/zero of=/data/out/files/big bs=1M count=2000\necho finished\n")
+	main := h.componentImage(t, "echo main ran\n")
+	comp := spec.Component{ID: "m", Image: main, Limits: spec.Limits{Disk: 20 << 20}}
+	cfg := spec.ComponentConfig{ID: "m-1", Component: "m"}
+	ctx := t.Context()
+	body, _ := json.Marshal(cfg)
+	compBody, _ := json.Marshal(comp)
+	if err := h.st.PutComponent(ctx, comp.ID, string(compBody)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body)); err != nil {
+		t.Fatal(err)
+	}
+	j, err := h.m.Submit(ctx, Submission{Owner: "tester", Component: &ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1,
+		Before: []ProcessorRun{{Component: spec.Component{ID: "p", Image: proc}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = h.m.Wait(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	out := h.output(t, j.ID, "")
+	if j.State != StateFailed || j.Reason != ReasonDiskLimit || !strings.Contains(j.Message, "processor p") || !strings.Contains(j.Message, "20MiB") {
+		t.Fatalf("state %s/%s (%s) out %q", j.State, j.Reason, j.Message, out)
+	}
+	if strings.Contains(out, "main ran") || strings.Contains(out, "finished") {
+		t.Errorf("ran on past the cap: %q", out)
 	}
 	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the job's folder is still there: %v", err)
