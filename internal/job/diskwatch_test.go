@@ -198,3 +198,28 @@ func TestProcessorDiskLimit(t *testing.T) {
 		t.Errorf("the job's folder is still there: %v", err)
 	}
 }
+
+// TestProbeDiskEnforcement: the probe names the filesystem holding the folder and its mount.
+func TestProbeDiskEnforcement(t *testing.T) {
+	dir := t.TempDir()
+	d, err := ProbeDiskEnforcement(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if d.Filesystem == "" || !(d.MountPoint == "/" || strings.HasPrefix(real, d.MountPoint+"/")) {
+		t.Fatalf("%+v for %s", d, real)
+	}
+	t.Log(d)
+	if _, err := ProbeDiskEnforcement(filepath.Join(dir, "gone")); err == nil {
+		t.Error("probing a missing folder gave no error")
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
