@@ -80,12 +80,13 @@ type diskWatch struct {
 	measErr  error
 }
 
-// startDiskWatch starts watching dir until stop is called.
+// startDiskWatch starts watching dir until stop is called. The wait between measurements is
+// interval, or as long as the last measurement took when that was longer.
 func startDiskWatch(dir string, base, limit int64, interval time.Duration, kill func()) *diskWatch {
 	w := &diskWatch{dir: dir, base: base, limit: limit, stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		t := time.NewTicker(interval)
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -93,7 +94,11 @@ func startDiskWatch(dir string, base, limit int64, interval time.Duration, kill 
 				return
 			case <-t.C:
 			}
+			t0 := time.Now()
 			used, err := diskUsage(w.dir)
+			// A folder of many files takes long to walk: wait at least as long as the walk
+			// took, so the watch costs at most half a core.
+			t.Reset(max(interval, time.Since(t0)))
 			if err != nil && errors.Is(err, fs.ErrNotExist) {
 				continue // the job's folder is being taken down
 			}

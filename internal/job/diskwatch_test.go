@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/spec"
@@ -221,5 +222,42 @@ func TestUnescapeMount(t *testing.T) {
 		if got := unescapeMount(in); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDiskWatchKillsOncePastTheCap: the watch counts growth beyond its base, calls kill once
+// when it passes the cap and reports it; below the cap it never does.
+func TestDiskWatchKillsOncePastTheCap(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "input"), make([]byte, 4<<20), 0o644) // there before: not counted
+	base, _ := diskUsage(dir)
+	kills := make(chan struct{}, 4)
+	w := startDiskWatch(dir, base, 2<<20, 10*time.Millisecond, func() { kills <- struct{}{} })
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-kills:
+		t.Fatal("killed below the cap")
+	default:
+	}
+	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 3<<20), 0o644)
+	select {
+	case <-kills:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not killed past the cap")
+	}
+	if !w.stop() || !strings.Contains(w.message(), "cap of 2MiB") || !strings.Contains(w.message(), "wrote 3MiB") {
+		t.Fatalf("stop/message: %q", w.message())
+	}
+	if len(kills) != 0 {
+		t.Error("killed more than once")
+	}
+	calm := startDiskWatch(dir, base+3<<20, 2<<20, 10*time.Millisecond, func() { t.Error("killed below the cap") })
+	time.Sleep(30 * time.Millisecond)
+	if calm.stop() {
+		t.Error("reported past the cap below it")
+	}
+	var none *diskWatch
+	if none.stop() {
+		t.Error("a nil watch reported past the cap")
 	}
 }
