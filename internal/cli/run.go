@@ -32,6 +32,7 @@ type runFlags struct {
 	allowNet    []string
 	quiet       bool
 	jsonSummary bool
+	maxDataSize string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -63,6 +64,7 @@ examples/packages) or point --pip-index-url / --cran-url at your own mirror.`,
 	fl.StringSliceVar(&f.allowNet, "allow-network", nil, `networks a block may ask for besides "none" (e.g. bridge)`)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the block's output, no progress or summary")
 	fl.BoolVar(&f.jsonSummary, "json", false, "print the finished job as JSON on stdout after the output")
+	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	return cmd
 }
 
@@ -130,6 +132,10 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 	jcfg.Reconcile = reconcile
 	jcfg.ShareRoots = append([]string{specDir}, f.shareRoots...)
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
+	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
+		return err
+	}
+	sayDiskCap(progress, dataDir, jcfg.MaxDataSize)
 	m, err := job.New(jcfg, st, eng, images, log)
 	if err != nil {
 		return withCode(ExitFailure, err)

@@ -37,6 +37,7 @@ type serverFlags struct {
 	proxyTimeout time.Duration
 	forwardToken bool
 	stuckTimeout time.Duration
+	maxDataSize  string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ start, and their containers are removed.`,
 	fl.BoolVar(&f.forwardToken, "allow-forward-token", false, "let components opt in (forward_token) to get the caller's API token as KBC_TOKEN")
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
+	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	return cmd
 }
 
@@ -154,6 +156,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	jcfg.ShareRoots = shareRoots
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
 	jcfg.ExtraLabels = extra
+	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
+		return err
+	}
+	sayDiskCap(g.stderr, dataDir, jcfg.MaxDataSize)
 	var apiSrv *api.Server
 	jcfg.OnFinish = func(j job.Job) {
 		if apiSrv != nil {

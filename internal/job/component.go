@@ -439,6 +439,7 @@ func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int,
 		return 0, err
 	}
 	t.Limits.MemoryBytes, t.Limits.NanoCPUs = int64(lim.Memory), int64(lim.CPU*1e9)
+	r.measureDiskBase()
 	id, err := m.rt.Start(ctx, t)
 	if err != nil {
 		if id != "" {
@@ -451,10 +452,20 @@ func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int,
 	stderr := newStreamWriter("stderr", r.out, r.redact)
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(lim.Timeout))
 	defer cancel()
+	// The job's /data cap holds across its processors; a processor may ask for less.
+	diskCap := int64(lim.Disk)
+	if jl, err := m.cfg.effectiveLimits(r.j.Block.Limits); err == nil && (diskCap <= 0 || (jl.Disk > 0 && int64(jl.Disk) < diskCap)) {
+		diskCap = int64(jl.Disk)
+	}
+	dw := r.watchDisk(id, diskCap)
 	ex, err := m.rt.Wait(wctx, id)
+	overCap := dw.stop()
 	m.rt.Logs(context.WithoutCancel(ctx), id, false, stdout, stderr)
 	stdout.Flush()
 	stderr.Flush()
+	if overCap {
+		return 0, &DiskLimitError{Message: dw.message()}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("wait: %w", err)
 	}

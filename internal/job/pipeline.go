@@ -37,6 +37,11 @@ type run struct {
 	stateVersion int
 	// token is the caller's token for a component that opted in (forward_token).
 	token string
+	// diskBase is what the job's folder held before its first container (diskwatch.go).
+	diskBase    int64
+	diskBaseSet bool
+	// diskMsg says how the job passed its /data cap (how == "disk_limit").
+	diskMsg string
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -186,7 +191,9 @@ func (r *run) execute(ctx context.Context) {
 	}
 	t0 = time.Now()
 	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
-	if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
+	if how == "disk_limit" {
+		// Nothing of a job past its cap is kept: cleanup gives the host its space back.
+	} else if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
 		r.j.OutputDir = outDir
 	} else {
 		m.log.Warn("keep job outputs", "job", r.j.ID, "err", err)
@@ -205,6 +212,7 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	task.Name = "berth-" + r.j.ID
 	r.j.State = StateRunning
 	r.save()
+	r.measureDiskBase()
 	t0 := time.Now()
 	id, err := m.rt.Start(ctx, task)
 	r.task = id
@@ -221,7 +229,12 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 
 	// Run: stream output while waiting for the exit, under the job's timeout.
 	t0 = time.Now()
+	lim, _ := m.cfg.effectiveLimits(r.j.Block.Limits)
+	dw := r.watchDisk(id, int64(lim.Disk))
 	exit, how := r.wait(ctx, id)
+	if dw.stop() {
+		how, r.diskMsg = "disk_limit", dw.message()
+	}
 	r.timing("run", t0, how)
 
 	r.j.State = StateFinishing
@@ -242,6 +255,8 @@ func (r *run) classify(exit runtime.Exit, how string) {
 		r.end(StateCancelled, ReasonCancelled, "cancelled while running", &code)
 	case how == "shutdown":
 		r.end(StateFailed, ReasonInternal, "berth shut down while the job ran", &code)
+	case how == "disk_limit":
+		r.end(StateFailed, ReasonDiskLimit, r.diskMsg, &code)
 	case how == "timeout":
 		r.end(StateFailed, ReasonTimeout, fmt.Sprintf("timed out after %s", m.cfg.timeoutOf(blk)), &code)
 	case exit.OOMKilled || code == 137:
@@ -291,6 +306,10 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 	}
 	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
 	if !started {
+		return
+	}
+	if how == "disk_limit" {
+		r.classify(exit, how) // nothing of it is loaded, not even write_always tables
 		return
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
@@ -554,6 +573,11 @@ var _ io.Writer = (*streamWriter)(nil)
 
 // processorFailed ends the job for a failed processor, naming it.
 func (r *run) processorFailed(err error) {
+	var de *DiskLimitError
+	if errors.As(err, &de) {
+		r.end(StateFailed, ReasonDiskLimit, err.Error(), nil)
+		return
+	}
 	var pe *ProcessorError
 	if errors.As(err, &pe) {
 		code := pe.Code
