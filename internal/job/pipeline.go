@@ -185,6 +185,20 @@ func (r *run) execute(ctx context.Context) {
 		return
 	}
 	t0 = time.Now()
+	// The outputs are kept (for `--out`) only when they hold nothing but real folders and
+	// regular files: a link the block left would be followed by whoever reads them.
+	if err := datadir.Check(dataDir, "out", m.cfg.OutputLimits); err != nil {
+		r.timing("outputs", t0, "refused")
+		var de *datadir.Error
+		if errors.As(err, &de) && how == "" && exit.Code == 0 && !exit.OOMKilled {
+			code := exit.Code
+			r.end(StateFailed, ReasonUserError, "outputs: "+de.Error()+" (the outputs were not kept)", &code)
+			return
+		}
+		fmt.Fprintf(r.system, "outputs not kept: %v\n", err)
+		r.classify(exit, how)
+		return
+	}
 	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
 	if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
 		r.j.OutputDir = outDir
@@ -562,6 +576,11 @@ func (r *run) processorFailed(err error) {
 			reason = ReasonUserError
 		}
 		r.end(StateFailed, reason, err.Error(), &code)
+		return
+	}
+	var de *datadir.Error
+	if errors.As(err, &de) {
+		r.fail(ReasonUserError, err.Error()+" (nothing of this job was loaded)")
 		return
 	}
 	r.fail(ReasonInternal, err.Error())
