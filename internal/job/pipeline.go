@@ -486,6 +486,9 @@ func chownTree(dir, user string) error {
 		if err != nil {
 			return err
 		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return nil // chmod would follow it; outputs holding links are refused anyway
+		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			if fi.IsDir() {
 				return os.Chmod(p, 0o777)
