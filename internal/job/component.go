@@ -364,8 +364,6 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		from := filepath.Join(dataDir, "in")
 		if stage == "after" {
 			from = filepath.Join(dataDir, "out")
-		}
-		if stage == "after" {
 			// What the component (or the processor before) wrote is handed on only when it
 			// holds nothing a container should not leave there.
 			if err := datadir.Check(dataDir, "out", r.m.cfg.OutputLimits); err != nil {
