@@ -6,7 +6,9 @@ package datadir
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -156,10 +158,17 @@ func WriteState(dir string, state json.RawMessage) error {
 	return os.WriteFile(filepath.Join(dir, "in", "state.json"), state, 0o644)
 }
 
-// ReadState reads out/state.json. A missing file is (nil, false): the state is cleared.
-func ReadState(dir string) (json.RawMessage, bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "out", "state.json"))
-	if os.IsNotExist(err) {
+// ReadState reads out/state.json, below dir and without following links, refusing one over
+// lim.MaxStateBytes. A missing file is (nil, false): the state is cleared.
+func ReadState(dir string, lim Limits) (json.RawMessage, bool, error) {
+	lim = lim.orDefaults()
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	b, err := f.ReadFile("out/state.json", lim.MaxStateBytes, "the cap on state.json")
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -170,6 +179,26 @@ func ReadState(dir string) (json.RawMessage, bool, error) {
 		return nil, false, &Error{File: "out/state.json", Message: "not a JSON object: " + err.Error()}
 	}
 	return b, true, nil
+}
+
+// CarryState copies a processor's in/state.json to its out/state.json, so the state travels
+// with the inputs it hands on. Whatever the processor left at out/state.json is replaced,
+// never written through; a missing in/state.json carries nothing.
+func CarryState(dir string, lim Limits) error {
+	lim = lim.orDefaults()
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := f.ReadFile("in/state.json", lim.MaxStateBytes, "the cap on state.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Replace("out/state.json", b)
 }
 
 // Error is a problem with a file the component wrote: the job fails as a user error naming it.

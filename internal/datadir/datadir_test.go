@@ -41,7 +41,7 @@ func TestDestinationPrecedenceAndSlices(t *testing.T) {
 	got, files, err := ReadOutputs(dir, OutputMapping{
 		Tables: []OutputTable{{Source: "b.csv", Destination: "out.c-m.from_mapping", Incremental: true}},
 		Files:  []OutputFile{{Source: "r.txt", Tags: []string{"n"}}},
-	})
+	}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +87,9 @@ func TestOutputErrorsNameTheFile(t *testing.T) {
 		dir := t.TempDir()
 		Layout(dir)
 		setup(dir)
-		_, _, err := ReadOutputs(dir, OutputMapping{})
+		_, _, err := ReadOutputs(dir, OutputMapping{}, Limits{})
 		if err == nil {
-			_, _, err = ReadState(dir)
+			_, _, err = ReadState(dir, Limits{})
 		}
 		var de *Error
 		if !errors.As(err, &de) || de.File != file {

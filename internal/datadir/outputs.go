@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -45,33 +45,68 @@ type OutTable struct {
 // OutFile is a file the component wrote.
 type OutFile struct {
 	Name string
-	Path string
 	Tags []string
+	dir  string // the /data folder it is read from
+}
+
+// Open opens the file's content, below the job's folder and without following links.
+func (o OutFile) Open() (*os.File, error) {
+	f, err := OpenFolder(o.dir, "")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Open("out/files/" + o.Name)
 }
 
 // ReadOutputs reads every table and file under out/, with manifests and the mapping applied.
-// Any malformed manifest or a table without a destination is an *Error naming the file:
-// nothing should be loaded then.
-func ReadOutputs(dir string, m OutputMapping) ([]OutTable, []OutFile, error) {
-	tdir := filepath.Join(dir, "out", "tables")
-	entries, err := os.ReadDir(tdir)
-	if err != nil && !os.IsNotExist(err) {
+// Everything is read below dir without following links: out/ must hold only real folders and
+// regular files with a single name, at most lim.MaxOutputFiles of them, and each manifest at
+// most lim.MaxManifestBytes. A link, a malformed manifest or a table without a destination is
+// an *Error naming the file: nothing should be loaded then.
+func ReadOutputs(dir string, m OutputMapping, lim Limits) ([]OutTable, []OutFile, error) {
+	lim = lim.orDefaults()
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if err := f.Walk("out", lim.MaxOutputFiles, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	manifest := func(rel string) ([]byte, bool, error) {
+		b, err := f.ReadFile(rel, lim.MaxManifestBytes, "the cap on a manifest")
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil
+		}
+		return b, err == nil, err
+	}
+	entries, err := f.ReadDir("out/tables")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, err
 	}
 	var tables []OutTable
 	for _, e := range entries {
 		name := e.Name()
+		rel := "out/tables/" + name
 		if strings.HasSuffix(name, ".manifest") {
 			base := strings.TrimSuffix(name, ".manifest")
-			if _, err := os.Stat(filepath.Join(tdir, base)); err != nil {
-				return nil, nil, &Error{File: "out/tables/" + name, Message: "a manifest without its table " + base}
+			if _, err := f.Lstat("out/tables/" + base); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil, nil, &Error{File: rel, Message: "a manifest without its table " + base}
+				}
+				return nil, nil, err
 			}
 			continue
 		}
 		var man OutTableManifest
-		if b, err := os.ReadFile(filepath.Join(tdir, name+".manifest")); err == nil {
+		b, found, err := manifest(rel + ".manifest")
+		if err != nil {
+			return nil, nil, err
+		}
+		if found {
 			if man, err = ParseTableManifest(b); err != nil {
-				return nil, nil, &Error{File: "out/tables/" + name + ".manifest", Message: err.Error()}
+				return nil, nil, &Error{File: rel + ".manifest", Message: err.Error()}
 			}
 		}
 		t := OutTable{Source: name, Incremental: man.Incremental, PrimaryKey: man.PrimaryKey, Columns: man.Columns,
@@ -97,19 +132,22 @@ func ReadOutputs(dir string, m OutputMapping) ([]OutTable, []OutFile, error) {
 		if t.Destination == "" {
 			t.Destination = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".csv")
 			if strings.Count(t.Destination, ".") < 1 {
-				return nil, nil, &Error{File: "out/tables/" + name, Message: "no destination: name the file <bucket>.<table>.csv, or give one in its manifest or the output mapping"}
+				return nil, nil, &Error{File: rel, Message: "no destination: name the file <bucket>.<table>.csv, or give one in its manifest or the output mapping"}
 			}
 		}
-		data, err := readTableData(filepath.Join(tdir, name), e.IsDir(), t.Columns)
+		data, err := readTableData(f, rel, e.IsDir(), t.Columns)
 		if err != nil {
-			return nil, nil, &Error{File: "out/tables/" + name, Message: err.Error()}
+			var de *Error
+			if errors.As(err, &de) {
+				return nil, nil, err
+			}
+			return nil, nil, &Error{File: rel, Message: err.Error()}
 		}
 		t.Data = data
 		tables = append(tables, t)
 	}
-	fdir := filepath.Join(dir, "out", "files")
-	fentries, err := os.ReadDir(fdir)
-	if err != nil && !os.IsNotExist(err) {
+	fentries, err := f.ReadDir("out/files")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, err
 	}
 	var files []OutFile
@@ -118,51 +156,55 @@ func ReadOutputs(dir string, m OutputMapping) ([]OutTable, []OutFile, error) {
 		if e.IsDir() || strings.HasSuffix(name, ".manifest") {
 			continue
 		}
-		f := OutFile{Name: name, Path: filepath.Join(fdir, name)}
-		if b, err := os.ReadFile(f.Path + ".manifest"); err == nil {
+		of := OutFile{Name: name, dir: dir}
+		b, found, err := manifest("out/files/" + name + ".manifest")
+		if err != nil {
+			return nil, nil, err
+		}
+		if found {
 			var man OutFileManifest
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&man); err != nil {
 				return nil, nil, &Error{File: "out/files/" + name + ".manifest", Message: "malformed manifest: " + err.Error()}
 			}
-			f.Tags = man.Tags
+			of.Tags = man.Tags
 		}
 		for _, mf := range m.Files {
 			if mf.Source == name {
-				f.Tags = append(f.Tags, mf.Tags...)
+				of.Tags = append(of.Tags, mf.Tags...)
 			}
 		}
-		files = append(files, f)
+		files = append(files, of)
 	}
 	return tables, files, nil
 }
 
 // readTableData returns a table's CSV: one file (gzip allowed), or a sliced table (a folder of
 // parts, gzip allowed, no header: the columns come from the manifest).
-func readTableData(path string, dir bool, columns []string) (io.Reader, error) {
+func readTableData(f *Folder, rel string, dir bool, columns []string) (io.Reader, error) {
 	if !dir {
-		return readMaybeGzip(path)
+		return readMaybeGzip(f, rel)
 	}
 	if len(columns) == 0 {
 		return nil, errString("a sliced table (a folder of parts) needs columns in its manifest")
 	}
-	parts, err := os.ReadDir(path)
+	parts, err := f.ReadDir(rel)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(parts))
-	for _, p := range parts {
-		if !p.IsDir() {
-			names = append(names, p.Name())
-		}
-	}
-	sort.Strings(names)
 	var all bytes.Buffer
-	for _, n := range names {
-		r, err := readMaybeGzip(filepath.Join(path, n))
+	for _, p := range parts {
+		if p.IsDir() {
+			continue
+		}
+		r, err := readMaybeGzip(f, rel+"/"+p.Name())
 		if err != nil {
-			return nil, errString(n + ": " + err.Error())
+			var de *Error
+			if errors.As(err, &de) {
+				return nil, err
+			}
+			return nil, errString(p.Name() + ": " + err.Error())
 		}
 		b, _ := io.ReadAll(r)
 		all.Write(b)
@@ -173,8 +215,13 @@ func readTableData(path string, dir bool, columns []string) (io.Reader, error) {
 	return &all, nil
 }
 
-func readMaybeGzip(path string) (io.Reader, error) {
-	b, err := os.ReadFile(path)
+func readMaybeGzip(f *Folder, rel string) (io.Reader, error) {
+	fh, err := f.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(fh)
+	fh.Close()
 	if err != nil {
 		return nil, err
 	}

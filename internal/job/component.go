@@ -253,7 +253,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 	m := r.m
 	st := m.cfg.Storage
 	cr := r.j.Component
-	tables, files, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output)
+	tables, files, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output, m.cfg.OutputLimits)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 	var state json.RawMessage
 	var hasState bool
 	if ok {
-		if state, hasState, err = datadir.ReadState(dataDir); err != nil {
+		if state, hasState, err = datadir.ReadState(dataDir, m.cfg.OutputLimits); err != nil {
 			return err
 		}
 	}
@@ -304,7 +304,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 	}()
 	if ok {
 		for _, f := range files {
-			in, err := os.Open(f.Path)
+			in, err := f.Open()
 			if err != nil {
 				return err
 			}
@@ -364,6 +364,11 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		from := filepath.Join(dataDir, "in")
 		if stage == "after" {
 			from = filepath.Join(dataDir, "out")
+			// What the component (or the processor before) wrote is handed on only when it
+			// holds nothing a container should not leave there.
+			if err := datadir.Check(dataDir, "out", r.m.cfg.OutputLimits); err != nil {
+				return fmt.Errorf("hand-over to %s: %w", name, err)
+			}
 		}
 		if err := os.Rename(from, filepath.Join(pdir, "in")); err != nil {
 			return err
@@ -394,10 +399,13 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		if stage == "after" {
 			dest = filepath.Join(dataDir, "out")
 		}
+		if err := datadir.Check(pdir, "out", r.m.cfg.OutputLimits); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		if stage == "before" {
 			// The state travels with the inputs.
-			if b, err := os.ReadFile(filepath.Join(pdir, "in", "state.json")); err == nil {
-				os.WriteFile(filepath.Join(pdir, "out", "state.json"), b, 0o644)
+			if err := datadir.CarryState(pdir, r.m.cfg.OutputLimits); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
 		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
@@ -62,6 +63,10 @@ type Config struct {
 	ProjectID string
 	// SyncActionTimeout bounds a component's sync action (default 30 s).
 	SyncActionTimeout time.Duration
+	// OutputLimits cap what berth reads back from a job's /data/out: out/state.json (default
+	// 1 MiB), each manifest (default 1 MiB) and how many files and folders it holds (default
+	// 10,000). A zero field takes its default (datadir.DefaultLimits).
+	OutputLimits datadir.Limits
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -78,13 +83,14 @@ func DefaultConfig(dataDir string) Config {
 			CPU: float64(runtime.NumCPU()), Memory: 8 << 30, Pids: 4096, ShmSize: 1 << 30,
 			GPU: 0, Timeout: spec.Duration(24 * time.Hour),
 		},
-		MaxDataSize: 10 << 30,
-		TmpfsSize:   64 << 20,
-		LogCap:      1_000_000,
-		User:        "1000:1000",
-		Instance:    "server",
-		StopGrace:   2 * time.Second,
-		Reconcile:   true,
+		MaxDataSize:  10 << 30,
+		TmpfsSize:    64 << 20,
+		LogCap:       1_000_000,
+		User:         "1000:1000",
+		Instance:     "server",
+		StopGrace:    2 * time.Second,
+		Reconcile:    true,
+		OutputLimits: datadir.DefaultLimits(),
 	}
 }
 

@@ -190,6 +190,20 @@ func (r *run) execute(ctx context.Context) {
 		return
 	}
 	t0 = time.Now()
+	// The outputs are kept (for `--out`) only when they hold nothing but real folders and
+	// regular files: a link the block left would be followed by whoever reads them.
+	if err := datadir.Check(dataDir, "out", m.cfg.OutputLimits); err != nil {
+		r.timing("outputs", t0, "refused")
+		var de *datadir.Error
+		if errors.As(err, &de) && how == "" && exit.Code == 0 && !exit.OOMKilled {
+			code := exit.Code
+			r.end(StateFailed, ReasonUserError, "outputs: "+de.Error()+" (the outputs were not kept)", &code)
+			return
+		}
+		fmt.Fprintf(r.system, "outputs not kept: %v\n", err)
+		r.classify(exit, how)
+		return
+	}
 	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
 	if how == "disk_limit" {
 		// Nothing of a job past its cap is kept: cleanup gives the host its space back.
@@ -491,6 +505,9 @@ func chownTree(dir, user string) error {
 		if err != nil {
 			return err
 		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return nil // chmod would follow it; outputs holding links are refused anyway
+		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			if fi.IsDir() {
 				return os.Chmod(p, 0o777)
@@ -573,8 +590,8 @@ var _ io.Writer = (*streamWriter)(nil)
 
 // processorFailed ends the job for a failed processor, naming it.
 func (r *run) processorFailed(err error) {
-	var de *DiskLimitError
-	if errors.As(err, &de) {
+	var dle *DiskLimitError
+	if errors.As(err, &dle) {
 		r.end(StateFailed, ReasonDiskLimit, err.Error(), nil)
 		return
 	}
@@ -586,6 +603,11 @@ func (r *run) processorFailed(err error) {
 			reason = ReasonUserError
 		}
 		r.end(StateFailed, reason, err.Error(), &code)
+		return
+	}
+	var de *datadir.Error
+	if errors.As(err, &de) {
+		r.fail(ReasonUserError, err.Error()+" (nothing of this job was loaded)")
 		return
 	}
 	r.fail(ReasonInternal, err.Error())
