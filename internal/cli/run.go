@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/pkgindex"
@@ -32,6 +33,7 @@ type runFlags struct {
 	allowNet    []string
 	quiet       bool
 	jsonSummary bool
+	maxDataSize string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -63,6 +65,7 @@ examples/packages) or point --pip-index-url / --cran-url at your own mirror.`,
 	fl.StringSliceVar(&f.allowNet, "allow-network", nil, `networks a block may ask for besides "none" (e.g. bridge)`)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the block's output, no progress or summary")
 	fl.BoolVar(&f.jsonSummary, "json", false, "print the finished job as JSON on stdout after the output")
+	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	return cmd
 }
 
@@ -130,6 +133,10 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 	jcfg.Reconcile = reconcile
 	jcfg.ShareRoots = append([]string{specDir}, f.shareRoots...)
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
+	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
+		return err
+	}
+	sayDiskCap(progress, dataDir, jcfg.MaxDataSize)
 	m, err := job.New(jcfg, st, eng, images, log)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -178,7 +185,8 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 	}
 
 	if f.out != "" && final.OutputDir != "" {
-		n, err := copyTree(final.OutputDir, f.out)
+		// Nothing is followed: a link, device or hard link the block left is refused.
+		n, err := datadir.CopyTree(final.OutputDir, "out", f.out, jcfg.OutputLimits)
 		if err != nil {
 			return withCode(ExitFailure, fmt.Errorf("copy outputs to %s: %w", f.out, err))
 		}
@@ -266,38 +274,4 @@ func lockRunDir(path string) (*os.File, bool, error) {
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return fh, exclusive, nil
-}
-
-// copyTree copies regular files from src into dst (created), returning how many it copied.
-func copyTree(src, dst string) (int, error) {
-	n := 0
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil // links and devices the block made are not followed
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		n++
-		return out.Close()
-	})
-	return n, err
 }

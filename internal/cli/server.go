@@ -38,6 +38,7 @@ type serverFlags struct {
 	forwardToken bool
 	stuckTimeout time.Duration
 	publicURL    string
+	maxDataSize  string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -71,6 +72,7 @@ start, and their containers are removed.`,
 	fl.BoolVar(&f.forwardToken, "allow-forward-token", false, "let components opt in (forward_token) to get the caller's API token as KBC_TOKEN")
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
+	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	return cmd
 }
 
@@ -160,6 +162,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if jcfg.PublicURL == "" {
 		jcfg.PublicURL = "http://" + f.listen
 	}
+	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
+		return err
+	}
+	sayDiskCap(g.stderr, dataDir, jcfg.MaxDataSize)
 	var apiSrv *api.Server
 	jcfg.OnFinish = func(j job.Job) {
 		if apiSrv != nil {

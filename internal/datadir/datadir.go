@@ -6,7 +6,9 @@ package datadir
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -64,18 +66,31 @@ func WriteConfig(dir string, c Config) error {
 	return WriteJSON(filepath.Join(dir, "config.json"), c)
 }
 
-// WriteState writes in/state.json ({} when state is nil).
+// WriteState writes in/state.json ({} when state is nil), replacing whatever is there
+// without writing through a link (a before-processor's output became in/).
 func WriteState(dir string, state json.RawMessage) error {
 	if len(state) == 0 {
 		state = json.RawMessage("{}")
 	}
-	return os.WriteFile(filepath.Join(dir, "in", "state.json"), state, 0o644)
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Replace("in/state.json", state)
 }
 
-// ReadState reads out/state.json. A missing file is (nil, false): the state is cleared.
-func ReadState(dir string) (json.RawMessage, bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "out", "state.json"))
-	if os.IsNotExist(err) {
+// ReadState reads out/state.json, below dir and without following links, refusing one over
+// lim.MaxStateBytes. A missing file is (nil, false): the state is cleared.
+func ReadState(dir string, lim Limits) (json.RawMessage, bool, error) {
+	lim = lim.orDefaults()
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	b, err := f.ReadFile("out/state.json", lim.MaxStateBytes, "the cap on state.json")
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {

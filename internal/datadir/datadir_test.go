@@ -39,9 +39,9 @@ func TestDestinationPrecedenceAndSlices(t *testing.T) {
 	write(t, filepath.Join(dir, "out", "files", "r.txt.manifest"), `{"tags": ["m"]}`)
 
 	res, err := ReadOutputs(dir, OutputMapping{
-		Tables: []OutputTable{{Source: "b.csv", OutputTableOptions: OutputTableOptions{Destination: "out.c-m.from_mapping", Incremental: true}}},
-		Files:  []OutputFile{{Source: "r.txt", OutputFileOptions: OutputFileOptions{Tags: []string{"n"}}}},
-	})
+		Tables: []OutputTable{{Source: "b.csv", Destination: "out.c-m.from_mapping", Incremental: true}},
+		Files:  []OutputFile{{Source: "r.txt", Tags: []string{"n"}}},
+	}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +89,9 @@ func TestOutputErrorsNameTheFile(t *testing.T) {
 		dir := t.TempDir()
 		Layout(dir)
 		setup(dir)
-		_, err := ReadOutputs(dir, OutputMapping{})
+		_, err := ReadOutputs(dir, OutputMapping{}, Limits{})
 		if err == nil {
-			_, _, err = ReadState(dir)
+			_, _, err = ReadState(dir, Limits{})
 		}
 		var de *Error
 		if !errors.As(err, &de) || de.File != file {

@@ -8,23 +8,20 @@ import (
 	"strings"
 )
 
-// MaxManifestBytes is the largest manifest berth reads (what a container wrote is capped).
-const MaxManifestBytes = 1 << 20
-
 // OutTableManifest is out/tables/<name>.manifest: the keys of a table's output mapping (both of
 // Keboola's formats: the legacy one with columns and metadata, and the newer one with schema,
 // manifest_type, has_header and table_metadata).
-type OutTableManifest = OutputTableOptions
+type OutTableManifest = OutputTable
 
 // OutFileManifest is out/files/<name>.manifest.
-type OutFileManifest = OutputFileOptions
+type OutFileManifest = OutputFile
 
 // ParseTableManifest reads an output table manifest: a key berth does not know is returned in
 // unknown (a warning for the job's log, as Keboola's libraries write keys of later versions);
 // a known key with a bad value is an error naming it.
 func ParseTableManifest(b []byte) (OutTableManifest, []string, error) {
 	var man OutTableManifest
-	unknown, err := parseManifest(b, FieldsOf(&man))
+	unknown, err := parseManifest(b, manifestFields(&man))
 	if err != nil {
 		return man, unknown, err
 	}
@@ -37,14 +34,18 @@ func ParseTableManifest(b []byte) (OutTableManifest, []string, error) {
 // ParseFileManifest reads an output file manifest, like ParseTableManifest.
 func ParseFileManifest(b []byte) (OutFileManifest, []string, error) {
 	var man OutFileManifest
-	unknown, err := parseManifest(b, FieldsOf(&man))
+	unknown, err := parseManifest(b, manifestFields(&man))
 	return man, unknown, err
 }
 
+// manifestFields are a mapping's keys but source, which a manifest does not have.
+func manifestFields(v any) map[string]any {
+	f := FieldsOf(v)
+	delete(f, "source")
+	return f
+}
+
 func parseManifest(b []byte, fields map[string]any) ([]string, error) {
-	if len(b) > MaxManifestBytes {
-		return nil, &PathError{Message: fmt.Sprintf("the manifest is %d bytes; at most %d are read", len(b), MaxManifestBytes)}
-	}
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || t[0] != '{' {
 		return nil, &PathError{Message: "a manifest is a JSON object"}
@@ -114,7 +115,7 @@ type FileManifest struct {
 func MergeTable(source string, man OutTableManifest, mt *OutputTable) OutTable {
 	o := man
 	if mt != nil {
-		m := mt.OutputTableOptions
+		m := *mt
 		if m.Destination != "" {
 			o.Destination = m.Destination
 		}

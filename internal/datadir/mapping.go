@@ -114,8 +114,9 @@ func (c *ColumnMetadata) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// OutputTableOptions are the keys a table's output mapping and its manifest share.
-type OutputTableOptions struct {
+// OutputTable maps an output file to a table. Its manifest has the same keys but source.
+type OutputTable struct {
+	Source                string            `json:"source"`
 	Destination           string            `json:"destination,omitempty"`
 	Incremental           bool              `json:"incremental"`
 	UnloadStrategy        string            `json:"unload_strategy,omitempty"`
@@ -140,12 +141,6 @@ type OutputTableOptions struct {
 	TableMetadata         map[string]any    `json:"table_metadata,omitempty"`
 }
 
-// OutputTable maps an output file to a table.
-type OutputTable struct {
-	Source string `json:"source"`
-	OutputTableOptions
-}
-
 // SchemaColumn is one column of the newer (typed) manifest format.
 type SchemaColumn struct {
 	Name            string          `json:"name"`
@@ -157,19 +152,14 @@ type SchemaColumn struct {
 	Metadata        map[string]any  `json:"metadata,omitempty"`
 }
 
-// OutputFileOptions are the keys a file's output mapping and its manifest share.
-type OutputFileOptions struct {
+// OutputFile maps an output file to tags. Its manifest has the same keys but source.
+type OutputFile struct {
+	Source      string   `json:"source"`
 	Tags        []string `json:"tags"`
 	IsPublic    bool     `json:"is_public"`
 	IsPermanent bool     `json:"is_permanent"`
 	IsEncrypted *bool    `json:"is_encrypted"`
 	Notify      bool     `json:"notify"`
-}
-
-// OutputFile maps an output file to tags.
-type OutputFile struct {
-	Source string `json:"source"`
-	OutputFileOptions
 }
 
 // Processors run before and after the component.
@@ -220,31 +210,6 @@ func (t *OutputTable) UnmarshalJSON(b []byte) error { return DecodeObject(b, Fie
 
 // UnmarshalJSON reads a file's output mapping strictly.
 func (f *OutputFile) UnmarshalJSON(b []byte) error { return DecodeObject(b, FieldsOf(f)) }
-
-// MarshalJSON keeps the shared options inline.
-func (t OutputTable) MarshalJSON() ([]byte, error) {
-	return marshalInline(map[string]any{"source": t.Source}, t.OutputTableOptions)
-}
-
-// MarshalJSON keeps the shared options inline.
-func (f OutputFile) MarshalJSON() ([]byte, error) {
-	return marshalInline(map[string]any{"source": f.Source}, f.OutputFileOptions)
-}
-
-func marshalInline(head map[string]any, rest any) ([]byte, error) {
-	b, err := json.Marshal(rest)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	for k, v := range head {
-		m[k] = v
-	}
-	return json.Marshal(m)
-}
 
 // FieldsOf lists pointers to a struct's fields by their JSON names, embedded structs' fields
 // inline; fields named "-" are left out. v must be a pointer to a struct.
@@ -303,14 +268,14 @@ func (s *StorageMapping) Normalize() {
 		}
 	}
 	for i := range s.Output.Tables {
-		s.Output.Tables[i].OutputTableOptions.fillDefaults()
+		s.Output.Tables[i].fillDefaults()
 	}
 	for i := range s.Output.Files {
-		s.Output.Files[i].OutputFileOptions.fillDefaults()
+		s.Output.Files[i].fillDefaults()
 	}
 }
 
-func (o *OutputTableOptions) fillDefaults() {
+func (o *OutputTable) fillDefaults() {
 	o.PrimaryKey = nonNil(o.PrimaryKey)
 	o.Columns = nonNil(o.Columns)
 	o.DistributionKey = nonNil(o.DistributionKey)
@@ -333,7 +298,7 @@ func (o *OutputTableOptions) fillDefaults() {
 	}
 }
 
-func (o *OutputFileOptions) fillDefaults() {
+func (o *OutputFile) fillDefaults() {
 	o.Tags = nonNil(o.Tags)
 	if o.IsEncrypted == nil {
 		yes := true
@@ -397,7 +362,7 @@ func (s StorageMapping) Check() []PathError {
 		if t.Source == "" {
 			bad(at+".source", `the "source" must be configured`)
 		}
-		for _, p := range t.OutputTableOptions.check() {
+		for _, p := range t.check() {
 			bad(at+"."+p.Path, "%s", p.Message)
 		}
 	}
@@ -410,7 +375,7 @@ func (s StorageMapping) Check() []PathError {
 }
 
 // check is what the mapping and a manifest must both respect.
-func (o OutputTableOptions) check() []PathError {
+func (o OutputTable) check() []PathError {
 	var ps []PathError
 	if op := o.DeleteWhereOperator; op != "" && op != "eq" && op != "ne" {
 		ps = append(ps, PathError{"delete_where_operator", fmt.Sprintf("%q: allowed: eq, ne", op)})

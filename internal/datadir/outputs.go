@@ -3,11 +3,11 @@ package datadir
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -30,12 +30,22 @@ type OutTable struct {
 // OutFile is a file the component wrote.
 type OutFile struct {
 	Name string
-	Path string
 	Tags []string
 	// IsPermanent, IsPublic and Notify are kept as the file's attributes.
 	IsPermanent bool
 	IsPublic    bool
 	Notify      bool
+	dir         string // the /data folder it is read from
+}
+
+// Open opens the file's content, below the job's folder and without following links.
+func (o OutFile) Open() (*os.File, error) {
+	f, err := OpenFolder(o.dir, "")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Open("out/files/" + o.Name)
 }
 
 // Outputs is what a component left in out/, with manifests and the mapping applied.
@@ -50,34 +60,59 @@ type Outputs struct {
 }
 
 // ReadOutputs reads every table and file under out/, with manifests and the mapping applied.
-// Any malformed manifest or a table without a destination is an *Error naming the file:
-// nothing should be loaded then.
-func ReadOutputs(dir string, m OutputMapping) (Outputs, error) {
+// Everything is read below dir without following links: out/ must hold only real folders and
+// regular files with a single name, at most lim.MaxOutputFiles of them, and each manifest at
+// most lim.MaxManifestBytes. A link, a malformed manifest or a table without a destination is
+// an *Error naming the file: nothing should be loaded then.
+func ReadOutputs(dir string, m OutputMapping, lim Limits) (Outputs, error) {
 	var res Outputs
-	tdir := filepath.Join(dir, "out", "tables")
-	entries, err := os.ReadDir(tdir)
-	if err != nil && !os.IsNotExist(err) {
+	lim = lim.orDefaults()
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return res, err
+	}
+	defer f.Close()
+	if err := f.Walk("out", lim.MaxOutputFiles, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, err
+	}
+	manifest := func(rel string) ([]byte, bool, error) {
+		b, err := f.ReadFile(rel, lim.MaxManifestBytes, "the cap on a manifest")
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil
+		}
+		return b, err == nil, err
+	}
+	entries, err := f.ReadDir("out/tables")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, err
 	}
 	written := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
+		rel := "out/tables/" + name
 		if strings.HasSuffix(name, ".manifest") {
 			base := strings.TrimSuffix(name, ".manifest")
-			if _, err := os.Stat(filepath.Join(tdir, base)); err != nil {
-				return res, &Error{File: "out/tables/" + name, Message: fmt.Sprintf("Found orphaned table manifest: %q", name)}
+			if _, err := f.Lstat("out/tables/" + base); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return res, &Error{File: rel, Message: fmt.Sprintf("Found orphaned table manifest: %q (no table %s beside it)", name, base)}
+				}
+				return res, err
 			}
 			continue
 		}
 		written[name] = true
 		var man OutTableManifest
-		if b, err := os.ReadFile(filepath.Join(tdir, name+".manifest")); err == nil {
+		b, found, err := manifest(rel + ".manifest")
+		if err != nil {
+			return res, err
+		}
+		if found {
 			var unknown []string
 			if man, unknown, err = ParseTableManifest(b); err != nil {
-				return res, &Error{File: "out/tables/" + name + ".manifest", Message: err.Error()}
+				return res, &Error{File: rel + ".manifest", Message: err.Error()}
 			}
 			if len(unknown) > 0 {
-				res.Warnings = append(res.Warnings, UnknownKeysWarning("out/tables/"+name+".manifest", unknown))
+				res.Warnings = append(res.Warnings, UnknownKeysWarning(rel+".manifest", unknown))
 			}
 		}
 		var mt *OutputTable
@@ -93,34 +128,41 @@ func ReadOutputs(dir string, m OutputMapping) (Outputs, error) {
 				t.Destination = m.DefaultBucket + "." + t.Destination
 			}
 			if strings.Count(t.Destination, ".") < 1 {
-				return res, &Error{File: "out/tables/" + name, Message: fmt.Sprintf("Failed to resolve destination for output table %q: name the file <bucket>.<table>.csv, or give a destination in its manifest or the output mapping", name)}
+				return res, &Error{File: rel, Message: fmt.Sprintf("Failed to resolve destination for output table %q: name the file <bucket>.<table>.csv, or give a destination in its manifest or the output mapping", name)}
 			}
 		}
-		data, err := readTableData(filepath.Join(tdir, name), e.IsDir(), t.Columns)
+		data, err := readTableData(f, rel, e.IsDir(), t.Columns)
 		if err != nil {
-			return res, &Error{File: "out/tables/" + name, Message: err.Error()}
+			var de *Error
+			if errors.As(err, &de) {
+				return res, err
+			}
+			return res, &Error{File: rel, Message: err.Error()}
 		}
 		t.Data = data
 		res.Tables = append(res.Tables, t)
 	}
 	res.Missing, _ = MissingSources(m, written)
-	fdir := filepath.Join(dir, "out", "files")
-	fentries, err := os.ReadDir(fdir)
-	if err != nil && !os.IsNotExist(err) {
+	fentries, err := f.ReadDir("out/files")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, err
 	}
 	for _, e := range fentries {
 		name := e.Name()
+		rel := "out/files/" + name
 		if strings.HasSuffix(name, ".manifest") {
-			if _, err := os.Stat(filepath.Join(fdir, strings.TrimSuffix(name, ".manifest"))); err != nil {
-				return res, &Error{File: "out/files/" + name, Message: fmt.Sprintf("Found orphaned file manifest: '%s'", name)}
+			if _, err := f.Lstat(strings.TrimSuffix(rel, ".manifest")); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return res, &Error{File: rel, Message: fmt.Sprintf("Found orphaned file manifest: '%s'", name)}
+				}
+				return res, err
 			}
 			continue
 		}
 		if e.IsDir() {
 			continue
 		}
-		f := OutFile{Name: name, Path: filepath.Join(fdir, name)}
+		of := OutFile{Name: name, dir: dir}
 		var mf *OutputFile
 		for i := range m.Files {
 			if m.Files[i].Source == name {
@@ -128,25 +170,31 @@ func ReadOutputs(dir string, m OutputMapping) (Outputs, error) {
 			}
 		}
 		// A mapping entry for the file replaces its manifest entirely, as on Keboola.
-		var opts OutputFileOptions
+		var opts OutputFile
 		if mf != nil {
-			opts = mf.OutputFileOptions
-		} else if b, err := os.ReadFile(f.Path + ".manifest"); err == nil {
-			var unknown []string
-			if opts, unknown, err = ParseFileManifest(b); err != nil {
-				return res, &Error{File: "out/files/" + name + ".manifest", Message: err.Error()}
+			opts = *mf
+		} else {
+			b, found, err := manifest(rel + ".manifest")
+			if err != nil {
+				return res, err
 			}
-			if len(unknown) > 0 {
-				res.Warnings = append(res.Warnings, UnknownKeysWarning("out/files/"+name+".manifest", unknown))
+			if found {
+				var unknown []string
+				if opts, unknown, err = ParseFileManifest(b); err != nil {
+					return res, &Error{File: rel + ".manifest", Message: err.Error()}
+				}
+				if len(unknown) > 0 {
+					res.Warnings = append(res.Warnings, UnknownKeysWarning(rel+".manifest", unknown))
+				}
 			}
 		}
-		f.Tags, f.IsPermanent, f.IsPublic, f.Notify = opts.Tags, opts.IsPermanent, opts.IsPublic, opts.Notify
-		res.Files = append(res.Files, f)
+		of.Tags, of.IsPermanent, of.IsPublic, of.Notify = opts.Tags, opts.IsPermanent, opts.IsPublic, opts.Notify
+		res.Files = append(res.Files, of)
 	}
 	for _, mf := range m.Files {
 		found := false
-		for _, f := range res.Files {
-			found = found || f.Name == mf.Source
+		for _, of := range res.Files {
+			found = found || of.Name == mf.Source
 		}
 		if !found {
 			if res.Missing != "" {
@@ -160,29 +208,29 @@ func ReadOutputs(dir string, m OutputMapping) (Outputs, error) {
 
 // readTableData returns a table's CSV: one file (gzip allowed), or a sliced table (a folder of
 // parts, gzip allowed, no header: the columns come from the manifest).
-func readTableData(path string, dir bool, columns []string) (io.Reader, error) {
+func readTableData(f *Folder, rel string, dir bool, columns []string) (io.Reader, error) {
 	if !dir {
-		return readMaybeGzip(path)
+		return readMaybeGzip(f, rel)
 	}
 	if len(columns) == 0 {
 		return nil, errString("a sliced table (a folder of parts) needs columns in its manifest")
 	}
-	parts, err := os.ReadDir(path)
+	parts, err := f.ReadDir(rel)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(parts))
-	for _, p := range parts {
-		if !p.IsDir() {
-			names = append(names, p.Name())
-		}
-	}
-	sort.Strings(names)
 	var all bytes.Buffer
-	for _, n := range names {
-		r, err := readMaybeGzip(filepath.Join(path, n))
+	for _, p := range parts {
+		if p.IsDir() {
+			continue
+		}
+		r, err := readMaybeGzip(f, rel+"/"+p.Name())
 		if err != nil {
-			return nil, errString(n + ": " + err.Error())
+			var de *Error
+			if errors.As(err, &de) {
+				return nil, err
+			}
+			return nil, errString(p.Name() + ": " + err.Error())
 		}
 		b, _ := io.ReadAll(r)
 		all.Write(b)
@@ -193,8 +241,13 @@ func readTableData(path string, dir bool, columns []string) (io.Reader, error) {
 	return &all, nil
 }
 
-func readMaybeGzip(path string) (io.Reader, error) {
-	b, err := os.ReadFile(path)
+func readMaybeGzip(f *Folder, rel string) (io.Reader, error) {
+	fh, err := f.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(fh)
+	fh.Close()
 	if err != nil {
 		return nil, err
 	}

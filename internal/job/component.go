@@ -162,7 +162,7 @@ func (r *run) writeState(dataDir string) error {
 // takeState reads the component's out/state.json right after it ran and removes it, so no
 // after-processor can change or drop it. A missing file clears the state.
 func (r *run) takeState(dataDir string) error {
-	state, has, err := datadir.ReadState(dataDir)
+	state, has, err := datadir.ReadState(dataDir, r.m.cfg.OutputLimits)
 	if err != nil {
 		return err
 	}
@@ -314,7 +314,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	m := r.m
 	st := m.cfg.Storage
 	cr := r.j.Component
-	outs, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output)
+	outs, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output, m.cfg.OutputLimits)
 	if err != nil {
 		return "", err
 	}
@@ -364,7 +364,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	}()
 	if ok {
 		for _, f := range outs.Files {
-			in, err := os.Open(f.Path)
+			in, err := f.Open()
 			if err != nil {
 				return "", err
 			}
@@ -424,6 +424,11 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		from := filepath.Join(dataDir, "in")
 		if stage == "after" {
 			from = filepath.Join(dataDir, "out")
+			// What the component (or the processor before) wrote is handed on only when it
+			// holds nothing a container should not leave there.
+			if err := datadir.Check(dataDir, "out", r.m.cfg.OutputLimits); err != nil {
+				return fmt.Errorf("hand-over to %s: %w", name, err)
+			}
 		}
 		if err := os.Rename(from, filepath.Join(pdir, "in")); err != nil {
 			return err
@@ -453,6 +458,9 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		dest := filepath.Join(dataDir, "in")
 		if stage == "after" {
 			dest = filepath.Join(dataDir, "out")
+		}
+		if err := datadir.Check(pdir, "out", r.m.cfg.OutputLimits); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {
 			return err
@@ -493,6 +501,7 @@ func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int,
 		return 0, err
 	}
 	t.Limits.MemoryBytes, t.Limits.NanoCPUs = int64(lim.Memory), int64(lim.CPU*1e9)
+	r.measureDiskBase()
 	id, err := m.rt.Start(ctx, t)
 	if err != nil {
 		if id != "" {
@@ -505,10 +514,20 @@ func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int,
 	stderr := newStreamWriter("stderr", r.out, r.redact)
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(lim.Timeout))
 	defer cancel()
+	// The job's /data cap holds across its processors; a processor may ask for less.
+	diskCap := int64(lim.Disk)
+	if jl, err := m.cfg.effectiveLimits(r.j.Block.Limits); err == nil && (diskCap <= 0 || (jl.Disk > 0 && int64(jl.Disk) < diskCap)) {
+		diskCap = int64(jl.Disk)
+	}
+	dw := r.watchDisk(id, diskCap)
 	ex, err := m.rt.Wait(wctx, id)
+	overCap := dw.stop()
 	m.rt.Logs(context.WithoutCancel(ctx), id, false, stdout, stderr)
 	stdout.Flush()
 	stderr.Flush()
+	if overCap {
+		return 0, &DiskLimitError{Message: dw.message()}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("wait: %w", err)
 	}

@@ -273,7 +273,7 @@ func TestComponentExitCodes(t *testing.T) {
 	h, st := componentHarness(t, nil)
 	user := h.componentImage(t, "echo 'the parameter x is missing' >&2\nprintf 'id\\n1\\n' > /data/out/tables/log.csv\nexit 1\n")
 	cfg := spec.ComponentConfig{ID: "u-1", Component: "u", Storage: datadir.StorageMapping{Output: datadir.OutputMapping{
-		Tables: []datadir.OutputTable{{Source: "log.csv", OutputTableOptions: datadir.OutputTableOptions{Destination: "out.c-main.log", WriteAlways: true}}}}}}
+		Tables: []datadir.OutputTable{{Source: "log.csv", Destination: "out.c-main.log", WriteAlways: true}}}}}
 	j := h.runConfig(t, spec.Component{ID: "u", Image: user}, cfg)
 	if j.Reason != ReasonUserError || j.Message != "the parameter x is missing" {
 		t.Fatalf("exit 1: %s %q", j.Reason, j.Message)
@@ -355,7 +355,7 @@ cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/ta
 	comp := spec.Component{ID: "main", Image: main}
 	cfg := spec.ComponentConfig{ID: "chain", Component: "main", Storage: datadir.StorageMapping{
 		Input:  datadir.InputMapping{Tables: []datadir.InputTable{{Source: "in.c-main.words", Destination: "words.csv"}}},
-		Output: datadir.OutputMapping{Tables: []datadir.OutputTable{{Source: "words.csv", OutputTableOptions: datadir.OutputTableOptions{Destination: "out.c-main.words"}}}},
+		Output: datadir.OutputMapping{Tables: []datadir.OutputTable{{Source: "words.csv", Destination: "out.c-main.words"}}},
 	}}
 	ctx := context.Background()
 	body, _ := json.Marshal(cfg)

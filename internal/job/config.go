@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
@@ -32,6 +33,11 @@ type Config struct {
 	// MaxLimits cap what a block may ask for (cpu = the machine's cores, memory 8 GiB,
 	// pids 4096, shm 1 GiB, gpu 0, timeout 24 h); more is refused at submit.
 	MaxLimits spec.Limits
+	// MaxDataSize caps what a job may write to its /data folder, in bytes: the cap when its
+	// spec sets no limits.disk and the most a spec may ask for; more is refused at submit
+	// (server and `berth run` --max-data-size, env BERTH_MAX_DATA_SIZE; default 10 GiB; 0
+	// turns the cap off). A job past its cap is killed and ends failed/disk_limit.
+	MaxDataSize int64
 	// TmpfsSize is the size of the writable /tmp (default 64 MiB).
 	TmpfsSize int64
 	// LogCap is how many characters of output a job keeps: the last LogCap (default 1,000,000).
@@ -64,6 +70,10 @@ type Config struct {
 	PublicURL string
 	// SyncActionTimeout bounds a component's sync action (default 30 s).
 	SyncActionTimeout time.Duration
+	// OutputLimits cap what berth reads back from a job's /data/out: out/state.json (default
+	// 1 MiB), each manifest (default 1 MiB) and how many files and folders it holds (default
+	// 10,000). A zero field takes its default (datadir.DefaultLimits).
+	OutputLimits datadir.Limits
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -80,12 +90,14 @@ func DefaultConfig(dataDir string) Config {
 			CPU: float64(runtime.NumCPU()), Memory: 8 << 30, Pids: 4096, ShmSize: 1 << 30,
 			GPU: 0, Timeout: spec.Duration(24 * time.Hour),
 		},
-		TmpfsSize: 64 << 20,
-		LogCap:    1_000_000,
-		User:      "1000:1000",
-		Instance:  "server",
-		StopGrace: 2 * time.Second,
-		Reconcile: true,
+		MaxDataSize:  10 << 30,
+		TmpfsSize:    64 << 20,
+		LogCap:       1_000_000,
+		User:         "1000:1000",
+		Instance:     "server",
+		StopGrace:    2 * time.Second,
+		Reconcile:    true,
+		OutputLimits: datadir.DefaultLimits(),
 	}
 }
 
@@ -119,6 +131,9 @@ func (c Config) effectiveLimits(l spec.Limits) (spec.Limits, error) {
 	if l.Timeout == 0 {
 		l.Timeout = d.Timeout
 	}
+	if l.Disk == 0 {
+		l.Disk = spec.ByteSize(c.MaxDataSize)
+	}
 	switch {
 	case mx.CPU > 0 && l.CPU > mx.CPU:
 		return l, &PolicyError{"limits.cpu", fmt.Sprintf("%.2f cores asked, at most %.2f allowed", l.CPU, mx.CPU)}
@@ -133,6 +148,8 @@ func (c Config) effectiveLimits(l spec.Limits) (spec.Limits, error) {
 	case mx.Timeout > 0 && l.Timeout > mx.Timeout:
 		return l, &PolicyError{"limits.timeout", fmt.Sprintf("%s asked, at most %s allowed",
 			time.Duration(l.Timeout), time.Duration(mx.Timeout))}
+	case c.MaxDataSize > 0 && int64(l.Disk) > c.MaxDataSize:
+		return l, &PolicyError{"limits.disk", fmt.Sprintf("%s asked, at most %s allowed", humanBytes(int64(l.Disk)), humanBytes(c.MaxDataSize))}
 	}
 	return l, nil
 }

@@ -42,6 +42,11 @@ type run struct {
 	hasNewState bool
 	// token is the caller's token for a component that opted in (forward_token).
 	token string
+	// diskBase is what the job's folder held before its first container (diskwatch.go).
+	diskBase    int64
+	diskBaseSet bool
+	// diskMsg says how the job passed its /data cap (how == "disk_limit").
+	diskMsg string
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -190,8 +195,24 @@ func (r *run) execute(ctx context.Context) {
 		return
 	}
 	t0 = time.Now()
+	// The outputs are kept (for `--out`) only when they hold nothing but real folders and
+	// regular files: a link the block left would be followed by whoever reads them.
+	if err := datadir.Check(dataDir, "out", m.cfg.OutputLimits); err != nil {
+		r.timing("outputs", t0, "refused")
+		var de *datadir.Error
+		if errors.As(err, &de) && how == "" && exit.Code == 0 && !exit.OOMKilled {
+			code := exit.Code
+			r.end(StateFailed, ReasonUserError, "outputs: "+de.Error()+" (the outputs were not kept)", &code)
+			return
+		}
+		fmt.Fprintf(r.system, "outputs not kept: %v\n", err)
+		r.classify(exit, how)
+		return
+	}
 	outDir := filepath.Join(m.jobDir(r.j.ID), "out")
-	if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
+	if how == "disk_limit" {
+		// Nothing of a job past its cap is kept: cleanup gives the host its space back.
+	} else if err := os.Rename(filepath.Join(dataDir, "out"), outDir); err == nil {
 		r.j.OutputDir = outDir
 	} else {
 		m.log.Warn("keep job outputs", "job", r.j.ID, "err", err)
@@ -210,6 +231,7 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	task.Name = "berth-" + r.j.ID
 	r.j.State = StateRunning
 	r.save()
+	r.measureDiskBase()
 	t0 := time.Now()
 	id, err := m.rt.Start(ctx, task)
 	r.task = id
@@ -226,7 +248,12 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 
 	// Run: stream output while waiting for the exit, under the job's timeout.
 	t0 = time.Now()
+	lim, _ := m.cfg.effectiveLimits(r.j.Block.Limits)
+	dw := r.watchDisk(id, int64(lim.Disk))
 	exit, how := r.wait(ctx, id)
+	if dw.stop() {
+		how, r.diskMsg = "disk_limit", dw.message()
+	}
 	r.timing("run", t0, how)
 
 	r.j.State = StateFinishing
@@ -247,6 +274,8 @@ func (r *run) classify(exit runtime.Exit, how string) {
 		r.end(StateCancelled, ReasonCancelled, "cancelled while running", &code)
 	case how == "shutdown":
 		r.end(StateFailed, ReasonInternal, "berth shut down while the job ran", &code)
+	case how == "disk_limit":
+		r.end(StateFailed, ReasonDiskLimit, r.diskMsg, &code)
 	case how == "timeout":
 		r.end(StateFailed, ReasonTimeout, fmt.Sprintf("timed out after %s", m.cfg.timeoutOf(blk)), &code)
 	case exit.OOMKilled || code == 137:
@@ -302,6 +331,10 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 	}
 	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
 	if !started {
+		return
+	}
+	if how == "disk_limit" {
+		r.classify(exit, how) // nothing of it is loaded, not even write_always tables
 		return
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
@@ -499,6 +532,9 @@ func chownTree(dir, user string) error {
 		if err != nil {
 			return err
 		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return nil // chmod would follow it; outputs holding links are refused anyway
+		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			if fi.IsDir() {
 				return os.Chmod(p, 0o777)
@@ -581,6 +617,11 @@ var _ io.Writer = (*streamWriter)(nil)
 
 // processorFailed ends the job for a failed processor, naming it.
 func (r *run) processorFailed(err error) {
+	var dle *DiskLimitError
+	if errors.As(err, &dle) {
+		r.end(StateFailed, ReasonDiskLimit, err.Error(), nil)
+		return
+	}
 	var pe *ProcessorError
 	if errors.As(err, &pe) {
 		code := pe.Code
@@ -589,6 +630,11 @@ func (r *run) processorFailed(err error) {
 			reason = ReasonUserError
 		}
 		r.end(StateFailed, reason, err.Error(), &code)
+		return
+	}
+	var de *datadir.Error
+	if errors.As(err, &de) {
+		r.fail(ReasonUserError, err.Error()+" (nothing of this job was loaded)")
 		return
 	}
 	r.fail(ReasonInternal, err.Error())

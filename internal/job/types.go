@@ -39,6 +39,9 @@ const (
 	ReasonOOM       Reason = "oom"        // OOMKilled, or exit 137 before the timeout
 	ReasonInternal  Reason = "internal"   // berth's own fault (image build, engine, crash)
 	ReasonCancelled Reason = "cancelled"
+	// ReasonDiskLimit: the job wrote more to /data than its cap (limits.disk, server
+	// --max-data-size) and was killed.
+	ReasonDiskLimit Reason = "disk_limit"
 )
 
 // Errors.

@@ -53,6 +53,9 @@ type Limits struct {
 	ShmSize ByteSize `json:"shm_size,omitempty" yaml:"shm_size,omitempty"`
 	GPU     int      `json:"gpu,omitempty" yaml:"gpu,omitempty"`
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"` // "30s", "10m" or seconds
+	// Disk caps what the job writes to /data ("20m", "2g" or bytes); at most the server's
+	// --max-data-size, which is also the cap when unset. Passing it ends the job disk_limit.
+	Disk ByteSize `json:"disk,omitempty" yaml:"disk,omitempty"`
 }
 
 // EnvVar is an environment value; Secret values are redacted as [hidden] in stored output.

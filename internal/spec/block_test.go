@@ -37,7 +37,7 @@ system_packages: [libpq5]
 mounts:
   - {source: data, target: /input}
   - {source: out, target: /results, mode: rw}
-limits: {cpu: 0.5, memory: 512m, pids: 100, shm_size: 64m, timeout: 90s}
+limits: {cpu: 0.5, memory: 512m, pids: 100, shm_size: 64m, timeout: 90s, disk: 20m}
 env:
   PLAIN: hello
   NUM: 3
@@ -47,7 +47,7 @@ parameters: {a: 1, b: [1, 2]}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Limits.Memory != 512<<20 || b.Limits.ShmSize != 64<<20 || time.Duration(b.Limits.Timeout) != 90*time.Second || b.Limits.CPU != 0.5 {
+	if b.Limits.Memory != 512<<20 || b.Limits.ShmSize != 64<<20 || time.Duration(b.Limits.Timeout) != 90*time.Second || b.Limits.CPU != 0.5 || b.Limits.Disk != 20<<20 {
 		t.Errorf("limits %+v", b.Limits)
 	}
 	if b.Network != "none" || b.Mounts[0].Mode != "ro" || !b.Mounts[0].ReadOnly() || b.Mounts[1].ReadOnly() {
@@ -82,6 +82,9 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"host network", "name: a\nlanguage: python\ncode: x\nnetwork: host\n", "network", 4, "never given"},
 		{"reserved env", "name: a\nlanguage: python\ncode: x\nenv:\n  BERTH_X: 1\n", "env.BERTH_X", 5, "berth's own"},
 		{"bad size", "name: a\nlanguage: python\ncode: x\nlimits:\n  memory: 12q\n", "limits.memory", 5, "not a size"},
+		{"bad disk size", "name: a\nlanguage: python\ncode: x\nlimits:\n  disk: lots\n", "limits.disk", 5, "not a size"},
+		{"negative disk", "name: a\nlanguage: python\ncode: x\nlimits:\n  disk: -1\n", "limits.disk", 5, "negative"},
+		{"disk of a wrong type", "name: a\nlanguage: python\ncode: x\nlimits:\n  disk: [1]\n", "limits.disk", 5, "must be"},
 		{"bad duration", "name: a\nlanguage: python\ncode: x\nlimits:\n  timeout: soon\n", "limits.timeout", 5, "not a duration"},
 		{"newline in a dependency", "name: a\nlanguage: python\ncode: x\ndependencies:\n  - \"pandas\\n==1\"\n", "dependencies[0]", 5, "control character"},
 		{"pip option", "name: a\nlanguage: python\ncode: x\ndependencies:\n  - -e git+https://x\n", "dependencies[0]", 5, "options are not allowed"},

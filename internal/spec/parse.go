@@ -325,7 +325,7 @@ func lineOf(root *yaml.Node, field string) int {
 var allowedKeys = map[string][]string{
 	"":         {"name", "language", "script", "code", "dependencies", "system_packages", "image", "install_api_library", "mounts", "limits", "network", "env", "parameters"},
 	"mounts[]": {"source", "target", "mode"},
-	"limits":   {"cpu", "memory", "pids", "shm_size", "gpu", "timeout"},
+	"limits":   {"cpu", "memory", "pids", "shm_size", "gpu", "timeout", "disk"},
 	"env.*":    {"value", "secret"},
 }
 
@@ -404,7 +404,7 @@ func checkUnits(generic any, root *yaml.Node) []Problem {
 	m, _ := generic.(map[string]any)
 	lm, _ := m["limits"].(map[string]any)
 	var out []Problem
-	for _, f := range []string{"memory", "shm_size"} {
+	for _, f := range []string{"memory", "shm_size", "disk"} {
 		if s, ok := lm[f].(string); ok {
 			if _, err := ParseByteSize(s); err != nil {
 				out = append(out, Problem{Field: "limits." + f, Line: lineOf(root, "limits."+f), Message: err.Error()})

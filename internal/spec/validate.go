@@ -138,6 +138,9 @@ func (b *Block) Validate() error {
 	if l.Timeout < 0 {
 		bad("limits.timeout", "must be more than 0")
 	}
+	if l.Disk < 0 {
+		bad("limits.disk", "must not be negative")
+	}
 	switch {
 	case b.Network == "" || b.Network == "none" || b.Network == "bridge":
 	case b.Network == "host":

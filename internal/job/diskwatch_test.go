@@ -1,0 +1,263 @@
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/internal/datadir"
+	"github.com/berthproject/berth/internal/spec"
+)
+
+// TestDiskUsageCountsBlocks: usage is what the files take on disk (allocated blocks), not
+// their apparent size; links are not followed and a hard-linked file counts once.
+func TestDiskUsageCountsBlocks(t *testing.T) {
+	dir := t.TempDir()
+	job := filepath.Join(dir, "job")
+	os.MkdirAll(filepath.Join(job, "out", "sub"), 0o755)
+	empty, err := diskUsage(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 1 MiB of real data counts at least 1 MiB.
+	if err := os.WriteFile(filepath.Join(job, "out", "sub", "real"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A sparse file of 1 GiB apparent size with 4 KiB written counts its blocks only.
+	f, err := os.Create(filepath.Join(job, "out", "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 30)
+	f.WriteAt(make([]byte, 4096), 1<<29)
+	f.Close()
+	// A hard link to the real file takes no more space.
+	if err := os.Link(filepath.Join(job, "out", "sub", "real"), filepath.Join(job, "out", "hard")); err != nil {
+		t.Fatal(err)
+	}
+	// Links to a big file and a big folder outside the job are not followed.
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o755)
+	if err := os.WriteFile(filepath.Join(outside, "big"), make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(filepath.Join(outside, "big"), filepath.Join(job, "out", "link-file"))
+	os.Symlink(outside, filepath.Join(job, "out", "link-dir"))
+	os.Symlink("/", filepath.Join(job, "out", "root"))
+
+	got, err := diskUsage(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := got - empty
+	if written < 1<<20 || written > 1<<20+256<<10 {
+		t.Fatalf("usage grew by %d bytes, want about 1 MiB (sparse file by its blocks, links not followed, hard link once)", written)
+	}
+}
+
+// TestDiskUsageMissingFolder: a folder that is gone (the job ended) measures as an error, not
+// as zero usage hiding a problem.
+func TestDiskUsageMissingFolder(t *testing.T) {
+	if _, err := diskUsage(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want not exist", err)
+	}
+}
+
+// TestDiskLimitPolicy: the server's cap is the default and the maximum; a spec may ask for
+// less, and asking for more is refused naming limits.disk.
+func TestDiskLimitPolicy(t *testing.T) {
+	cfg := DefaultConfig(t.TempDir())
+	if cfg.MaxDataSize != 10<<30 {
+		t.Fatalf("default cap %d, want 10 GiB", cfg.MaxDataSize)
+	}
+	l, err := cfg.effectiveLimits(spec.Limits{})
+	if err != nil || int64(l.Disk) != cfg.MaxDataSize {
+		t.Fatalf("unset: %d %v", l.Disk, err)
+	}
+	l, err = cfg.effectiveLimits(spec.Limits{Disk: 20 << 20})
+	if err != nil || l.Disk != 20<<20 {
+		t.Fatalf("less: %d %v", l.Disk, err)
+	}
+	_, err = cfg.effectiveLimits(spec.Limits{Disk: 11 << 30})
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Field != "limits.disk" {
+		t.Fatalf("more than the cap: %v", err)
+	}
+}
+
+// freeBytes is the space left for root on the filesystem holding dir.
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var s syscall.Statfs_t
+	if err := syscall.Statfs(dir, &s); err != nil {
+		t.Fatal(err)
+	}
+	return int64(s.Bfree) * s.Bsize
+}
+
+// bound is how much less free space the host may have after a capped job than before: the
+// job's folder is removed, so what remains is noise from whatever else runs on the machine.
+const freeSpaceBound = 512 << 20
+
+// TestBlockDiskLimit: a block that writes far past its /data cap is killed, ends
+// failed/disk_limit with a message naming the cap, keeps nothing, and the host gets its space
+// back.
+func TestBlockDiskLimit(t *testing.T) {
+	h := newHarness(t, nil)
+	os.MkdirAll(h.cfg.DataDir, 0o755)
+	before := freeBytes(t, h.cfg.DataDir)
+	b := h.block("dd if=/dev/zero of=/data/out/big bs=1M count=2000; echo finished")
+	b.Limits.Disk = 20 << 20
+	j, out := h.run(t, b)
+	if j.State != StateFailed || j.Reason != ReasonDiskLimit {
+		t.Fatalf("state %s/%s (%s) exit %v out %q", j.State, j.Reason, j.Message, j.ExitCode, out)
+	}
+	t.Logf("message: %s", j.Message)
+	if !strings.Contains(j.Message, "20MiB") || !strings.Contains(j.Message, "/data") {
+		t.Errorf("message %q does not name the cap", j.Message)
+	}
+	if strings.Contains(out, "finished") {
+		t.Errorf("the script ran to its end: %q", out)
+	}
+	if j.OutputDir != "" {
+		t.Errorf("outputs kept at %s", j.OutputDir)
+	}
+	for _, p := range []string{"work", "out"} {
+		if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the job's %s folder is still there: %v", p, err)
+		}
+	}
+	if n := h.containers(t, j.ID); n != 0 {
+		t.Errorf("%d containers left for the job", n)
+	}
+	if after := freeBytes(t, h.cfg.DataDir); after < before-freeSpaceBound {
+		t.Errorf("free space %d MiB before, %d MiB after the job", before>>20, after>>20)
+	}
+}
+
+// TestComponentDiskLimit: a component that writes past its cap ends disk_limit and nothing
+// of it is loaded, not even a write_always table.
+func TestComponentDiskLimit(t *testing.T) {
+	h, st := componentHarness(t, nil)
+	img := h.componentImage(t, `printf 'id\n1\n' > /data/out/tables/log.csv
+dd if=/dev/zero of=/data/out/files/big bs=1M count=2000
+echo finished
+`)
+	cfg := spec.ComponentConfig{ID: "w-1", Component: "w", Storage: datadir.StorageMapping{Output: datadir.OutputMapping{
+		Tables: []datadir.OutputTable{{Source: "log.csv", Destination: "out.c-main.log", WriteAlways: true}}}}}
+	j := h.runConfig(t, spec.Component{ID: "w", Image: img, Limits: spec.Limits{Disk: 20 << 20}}, cfg)
+	if j.State != StateFailed || j.Reason != ReasonDiskLimit || !strings.Contains(j.Message, "20MiB") {
+		t.Fatalf("state %s/%s (%s)", j.State, j.Reason, j.Message)
+	}
+	if _, err := st.GetTable(t.Context(), st.DB(), "out.c-main.log"); err == nil {
+		t.Error("a table was loaded from a job that passed its disk cap")
+	}
+	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the job's folder is still there: %v", err)
+	}
+}
+
+// TestProcessorDiskLimit: a processor is held to the job's cap too and the job ends
+// disk_limit naming it; the main component never runs.
+func TestProcessorDiskLimit(t *testing.T) {
+	h, _ := componentHarness(t, nil)
+	proc := h.componentImage(t, "dd if=/dev/zero of=/data/out/files/big bs=1M count=2000\necho finished\n")
+	main := h.componentImage(t, "echo main ran\n")
+	comp := spec.Component{ID: "m", Image: main, Limits: spec.Limits{Disk: 20 << 20}}
+	cfg := spec.ComponentConfig{ID: "m-1", Component: "m"}
+	ctx := t.Context()
+	body, _ := json.Marshal(cfg)
+	compBody, _ := json.Marshal(comp)
+	if err := h.st.PutComponent(ctx, comp.ID, string(compBody)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body)); err != nil {
+		t.Fatal(err)
+	}
+	j, err := h.m.Submit(ctx, Submission{Owner: "tester", Component: &ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1,
+		Before: []ProcessorRun{{Component: spec.Component{ID: "p", Image: proc}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = h.m.Wait(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	out := h.output(t, j.ID, "")
+	if j.State != StateFailed || j.Reason != ReasonDiskLimit || !strings.Contains(j.Message, "processor p") || !strings.Contains(j.Message, "20MiB") {
+		t.Fatalf("state %s/%s (%s) out %q", j.State, j.Reason, j.Message, out)
+	}
+	if strings.Contains(out, "main ran") || strings.Contains(out, "finished") {
+		t.Errorf("ran on past the cap: %q", out)
+	}
+	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the job's folder is still there: %v", err)
+	}
+}
+
+// TestProbeDiskEnforcement: the probe names the filesystem holding the folder and its mount.
+func TestProbeDiskEnforcement(t *testing.T) {
+	dir := t.TempDir()
+	d, err := ProbeDiskEnforcement(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if d.Filesystem == "" || !(d.MountPoint == "/" || strings.HasPrefix(real, d.MountPoint+"/")) {
+		t.Fatalf("%+v for %s", d, real)
+	}
+	t.Log(d)
+	if _, err := ProbeDiskEnforcement(filepath.Join(dir, "gone")); err == nil {
+		t.Error("probing a missing folder gave no error")
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDiskWatchKillsOncePastTheCap: the watch counts growth beyond its base, calls kill once
+// when it passes the cap and reports it; below the cap it never does.
+func TestDiskWatchKillsOncePastTheCap(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "input"), make([]byte, 4<<20), 0o644) // there before: not counted
+	base, _ := diskUsage(dir)
+	kills := make(chan struct{}, 4)
+	w := startDiskWatch(dir, base, 2<<20, 10*time.Millisecond, func() { kills <- struct{}{} })
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-kills:
+		t.Fatal("killed below the cap")
+	default:
+	}
+	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 3<<20), 0o644)
+	select {
+	case <-kills:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not killed past the cap")
+	}
+	if !w.stop() || !strings.Contains(w.message(), "cap of 2MiB") || !strings.Contains(w.message(), "wrote 3MiB") {
+		t.Fatalf("stop/message: %q", w.message())
+	}
+	if len(kills) != 0 {
+		t.Error("killed more than once")
+	}
+	calm := startDiskWatch(dir, base+3<<20, 2<<20, 10*time.Millisecond, func() { t.Error("killed below the cap") })
+	time.Sleep(30 * time.Millisecond)
+	if calm.stop() {
+		t.Error("reported past the cap below it")
+	}
+	var none *diskWatch
+	if none.stop() {
+		t.Error("a nil watch reported past the cap")
+	}
+}
