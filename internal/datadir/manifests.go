@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // OutTableManifest is out/tables/<name>.manifest: the keys of a table's output mapping (both of
@@ -83,6 +84,21 @@ type TableManifest struct {
 	IsAlias         bool           `json:"is_alias"`
 	IndexedColumns  []string       `json:"indexed_columns"`
 	Attributes      []any          `json:"attributes"`
+}
+
+// NewTableManifest is an input table manifest with every list present (empty, never null),
+// as Keboola's input mapping writes it; column_metadata has an entry per column.
+func NewTableManifest(id, name, uri string, columns, primaryKey []string, created, changed time.Time, rows int, size int64) TableManifest {
+	cm := map[string]any{}
+	for _, c := range columns {
+		cm[c] = []any{}
+	}
+	return TableManifest{
+		ID: id, URI: uri, Name: name, PrimaryKey: nonNil(primaryKey), DistributionKey: []string{},
+		Created: TS(created), LastChangeDate: TS(changed), LastImportDate: TS(changed),
+		Columns: nonNil(columns), Metadata: []InMeta{}, ColumnMetadata: cm,
+		RowsCount: rows, DataSizeBytes: size, IndexedColumns: nonNil(primaryKey), Attributes: []any{},
+	}
 }
 
 // InMeta is a metadata entry of an input manifest.

@@ -107,10 +107,13 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 				return "", &PolicyError{Field: fmt.Sprintf("storage.input.tables[%d]", i), Message: err.Error()}
 			}
 			meta, _ := st.GetTable(ctx, st.DB(), t.Source)
-			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.TableManifest{
-				ID: meta.ID, Name: meta.Name, Columns: cols, PrimaryKey: orEmpty(meta.PrimaryKey), RowsCount: n,
-				Created: datadir.TS(meta.Created), LastChangeDate: datadir.TS(meta.LastChangeAt),
-			}); err != nil {
+			var size int64
+			if fi, err := os.Stat(filepath.Join(dataDir, "in", "tables", dest)); err == nil {
+				size = fi.Size()
+			}
+			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.NewTableManifest(
+				meta.ID, meta.Name, m.cfg.publicURL()+"/api/v1/storage/tables/"+meta.ID, cols, meta.PrimaryKey,
+				meta.Created, meta.LastChangeAt, n, size)); err != nil {
 				return "", err
 			}
 			fmt.Fprintf(r.system, "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
@@ -127,6 +130,7 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 				}
 				if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "files", name+".manifest"), datadir.FileManifest{
 					ID: f.ID, Name: f.Name, Tags: orEmpty(f.Tags), SizeBytes: f.Size, Created: datadir.TS(f.Created),
+					IsEncrypted: true,
 				}); err != nil {
 					return "", err
 				}
