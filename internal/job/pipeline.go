@@ -111,7 +111,7 @@ func (r *run) execute(ctx context.Context) {
 			}
 		} else if r.j.State == StateRunning || r.startFailed {
 			// The start failed or was interrupted: remove whatever the engine made anyway.
-			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID}); err == nil {
+			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID, runtime.LabelInstance: m.cfg.Instance}); err == nil {
 				for _, t := range tasks {
 					m.rt.Remove(cctx, t.ID)
 				}
