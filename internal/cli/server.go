@@ -121,8 +121,13 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		shareRoots[i] = abs
 	}
 
+	// Servers before the instance file labelled their objects srv-<hash of the path>: a data
+	// dir from then keeps that id, so its running services are found again.
 	sum := sha256.Sum256([]byte(dataDir))
-	instance := "srv-" + hex.EncodeToString(sum[:])[:10]
+	instance, err := dataDirInstance(dataDir, "srv-"+hex.EncodeToString(sum[:])[:10])
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	eng, err := openEngine(ctx, instance)
 	if err != nil {
 		return withCode(ExitFailure, err)

@@ -63,7 +63,8 @@ var (
 type Config struct {
 	// DataDir keeps each service's build context and build log (<data-dir>/services).
 	DataDir string
-	// Instance labels this berth's service containers.
+	// Instance is the data dir's instance id: it labels and names this berth's service
+	// containers, and re-adoption and clean-up touch only containers carrying it. Required.
 	Instance string
 	// Network is the berth-owned network services live on (default berth-services-<instance>).
 	Network string
@@ -206,6 +207,21 @@ func (m *Manager) labels(name string) map[string]string {
 
 func (m *Manager) dir(name string) string { return filepath.Join(m.cfg.DataDir, name) }
 
+// own selects this instance's service containers (of one service, when name is set): another
+// berth on the engine may run a service of the same name.
+func (m *Manager) own(name string) map[string]string {
+	sel := map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindService, runtime.LabelInstance: m.cfg.Instance}
+	if name != "" {
+		sel[runtime.LabelService] = name
+	}
+	return sel
+}
+
+// containerName is a service's container name, berth-<instance>-svc-<name>.
+func (m *Manager) containerName(name string) string {
+	return "berth-" + m.cfg.Instance + "-svc-" + name
+}
+
 // Start makes sure berth's service network exists, re-adopts running service containers,
 // resumes interrupted builds, and starts the idle and stuck checks.
 func (m *Manager) Start(ctx context.Context) error {
@@ -218,11 +234,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sel := map[string]string{runtime.LabelKind: runtime.KindService}
-	if m.cfg.Instance != "" {
-		sel[runtime.LabelInstance] = m.cfg.Instance
+	if m.cfg.Instance == "" {
+		return errors.New("service manager: no instance: berth only touches containers labelled with its own")
 	}
-	tasks, err := m.rt.List(ctx, sel)
+	tasks, err := m.rt.List(ctx, m.own(""))
 	if err != nil {
 		return err
 	}
@@ -612,13 +627,13 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		lim.StorageBytes = cj.Storage << 30
 	}
 	t := runtime.TaskSpec{
-		Name: "berth-svc-" + name, Image: r.ImageRef, Env: env, Labels: m.labels(name),
+		Name: m.containerName(name), Image: r.ImageRef, Env: env, Labels: m.labels(name),
 		Limits: lim, Network: m.cfg.Network, NetworkAliases: []string{name}, ExposedPorts: []int{r.Port},
 		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
 		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true},
 	}
 	// A container of an earlier start may still hold the name.
-	if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+	if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
 		for _, o := range old {
 			m.rt.Remove(ctx, o.ID)
 		}
@@ -727,7 +742,7 @@ func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
 	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
 	m.st.SetContainerState(ctx, name, PendingStop, string(task), "")
 	if task == "" {
-		if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+		if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
 			task = old[0].ID
 		}
 	}
