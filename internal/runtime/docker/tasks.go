@@ -34,6 +34,9 @@ func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID,
 	if err != nil {
 		return "", fmt.Errorf("start task: %w", err)
 	}
+	if err := e.checkMounts(t.Mounts); err != nil {
+		return "", fmt.Errorf("start task: %w", err)
+	}
 	if t.Limits.GPUs > 0 || t.Limits.StorageBytes > 0 {
 		driver, runtimes := e.info(ctx)
 		if t.Limits.GPUs > 0 && !runtimes["nvidia"] {
