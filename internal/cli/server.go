@@ -37,6 +37,7 @@ type serverFlags struct {
 	proxyTimeout time.Duration
 	forwardToken bool
 	stuckTimeout time.Duration
+	strictLimits bool
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ start, and their containers are removed.`,
 	fl.BoolVar(&f.forwardToken, "allow-forward-token", false, "let components opt in (forward_token) to get the caller's API token as KBC_TOKEN")
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
+	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
 	return cmd
 }
 
@@ -126,6 +128,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return withCode(ExitFailure, err)
 	}
 	defer eng.Close()
+	caps, err := probeEngine(ctx, eng, g.stderr)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	st, err := openStore(ctx, dataDir)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -167,6 +173,8 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), instance)
 	scfg.ExtraLabels = extra
 	scfg.StuckTimeout = f.stuckTimeout
+	scfg.Engine = &caps
+	scfg.StrictLimits = f.strictLimits
 	svcs := service.New(scfg, st, eng, log)
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
 		Authorize: func(r *http.Request, name string) error {
