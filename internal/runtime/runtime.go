@@ -261,7 +261,11 @@ func (c Capabilities) String() string {
 		st += " (no per-container disk quota)"
 	}
 	parts = append(parts, st)
-	parts = append(parts, fmt.Sprintf("%d CPUs", c.CPUs), fmt.Sprintf("%.1f GiB", float64(c.MemoryBytes)/(1<<30)))
+	cpus := fmt.Sprintf("%d CPUs", c.CPUs)
+	if c.CPUs == 1 {
+		cpus = "1 CPU"
+	}
+	parts = append(parts, cpus, fmt.Sprintf("%.1f GiB", float64(c.MemoryBytes)/(1<<30)))
 	if c.GPU() {
 		parts = append(parts, "GPU runtime "+strings.Join(c.GPURuntimes, ", "))
 	} else {
