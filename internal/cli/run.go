@@ -108,6 +108,9 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 		return withCode(ExitFailure, err)
 	}
 	defer eng.Close()
+	if _, err := probeEngine(ctx, eng, progress); err != nil {
+		return withCode(ExitFailure, err)
+	}
 	st, err := openStore(ctx, dataDir)
 	if err != nil {
 		return withCode(ExitFailure, err)

@@ -38,6 +38,7 @@ type serverFlags struct {
 	forwardToken bool
 	stuckTimeout time.Duration
 	maxDataSize  string
+	strictLimits bool
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -71,6 +72,7 @@ start, and their containers are removed.`,
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	addMaxDataSizeFlag(fl, &f.maxDataSize)
+	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
 	return cmd
 }
 
@@ -133,6 +135,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return withCode(ExitFailure, err)
 	}
 	defer eng.Close()
+	caps, err := probeEngine(ctx, eng, g.stderr)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	st, err := openStore(ctx, dataDir)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -178,6 +184,8 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), instance)
 	scfg.ExtraLabels = extra
 	scfg.StuckTimeout = f.stuckTimeout
+	scfg.Engine = &caps
+	scfg.StrictLimits = f.strictLimits
 	svcs := service.New(scfg, st, eng, log)
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
 		Authorize: func(r *http.Request, name string) error {

@@ -80,6 +80,12 @@ type Config struct {
 	StopGrace time.Duration
 	// ExtraLabels are added to service containers and images (tests set berth.test=1).
 	ExtraLabels map[string]string
+	// Engine is what the engine can enforce, probed at start-up; nil: Start probes it when the
+	// runtime is a runtime.Prober (a runtime that is not gets limits as asked).
+	Engine *runtime.Capabilities
+	// StrictLimits refuses at create a cpu above the engine's CPUs instead of clamping it
+	// with a warning (flag --strict-limits, default false).
+	StrictLimits bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -92,11 +98,6 @@ func DefaultConfig(dataDir, instance string) Config {
 // Networks is what a runtime needs to give services a network of berth's own.
 type Networks interface {
 	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
-}
-
-// Capabilities tell what the engine can apply (GPU runtime, storage quotas).
-type Capabilities interface {
-	CanApply(ctx context.Context, l runtime.Limits) error
 }
 
 // Service is a service as the API shows it.
@@ -142,6 +143,9 @@ type Manager struct {
 	rt  runtime.Runtime
 	log *slog.Logger
 
+	capsMu sync.Mutex
+	caps   *runtime.Capabilities // what the engine enforces; nil when the runtime cannot say
+
 	mu    sync.Mutex
 	svcs  map[string]*svc
 	known map[string]bool // defined services, so the proxy's lookup never touches the store
@@ -176,7 +180,27 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, st: st, rt: rt, log: log, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
+	return &Manager{cfg: cfg, st: st, rt: rt, log: log, caps: cfg.Engine, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
+}
+
+// capabilities is what the engine enforces: the configured value, else the runtime's probe
+// (kept once it succeeded), else nil when the runtime cannot say.
+func (m *Manager) capabilities(ctx context.Context) (*runtime.Capabilities, error) {
+	m.capsMu.Lock()
+	defer m.capsMu.Unlock()
+	if m.caps != nil {
+		return m.caps, nil
+	}
+	p, ok := m.rt.(runtime.Prober)
+	if !ok {
+		return nil, nil
+	}
+	c, err := p.Capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.caps = &c
+	return m.caps, nil
 }
 
 func (m *Manager) svc(name string) *svc {
@@ -225,6 +249,9 @@ func (m *Manager) containerName(name string) string {
 // Start makes sure berth's service network exists, re-adopts running service containers,
 // resumes interrupted builds, and starts the idle and stuck checks.
 func (m *Manager) Start(ctx context.Context) error {
+	if _, err := m.capabilities(ctx); err != nil {
+		return err
+	}
 	if n, ok := m.rt.(Networks); ok {
 		if err := n.CreateNetwork(ctx, m.cfg.Network, m.labels("")); err != nil {
 			return fmt.Errorf("service network: %w", err)
@@ -356,25 +383,53 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	return svc, err
 }
 
-// applicable refuses what cannot run here (a GPU without a GPU runtime) and warns about what
-// the engine cannot enforce (a storage quota on a driver without quotas).
+// applicable refuses what cannot run here (a GPU without a GPU runtime; a cpu above the
+// engine's CPUs under StrictLimits) and warns about what the engine will not enforce as asked
+// (a cpu above its CPUs is clamped; a storage size it has no quota for is dropped, said only
+// when container.json gives one).
 func (m *Manager) applicable(ctx context.Context, cj spec.ContainerJSON) ([]string, error) {
-	c, ok := m.rt.(Capabilities)
-	if !ok {
+	c, err := m.capabilities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check container.json against the engine: %w", err)
+	}
+	if c == nil {
 		return nil, nil
 	}
-	var warnings []string
-	if cj.GPU > 0 {
-		if err := c.CanApply(ctx, runtime.Limits{GPUs: cj.GPU}); err != nil {
-			return nil, &spec.ValidationError{File: "container.json", Problems: []spec.Problem{{Field: "gpu", Message: "cannot be applied: " + err.Error()}}}
-		}
+	refuse := func(field, msg string) error {
+		return &spec.ValidationError{File: "container.json", Problems: []spec.Problem{{Field: field, Message: msg}}}
 	}
-	if cj.Storage > 0 {
-		if err := c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}); err != nil {
-			warnings = append(warnings, fmt.Sprintf("storage: the %d GB root filesystem limit cannot be applied (%v); the service runs without it", cj.Storage, err))
+	var warnings []string
+	if cj.GPU > 0 && !c.GPU() {
+		return nil, refuse("gpu", "cannot be applied: the engine has no GPU runtime")
+	}
+	if c.CPUs > 0 && cj.CPU > float64(c.CPUs) {
+		if m.cfg.StrictLimits {
+			return nil, refuse("cpu", fmt.Sprintf("%g cores asked, the engine has %d (this server refuses more than the engine has)", cj.CPU, c.CPUs))
 		}
+		warnings = append(warnings, fmt.Sprintf("cpu: %g cores asked, the engine has %d; the service gets %d", cj.CPU, c.CPUs, c.CPUs))
+	}
+	if cj.Given["storage"] && cj.Storage > 0 && !c.StorageQuota {
+		warnings = append(warnings, fmt.Sprintf("storage: the %d GB root filesystem limit cannot be applied (the engine's storage %s has no per-container quota: %s); the service runs without it",
+			cj.Storage, c.StorageDriver, c.StorageQuotaReason))
 	}
 	return warnings, nil
+}
+
+// limits are the service's limits as the engine can apply them: the cpu clamped to the
+// engine's CPUs, the storage size only where a quota applies.
+func (m *Manager) limits(ctx context.Context, cj spec.ContainerJSON) runtime.Limits {
+	lim := runtime.Limits{NanoCPUs: int64(cj.CPU * 1e9), MemoryBytes: cj.Memory << 20, ShmSizeBytes: cj.ShmSize << 20, GPUs: cj.GPU}
+	c, err := m.capabilities(ctx)
+	if err != nil || c == nil {
+		return lim
+	}
+	if c.CPUs > 0 && lim.NanoCPUs > int64(c.CPUs)*1e9 {
+		lim.NanoCPUs = int64(c.CPUs) * 1e9
+	}
+	if c.StorageQuota {
+		lim.StorageBytes = cj.Storage << 30
+	}
+	return lim
 }
 
 // readTar returns the named top-level files of a tar.
@@ -622,10 +677,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		return "", "", &StartError{Reason: err.Error()}
 	}
 	m.st.SetContainerState(ctx, name, Starting, "", "")
-	lim := runtime.Limits{NanoCPUs: int64(cj.CPU * 1e9), MemoryBytes: cj.Memory << 20, ShmSizeBytes: cj.ShmSize << 20, GPUs: cj.GPU}
-	if c, ok := m.rt.(Capabilities); ok && cj.Storage > 0 && c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}) == nil {
-		lim.StorageBytes = cj.Storage << 30
-	}
+	lim := m.limits(ctx, cj)
 	t := runtime.TaskSpec{
 		Name: m.containerName(name), Image: r.ImageRef, Env: env, Labels: m.labels(name),
 		Limits: lim, Network: m.cfg.Network, NetworkAliases: []string{name}, ExposedPorts: []int{r.Port},
