@@ -2,8 +2,6 @@ package cli_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -41,8 +39,11 @@ func TestServiceThroughServer(t *testing.T) {
 		t.Skip("python base not built")
 	}
 	dataDir := t.TempDir()
-	sum := sha256.Sum256([]byte(dataDir))
-	instance := "srv-" + hex.EncodeToString(sum[:])[:10]
+	// The server takes the data dir's instance id from this file.
+	instance := "test-" + enginetest.Unique(t)
+	if err := os.WriteFile(filepath.Join(dataDir, "instance"), []byte(instance+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
 	})

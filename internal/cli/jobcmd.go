@@ -248,6 +248,8 @@ func jobExit(j job.Job) error {
 		return withCode(ExitTimeout, nil)
 	case job.ReasonOOM:
 		return withCode(ExitOOM, nil)
+	case job.ReasonKilled:
+		return withCode(ExitKilled, nil)
 	case job.ReasonDiskLimit:
 		return withCode(ExitDiskLimit, nil)
 	}

@@ -27,7 +27,8 @@ const (
 	ExitOOM       = 4  // the container ran out of memory
 	ExitInternal  = 5  // berth could not run the job (image build, engine, crash)
 	ExitCancelled = 6  // the job was cancelled
-	ExitDiskLimit = 7  // the job wrote more to /data than its cap (limits.disk)
+	ExitKilled    = 7  // a signal from outside berth killed the container (e.g. docker kill)
+	ExitDiskLimit = 8  // the job wrote more to /data than its cap (limits.disk)
 	ExitUsage     = 64 // bad flags or an invalid spec: nothing ran
 	ExitFailure   = 70 // berth itself failed (engine unreachable, store error)
 )

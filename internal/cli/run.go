@@ -96,12 +96,21 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 		return withCode(ExitFailure, err)
 	}
 	defer lock.Close()
+	// Runs sharing this data dir share its instance (and the lock above decides which may
+	// reconcile); a run with another data dir never touches this one's containers.
+	instance, err := dataDirInstance(dataDir, "")
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 
-	eng, err := openEngine(ctx, "run")
+	eng, err := openEngine(ctx, instance)
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
 	defer eng.Close()
+	if _, err := probeEngine(ctx, eng, progress); err != nil {
+		return withCode(ExitFailure, err)
+	}
 	st, err := openStore(ctx, dataDir)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -129,7 +138,7 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 
 	jcfg := job.DefaultConfig(dataDir)
 	jcfg.Workers = 1
-	jcfg.Instance = "run"
+	jcfg.Instance = instance
 	jcfg.Reconcile = reconcile
 	jcfg.ShareRoots = append([]string{specDir}, f.shareRoots...)
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)

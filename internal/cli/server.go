@@ -39,6 +39,7 @@ type serverFlags struct {
 	stuckTimeout time.Duration
 	publicURL    string
 	maxDataSize  string
+	strictLimits bool
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -73,6 +74,7 @@ start, and their containers are removed.`,
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	addMaxDataSizeFlag(fl, &f.maxDataSize)
+	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
 	return cmd
 }
 
@@ -123,13 +125,22 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		shareRoots[i] = abs
 	}
 
+	// Servers before the instance file labelled their objects srv-<hash of the path>: a data
+	// dir from then keeps that id, so its running services are found again.
 	sum := sha256.Sum256([]byte(dataDir))
-	instance := "srv-" + hex.EncodeToString(sum[:])[:10]
+	instance, err := dataDirInstance(dataDir, "srv-"+hex.EncodeToString(sum[:])[:10])
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	eng, err := openEngine(ctx, instance)
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
 	defer eng.Close()
+	caps, err := probeEngine(ctx, eng, g.stderr)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	st, err := openStore(ctx, dataDir)
 	if err != nil {
 		return withCode(ExitFailure, err)
@@ -179,6 +190,8 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), instance)
 	scfg.ExtraLabels = extra
 	scfg.StuckTimeout = f.stuckTimeout
+	scfg.Engine = &caps
+	scfg.StrictLimits = f.strictLimits
 	svcs := service.New(scfg, st, eng, log)
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
 		Authorize: func(r *http.Request, name string) error {

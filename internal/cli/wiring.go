@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -27,6 +28,16 @@ func openEngine(ctx context.Context, instance string) (*docker.Engine, error) {
 		return nil, err
 	}
 	return eng, nil
+}
+
+// probeEngine asks the engine what it can enforce and says it in one line on w.
+func probeEngine(ctx context.Context, eng *docker.Engine, w io.Writer) (runtime.Capabilities, error) {
+	caps, err := eng.Capabilities(ctx)
+	if err != nil {
+		return caps, err
+	}
+	fmt.Fprintf(w, "berth: engine: %s\n", caps)
+	return caps, nil
 }
 
 // openStore opens the embedded SQLite store in dir.

@@ -44,8 +44,9 @@ type Config struct {
 	LogCap int
 	// User is the uid:gid the script runs as (default 1000:1000, never root).
 	User string
-	// Instance labels this manager's containers so several berths can share one engine
-	// (default "server").
+	// Instance is the data dir's instance id (<data-dir>/instance, made once): it labels and
+	// names this manager's containers, and reconcile touches only containers carrying it, so
+	// several berths can share one engine. Required (default "server", for tests).
 	Instance string
 	// StopGrace is how long a cancelled or timed-out job gets to exit before it is killed
 	// (default 2 s).

@@ -63,6 +63,9 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, images Images, log *sl
 	if cfg.DataDir == "" {
 		return nil, errors.New("job manager: no data dir")
 	}
+	if cfg.Instance == "" {
+		return nil, errors.New("job manager: no instance: berth only touches containers labelled with its own")
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
@@ -415,14 +418,15 @@ func (m *Manager) logPath(id string) string { return filepath.Join(m.jobDir(id),
 
 // reconcile makes the store and the engine agree after a crash: a job a dead process left
 // preparing, running or finishing ends failed/internal and its container is removed; a job
-// container no live job owns is removed.
+// container of this instance (berth.instance) no live job owns is removed. Nothing without
+// the instance's label is ever touched.
 func (m *Manager) reconcile(ctx context.Context) error {
 	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing)}, "", 0)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, r := range rows {
-		tasks, err := m.rt.List(ctx, map[string]string{runtime.LabelJob: r.ID})
+		tasks, err := m.rt.List(ctx, map[string]string{runtime.LabelJob: r.ID, runtime.LabelInstance: m.cfg.Instance})
 		if err != nil {
 			return fmt.Errorf("reconcile job %s: %w", r.ID, err)
 		}
@@ -452,10 +456,8 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	sel := map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindJob}
-	if m.cfg.Instance != "" {
-		sel[runtime.LabelInstance] = m.cfg.Instance
-	}
+	// Only this instance's: another berth on the engine (another data dir) has its own jobs.
+	sel := map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindJob, runtime.LabelInstance: m.cfg.Instance}
 	tasks, err := m.rt.List(ctx, sel)
 	if err != nil {
 		return fmt.Errorf("reconcile: list containers: %w", err)

@@ -121,7 +121,7 @@ func (r *run) execute(ctx context.Context) {
 			}
 		} else if r.j.State == StateRunning || r.startFailed {
 			// The start failed or was interrupted: remove whatever the engine made anyway.
-			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID}); err == nil {
+			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID, runtime.LabelInstance: m.cfg.Instance}); err == nil {
 				for _, t := range tasks {
 					m.rt.Remove(cctx, t.ID)
 				}
@@ -228,7 +228,7 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	m := r.m
 	// The running state is stored before the container exists, so a crash in between is
 	// found by reconcile (running, container gone → failed/internal).
-	task.Name = "berth-" + r.j.ID
+	task.Name = containerName(m.cfg.Instance, r.j.ID)
 	r.j.State = StateRunning
 	r.save()
 	r.measureDiskBase()
@@ -278,9 +278,15 @@ func (r *run) classify(exit runtime.Exit, how string) {
 		r.end(StateFailed, ReasonDiskLimit, r.diskMsg, &code)
 	case how == "timeout":
 		r.end(StateFailed, ReasonTimeout, fmt.Sprintf("timed out after %s", m.cfg.timeoutOf(blk)), &code)
-	case exit.OOMKilled || code == 137:
+	case exit.OOMKilled:
+		// Only the engine's word: an exit 137 alone is any SIGKILL.
 		lim, _ := m.cfg.effectiveLimits(blk.Limits)
 		r.end(StateFailed, ReasonOOM, fmt.Sprintf("out of memory (limit %s)", humanBytes(int64(lim.Memory))), &code)
+	case exitSignal(code) != 0 && !selfInflicted(exitSignal(code)):
+		// berth's own stops (timeout, cancel, shutdown) are named above; this one came from
+		// outside (docker kill, another program on the host).
+		sig := exitSignal(code)
+		r.end(StateFailed, ReasonKilled, fmt.Sprintf("killed by signal %d (%s) — not by berth, and not for memory (the engine reports no OOM kill)", sig, signalName(sig)), &code)
 	case code == 0:
 		r.end(StateSucceeded, ReasonNone, "", &code)
 	case code == 1 && comp:
@@ -289,6 +295,9 @@ func (r *run) classify(exit runtime.Exit, how string) {
 		r.end(StateFailed, ReasonUserError, "the script exited with code 1", &code)
 	case comp:
 		r.end(StateFailed, ReasonAppError, r.failureMessage(code), &code)
+	case exitSignal(code) != 0:
+		sig := exitSignal(code)
+		r.end(StateFailed, ReasonAppError, fmt.Sprintf("the script died of signal %d (%s), exit code %d", sig, signalName(sig), code), &code)
 	default:
 		r.end(StateFailed, ReasonAppError, fmt.Sprintf("the script exited with code %d", code), &code)
 	}

@@ -36,7 +36,8 @@ const (
 	ReasonUserError Reason = "user_error" // the script exited 1
 	ReasonAppError  Reason = "app_error"  // the script exited > 1
 	ReasonTimeout   Reason = "timeout"    // the job's timeout passed
-	ReasonOOM       Reason = "oom"        // OOMKilled, or exit 137 before the timeout
+	ReasonOOM       Reason = "oom"        // the engine reports the container OOM-killed
+	ReasonKilled    Reason = "killed"     // killed by a signal berth did not send (e.g. docker kill)
 	ReasonInternal  Reason = "internal"   // berth's own fault (image build, engine, crash)
 	ReasonCancelled Reason = "cancelled"
 	// ReasonDiskLimit: the job wrote more to /data than its cap (limits.disk, server

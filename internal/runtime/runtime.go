@@ -8,7 +8,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -43,6 +45,7 @@ const (
 	KindBase      = "base"
 	KindGenerated = "generated"
 	KindComponent = "component" // a component's image built from a folder
+	KindProbe     = "probe"     // a throwaway object made to probe what the engine can do
 )
 
 // TaskID identifies a task (a container, a pod, a swarm service) within one runtime.
@@ -202,3 +205,86 @@ type BuildError struct {
 }
 
 func (e *BuildError) Error() string { return "image build failed: " + e.Message }
+
+// Capabilities is what an engine can enforce, probed once at start-up (see Prober) and passed
+// down as a value. A limit the engine cannot enforce is either refused (a GPU without a GPU
+// runtime), clamped with a warning (more CPUs than the engine has), or dropped with a warning
+// (a root filesystem size without quota support): never an error at the first request.
+type Capabilities struct {
+	// Engine is the backend and its version, e.g. "docker 20.10.24".
+	Engine string
+	// StorageDriver is the engine's storage driver (overlay2, fuse-overlayfs, ...) and
+	// BackingFilesystem the filesystem under it (extfs, xfs, ...; "" when unknown).
+	StorageDriver     string
+	BackingFilesystem string
+	// StorageQuota: a per-task root filesystem size (Limits.StorageBytes) really applies; a
+	// probe task was created with one. When false, StorageQuotaReason is the engine's answer.
+	StorageQuota       bool
+	StorageQuotaReason string
+	// CgroupVersion is "1" or "2" ("" when the engine does not say).
+	CgroupVersion string
+	// CPUs and MemoryBytes are what the engine's host has.
+	CPUs        int
+	MemoryBytes int64
+	// GPURuntimes are the engine's runtimes that give GPUs (e.g. nvidia); none means a task
+	// asking for a GPU cannot run.
+	GPURuntimes []string
+	// What the kernel lets the engine limit; false means such a limit is not applied.
+	MemoryLimit bool
+	SwapLimit   bool
+	CPUQuota    bool
+	PidsLimit   bool
+}
+
+// GPU says whether a task may ask for GPUs.
+func (c Capabilities) GPU() bool { return len(c.GPURuntimes) > 0 }
+
+// String is one plain line of what the engine can enforce, e.g. "docker 20.10.24, cgroup v1,
+// storage fuse-overlayfs on extfs (no per-container disk quota), 2 CPUs, 23.5 GiB, no GPU runtime".
+func (c Capabilities) String() string {
+	var parts []string
+	if c.Engine != "" {
+		parts = append(parts, c.Engine)
+	}
+	if c.CgroupVersion != "" {
+		parts = append(parts, "cgroup v"+c.CgroupVersion)
+	} else {
+		parts = append(parts, "cgroup version unknown")
+	}
+	st := "storage " + c.StorageDriver
+	if c.BackingFilesystem != "" {
+		st += " on " + c.BackingFilesystem
+	}
+	if c.StorageQuota {
+		st += " (per-container disk quota)"
+	} else {
+		st += " (no per-container disk quota)"
+	}
+	parts = append(parts, st)
+	cpus := fmt.Sprintf("%d CPUs", c.CPUs)
+	if c.CPUs == 1 {
+		cpus = "1 CPU"
+	}
+	parts = append(parts, cpus, fmt.Sprintf("%.1f GiB", float64(c.MemoryBytes)/(1<<30)))
+	if c.GPU() {
+		parts = append(parts, "GPU runtime "+strings.Join(c.GPURuntimes, ", "))
+	} else {
+		parts = append(parts, "no GPU runtime")
+	}
+	for _, l := range []struct {
+		ok   bool
+		what string
+	}{{c.MemoryLimit, "no memory limit"}, {c.SwapLimit, "no swap limit"}, {c.CPUQuota, "no CPU quota"}, {c.PidsLimit, "no pids limit"}} {
+		if !l.ok {
+			parts = append(parts, l.what)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Prober is implemented by a runtime that can say what it enforces (Docker does). The probe
+// runs once, at start-up; a failed probe returns its error and is tried again by the next
+// call, never remembered.
+type Prober interface {
+	Capabilities(ctx context.Context) (Capabilities, error)
+}

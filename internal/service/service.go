@@ -63,7 +63,8 @@ var (
 type Config struct {
 	// DataDir keeps each service's build context and build log (<data-dir>/services).
 	DataDir string
-	// Instance labels this berth's service containers.
+	// Instance is the data dir's instance id: it labels and names this berth's service
+	// containers, and re-adoption and clean-up touch only containers carrying it. Required.
 	Instance string
 	// Network is the berth-owned network services live on (default berth-services-<instance>).
 	Network string
@@ -79,6 +80,12 @@ type Config struct {
 	StopGrace time.Duration
 	// ExtraLabels are added to service containers and images (tests set berth.test=1).
 	ExtraLabels map[string]string
+	// Engine is what the engine can enforce, probed at start-up; nil: Start probes it when the
+	// runtime is a runtime.Prober (a runtime that is not gets limits as asked).
+	Engine *runtime.Capabilities
+	// StrictLimits refuses at create a cpu above the engine's CPUs instead of clamping it
+	// with a warning (flag --strict-limits, default false).
+	StrictLimits bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -91,11 +98,6 @@ func DefaultConfig(dataDir, instance string) Config {
 // Networks is what a runtime needs to give services a network of berth's own.
 type Networks interface {
 	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
-}
-
-// Capabilities tell what the engine can apply (GPU runtime, storage quotas).
-type Capabilities interface {
-	CanApply(ctx context.Context, l runtime.Limits) error
 }
 
 // Service is a service as the API shows it.
@@ -141,6 +143,9 @@ type Manager struct {
 	rt  runtime.Runtime
 	log *slog.Logger
 
+	capsMu sync.Mutex
+	caps   *runtime.Capabilities // what the engine enforces; nil when the runtime cannot say
+
 	mu    sync.Mutex
 	svcs  map[string]*svc
 	known map[string]bool // defined services, so the proxy's lookup never touches the store
@@ -175,7 +180,27 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, st: st, rt: rt, log: log, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
+	return &Manager{cfg: cfg, st: st, rt: rt, log: log, caps: cfg.Engine, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
+}
+
+// capabilities is what the engine enforces: the configured value, else the runtime's probe
+// (kept once it succeeded), else nil when the runtime cannot say.
+func (m *Manager) capabilities(ctx context.Context) (*runtime.Capabilities, error) {
+	m.capsMu.Lock()
+	defer m.capsMu.Unlock()
+	if m.caps != nil {
+		return m.caps, nil
+	}
+	p, ok := m.rt.(runtime.Prober)
+	if !ok {
+		return nil, nil
+	}
+	c, err := p.Capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.caps = &c
+	return m.caps, nil
 }
 
 func (m *Manager) svc(name string) *svc {
@@ -206,9 +231,27 @@ func (m *Manager) labels(name string) map[string]string {
 
 func (m *Manager) dir(name string) string { return filepath.Join(m.cfg.DataDir, name) }
 
+// own selects this instance's service containers (of one service, when name is set): another
+// berth on the engine may run a service of the same name.
+func (m *Manager) own(name string) map[string]string {
+	sel := map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindService, runtime.LabelInstance: m.cfg.Instance}
+	if name != "" {
+		sel[runtime.LabelService] = name
+	}
+	return sel
+}
+
+// containerName is a service's container name, berth-<instance>-svc-<name>.
+func (m *Manager) containerName(name string) string {
+	return "berth-" + m.cfg.Instance + "-svc-" + name
+}
+
 // Start makes sure berth's service network exists, re-adopts running service containers,
 // resumes interrupted builds, and starts the idle and stuck checks.
 func (m *Manager) Start(ctx context.Context) error {
+	if _, err := m.capabilities(ctx); err != nil {
+		return err
+	}
 	if n, ok := m.rt.(Networks); ok {
 		if err := n.CreateNetwork(ctx, m.cfg.Network, m.labels("")); err != nil {
 			return fmt.Errorf("service network: %w", err)
@@ -218,11 +261,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sel := map[string]string{runtime.LabelKind: runtime.KindService}
-	if m.cfg.Instance != "" {
-		sel[runtime.LabelInstance] = m.cfg.Instance
+	if m.cfg.Instance == "" {
+		return errors.New("service manager: no instance: berth only touches containers labelled with its own")
 	}
-	tasks, err := m.rt.List(ctx, sel)
+	tasks, err := m.rt.List(ctx, m.own(""))
 	if err != nil {
 		return err
 	}
@@ -341,25 +383,53 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	return svc, err
 }
 
-// applicable refuses what cannot run here (a GPU without a GPU runtime) and warns about what
-// the engine cannot enforce (a storage quota on a driver without quotas).
+// applicable refuses what cannot run here (a GPU without a GPU runtime; a cpu above the
+// engine's CPUs under StrictLimits) and warns about what the engine will not enforce as asked
+// (a cpu above its CPUs is clamped; a storage size it has no quota for is dropped, said only
+// when container.json gives one).
 func (m *Manager) applicable(ctx context.Context, cj spec.ContainerJSON) ([]string, error) {
-	c, ok := m.rt.(Capabilities)
-	if !ok {
+	c, err := m.capabilities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check container.json against the engine: %w", err)
+	}
+	if c == nil {
 		return nil, nil
 	}
-	var warnings []string
-	if cj.GPU > 0 {
-		if err := c.CanApply(ctx, runtime.Limits{GPUs: cj.GPU}); err != nil {
-			return nil, &spec.ValidationError{File: "container.json", Problems: []spec.Problem{{Field: "gpu", Message: "cannot be applied: " + err.Error()}}}
-		}
+	refuse := func(field, msg string) error {
+		return &spec.ValidationError{File: "container.json", Problems: []spec.Problem{{Field: field, Message: msg}}}
 	}
-	if cj.Storage > 0 {
-		if err := c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}); err != nil {
-			warnings = append(warnings, fmt.Sprintf("storage: the %d GB root filesystem limit cannot be applied (%v); the service runs without it", cj.Storage, err))
+	var warnings []string
+	if cj.GPU > 0 && !c.GPU() {
+		return nil, refuse("gpu", "cannot be applied: the engine has no GPU runtime")
+	}
+	if c.CPUs > 0 && cj.CPU > float64(c.CPUs) {
+		if m.cfg.StrictLimits {
+			return nil, refuse("cpu", fmt.Sprintf("%g cores asked, the engine has %d (this server refuses more than the engine has)", cj.CPU, c.CPUs))
 		}
+		warnings = append(warnings, fmt.Sprintf("cpu: %g cores asked, the engine has %d; the service gets %d", cj.CPU, c.CPUs, c.CPUs))
+	}
+	if cj.Given["storage"] && cj.Storage > 0 && !c.StorageQuota {
+		warnings = append(warnings, fmt.Sprintf("storage: the %d GB root filesystem limit cannot be applied (the engine's storage %s has no per-container quota: %s); the service runs without it",
+			cj.Storage, c.StorageDriver, c.StorageQuotaReason))
 	}
 	return warnings, nil
+}
+
+// limits are the service's limits as the engine can apply them: the cpu clamped to the
+// engine's CPUs, the storage size only where a quota applies.
+func (m *Manager) limits(ctx context.Context, cj spec.ContainerJSON) runtime.Limits {
+	lim := runtime.Limits{NanoCPUs: int64(cj.CPU * 1e9), MemoryBytes: cj.Memory << 20, ShmSizeBytes: cj.ShmSize << 20, GPUs: cj.GPU}
+	c, err := m.capabilities(ctx)
+	if err != nil || c == nil {
+		return lim
+	}
+	if c.CPUs > 0 && lim.NanoCPUs > int64(c.CPUs)*1e9 {
+		lim.NanoCPUs = int64(c.CPUs) * 1e9
+	}
+	if c.StorageQuota {
+		lim.StorageBytes = cj.Storage << 30
+	}
+	return lim
 }
 
 // readTar returns the named top-level files of a tar.
@@ -607,18 +677,15 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		return "", "", &StartError{Reason: err.Error()}
 	}
 	m.st.SetContainerState(ctx, name, Starting, "", "")
-	lim := runtime.Limits{NanoCPUs: int64(cj.CPU * 1e9), MemoryBytes: cj.Memory << 20, ShmSizeBytes: cj.ShmSize << 20, GPUs: cj.GPU}
-	if c, ok := m.rt.(Capabilities); ok && cj.Storage > 0 && c.CanApply(ctx, runtime.Limits{StorageBytes: cj.Storage << 30}) == nil {
-		lim.StorageBytes = cj.Storage << 30
-	}
+	lim := m.limits(ctx, cj)
 	t := runtime.TaskSpec{
-		Name: "berth-svc-" + name, Image: r.ImageRef, Env: env, Labels: m.labels(name),
+		Name: m.containerName(name), Image: r.ImageRef, Env: env, Labels: m.labels(name),
 		Limits: lim, Network: m.cfg.Network, NetworkAliases: []string{name}, ExposedPorts: []int{r.Port},
 		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
 		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true},
 	}
 	// A container of an earlier start may still hold the name.
-	if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+	if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
 		for _, o := range old {
 			m.rt.Remove(ctx, o.ID)
 		}
@@ -727,7 +794,7 @@ func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
 	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
 	m.st.SetContainerState(ctx, name, PendingStop, string(task), "")
 	if task == "" {
-		if old, _ := m.rt.List(ctx, map[string]string{runtime.LabelService: name, runtime.LabelKind: runtime.KindService}); len(old) > 0 {
+		if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
 			task = old[0].ID
 		}
 	}

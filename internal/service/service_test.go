@@ -315,8 +315,8 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 	if _, err := f.m.Create(ctx, "gpu", "", exampleContext(t, `{"gpu": 1}`, nil)); err == nil || !strings.Contains(err.Error(), "gpu: cannot be applied") {
 		t.Errorf("gpu without a GPU runtime: %v", err)
 	}
-	if f.eng.CanApply(ctx, runtime.Limits{StorageBytes: 1 << 30}) != nil {
-		sv, err := f.m.Create(ctx, "quota", "", exampleContext(t, `{"on_demand": true}`, nil))
+	if caps, err := f.eng.Capabilities(ctx); err == nil && !caps.StorageQuota {
+		sv, err := f.m.Create(ctx, "quota", "", exampleContext(t, `{"on_demand": true, "storage": 21}`, nil))
 		if err != nil || len(sv.Warnings) != 1 || !strings.Contains(sv.Warnings[0], "storage: the 21 GB root filesystem limit cannot be applied") {
 			t.Errorf("storage without quotas: %v %v", sv.Warnings, err)
 		}

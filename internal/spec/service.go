@@ -21,6 +21,10 @@ type ContainerJSON struct {
 	Storage         int64             `json:"storage"`          // GB of root filesystem (21)
 	ShmSize         int64             `json:"shm_size"`         // MB (64)
 	Env             map[string]string `json:"env"`              // values may hold #{x.Package:Entity}
+
+	// Given names the fields the file set; the others hold their defaults. A limit the engine
+	// cannot apply is said only for a field the author gave. Not stored.
+	Given map[string]bool `json:"-"`
 }
 
 // DefaultContainerJSON is what an absent container.json means.
@@ -48,8 +52,10 @@ func ParseContainerJSON(data []byte) (ContainerJSON, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	c.Given = make(map[string]bool, len(keys))
 	for _, k := range keys {
 		v := raw[k]
+		c.Given[k] = true
 		bad := func(want string) {
 			verr.Problems = append(verr.Problems, Problem{Field: k, Message: fmt.Sprintf("must be %s (got %s)", want, string(v))})
 		}

@@ -7,15 +7,18 @@ import (
 	"github.com/berthproject/berth/internal/runtime"
 )
 
-// CanApply says whether the engine can apply limits it does not always support: GPUs need a
-// GPU runtime, a root filesystem size needs a storage driver with quotas.
+// CanApply says whether the engine can apply limits it does not always support, from the
+// probed capabilities: GPUs need a GPU runtime, a root filesystem size needs a storage quota.
 func (e *Engine) CanApply(ctx context.Context, l runtime.Limits) error {
-	driver, runtimes := e.info(ctx)
-	if l.GPUs > 0 && !runtimes["nvidia"] {
+	c, err := e.Capabilities(ctx)
+	if err != nil {
+		return err
+	}
+	if l.GPUs > 0 && !c.GPU() {
 		return fmt.Errorf("the engine has no GPU runtime")
 	}
-	if l.StorageBytes > 0 && !quotaDrivers[driver] {
-		return fmt.Errorf("the engine's storage driver %q has no quotas", driver)
+	if l.StorageBytes > 0 && !c.StorageQuota {
+		return fmt.Errorf("the engine's storage (%s) has no per-container quota: %s", c.StorageDriver, c.StorageQuotaReason)
 	}
 	return nil
 }

@@ -30,14 +30,14 @@ type Engine struct {
 	cli  *client.Client
 	opts Options
 
-	infoOnce sync.Once
-	driver   string
-	runtimes map[string]bool
+	capsMu sync.Mutex
+	caps   *runtime.Capabilities // the first successful probe
 }
 
 var (
 	_ runtime.Runtime = (*Engine)(nil)
 	_ runtime.Builder = (*Engine)(nil)
+	_ runtime.Prober  = (*Engine)(nil)
 )
 
 // New connects to the engine, negotiating the API version (the oldest engine berth supports
@@ -67,22 +67,6 @@ func (e *Engine) Name() string { return "docker" }
 
 // APIVersion is the negotiated Engine API version.
 func (e *Engine) APIVersion() string { return e.cli.ClientVersion() }
-
-// info caches what the engine can do: its storage driver and its runtimes (GPU support).
-func (e *Engine) info(ctx context.Context) (string, map[string]bool) {
-	e.infoOnce.Do(func() {
-		e.runtimes = map[string]bool{}
-		inf, err := e.cli.Info(ctx)
-		if err != nil {
-			return
-		}
-		e.driver = inf.Driver
-		for name := range inf.Runtimes {
-			e.runtimes[name] = true
-		}
-	})
-	return e.driver, e.runtimes
-}
 
 // classify maps an engine error to runtime's sentinels, keeping the engine's message.
 func classify(what string, err error) error {

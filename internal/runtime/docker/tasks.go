@@ -16,9 +16,6 @@ import (
 	"github.com/berthproject/berth/internal/runtime"
 )
 
-// quotaDrivers are the storage drivers that honour a root filesystem size.
-var quotaDrivers = map[string]bool{"overlay2": true, "devicemapper": true, "zfs": true, "btrfs": true, "windowsfilter": true}
-
 // Start creates and starts a task. If the start fails the container is removed.
 func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID, error) {
 	if e.opts.Instance != "" {
@@ -34,13 +31,13 @@ func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID,
 	if err != nil {
 		return "", fmt.Errorf("start task: %w", err)
 	}
-	if t.Limits.GPUs > 0 || t.Limits.StorageBytes > 0 {
-		driver, runtimes := e.info(ctx)
-		if t.Limits.GPUs > 0 && !runtimes["nvidia"] {
+	if err := e.checkMounts(t.Mounts); err != nil {
+		return "", fmt.Errorf("start task: %w", err)
+	}
+	if t.Limits.GPUs > 0 {
+		// Refused here only when the probe says so; without an answer the engine decides.
+		if c, err := e.Capabilities(ctx); err == nil && !c.GPU() {
 			return "", fmt.Errorf("start task: %d gpu(s) requested but the engine has no GPU runtime", t.Limits.GPUs)
-		}
-		if t.Limits.StorageBytes > 0 && !quotaDrivers[driver] {
-			return "", fmt.Errorf("start task: a storage limit is not supported by the engine's storage driver %q", driver)
 		}
 	}
 	// The create is not cancelled half-way: an aborted request may still leave a container the
