@@ -43,6 +43,9 @@ type Config struct {
 	// StopGrace is how long a cancelled or timed-out job gets to exit before it is killed
 	// (default 2 s).
 	StopGrace time.Duration
+	// EngineRetry is how long a running job waits for a container engine that stopped
+	// answering to answer again before the job fails (no flag; default 60 s).
+	EngineRetry time.Duration
 	// OnFinish, if set, is called once with each job that reaches a terminal state.
 	OnFinish func(Job)
 	// Reconcile makes Start fail jobs a crashed process left running and remove berth
@@ -73,12 +76,13 @@ func DefaultConfig(dataDir string) Config {
 			CPU: float64(runtime.NumCPU()), Memory: 8 << 30, Pids: 4096, ShmSize: 1 << 30,
 			GPU: 0, Timeout: spec.Duration(24 * time.Hour),
 		},
-		TmpfsSize: 64 << 20,
-		LogCap:    1_000_000,
-		User:      "1000:1000",
-		Instance:  "server",
-		StopGrace: 2 * time.Second,
-		Reconcile: true,
+		TmpfsSize:   64 << 20,
+		LogCap:      1_000_000,
+		User:        "1000:1000",
+		Instance:    "server",
+		StopGrace:   2 * time.Second,
+		EngineRetry: 60 * time.Second,
+		Reconcile:   true,
 	}
 }
 
