@@ -51,6 +51,9 @@ type Config struct {
 	// StopGrace is how long a cancelled or timed-out job gets to exit before it is killed
 	// (default 2 s).
 	StopGrace time.Duration
+	// EngineRetry is how long a running job waits for a container engine that stopped
+	// answering to answer again before the job fails (no flag; default 60 s).
+	EngineRetry time.Duration
 	// OnFinish, if set, is called once with each job that reaches a terminal state.
 	OnFinish func(Job)
 	// Reconcile makes Start fail jobs a crashed process left running and remove berth
@@ -99,6 +102,7 @@ func DefaultConfig(dataDir string) Config {
 		StopGrace:    2 * time.Second,
 		Reconcile:    true,
 		OutputLimits: datadir.DefaultLimits(),
+		EngineRetry:  60 * time.Second,
 	}
 }
 

@@ -47,6 +47,8 @@ type run struct {
 	diskBaseSet bool
 	// diskMsg says how the job passed its /data cap (how == "disk_limit").
 	diskMsg string
+	// engineLost says how the container engine went away under the running job ("": it did not).
+	engineLost string
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -255,6 +257,10 @@ func (r *run) startAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 		how, r.diskMsg = "disk_limit", dw.message()
 	}
 	r.timing("run", t0, how)
+	if how == howEngine {
+		r.fail(ReasonInternal, r.engineLost)
+		return exit, how, false
+	}
 
 	r.j.State = StateFinishing
 	code := exit.Code
@@ -396,7 +402,8 @@ func (r *run) mappingFailed(err error, exit runtime.Exit) {
 }
 
 // wait follows the container's output and waits for it to exit, stopping it on timeout or
-// cancel. how is "" for a normal exit, else timeout | cancelled | shutdown.
+// cancel. how is "" for a normal exit, else timeout | cancelled | shutdown | engine (the
+// container engine went away under the job: r.engineLost says how).
 func (r *run) wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, string) {
 	m := r.m
 	stdout := newStreamWriter("stdout", r.out, r.redact)
@@ -433,7 +440,16 @@ func (r *run) wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, string
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	exit, err := m.rt.Wait(wctx, id)
+	if err == nil && r.engineGoingAway(wctx, exit) {
+		err = errEngineGoingAway
+	}
+	if errors.Is(err, runtime.ErrUnavailable) && wctx.Err() == nil {
+		exit, err = r.waitThroughRestart(wctx, id, err)
+	}
 	how := ""
+	if r.engineLost != "" {
+		how = howEngine
+	}
 	if err != nil {
 		switch {
 		case context.Cause(ctx) == errCancelled:

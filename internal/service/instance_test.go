@@ -40,13 +40,17 @@ func busyboxFixture(t *testing.T) (*fixture, string) {
 	return f, cfg.Instance
 }
 
-// httpdContext is a service folder: busybox httpd serving one page that says body.
-func httpdContext(t *testing.T, img, body string) []byte {
+// httpdContext is a service folder: busybox httpd on port 8080 serving one page that says body,
+// with the given container.json ("" for on demand, no storage).
+func httpdContext(t *testing.T, img, body, containerJSON string) []byte {
+	if containerJSON == "" {
+		containerJSON = `{"on_demand": true, "storage": 0}`
+	}
 	t.Helper()
 	files := map[string]string{
 		"Dockerfile":     fmt.Sprintf("FROM %s\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n", img),
 		"index.html":     body + "\n",
-		"container.json": `{"on_demand": true, "storage": 0}`,
+		"container.json": containerJSON,
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -70,7 +74,7 @@ func TestTwoInstancesRunAServiceOfTheSameName(t *testing.T) {
 		f    *fixture
 		body string
 	}{{a, "from-a"}, {b, "from-b"}} {
-		if _, err := x.f.m.Create(ctx, "echo", "", httpdContext(t, img, x.body)); err != nil {
+		if _, err := x.f.m.Create(ctx, "echo", "", httpdContext(t, img, x.body, "")); err != nil {
 			t.Fatal(err)
 		}
 		x.f.waitImage(t, "echo", service.ImageReady)

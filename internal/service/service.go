@@ -844,7 +844,8 @@ func (m *Manager) BuildLogPath(name string) string { return filepath.Join(m.dir(
 // ContextPath is the stored build context (a tar).
 func (m *Manager) ContextPath(name string) string { return filepath.Join(m.dir(name), "context.tar") }
 
-// loop stops idle services and turns stuck states into ERROR.
+// loop forgets services whose container died, stops idle services and turns stuck states
+// into ERROR.
 func (m *Manager) loop() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.CheckInterval)
@@ -860,6 +861,7 @@ func (m *Manager) loop() {
 }
 
 func (m *Manager) check(ctx context.Context) {
+	m.checkAlive(ctx)
 	rows, err := m.st.ListServices(ctx)
 	if err != nil {
 		return

@@ -2,11 +2,13 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -66,6 +68,10 @@ func (e *Engine) Wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, err
 	select {
 	case <-okc:
 	case err := <-errc:
+		if ctx.Err() == nil && streamBroke(err) {
+			// The engine went away while the task ran (stopped, restarted, crashed).
+			return runtime.Exit{}, fmt.Errorf("wait for container: %w: the connection to the engine ended: %v", runtime.ErrUnavailable, err)
+		}
 		return runtime.Exit{}, classify("wait for container", err)
 	case <-ctx.Done():
 		return runtime.Exit{}, ctx.Err()
@@ -83,6 +89,13 @@ func (e *Engine) Wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, err
 		ex.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
 	}
 	return ex, nil
+}
+
+// streamBroke reports an answer cut off by the engine going away (its connection closed or
+// reset half-way), as opposed to an answer the engine gave.
+func streamBroke(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // Logs copies the task's stdout and stderr, demultiplexed, into the two writers.

@@ -80,6 +80,13 @@ func Busybox(t testing.TB, e *docker.Engine) string {
 	if bbRef != "" {
 		return bbRef
 	}
+	bbRef = buildBusybox(t, e)
+	return bbRef
+}
+
+// buildBusybox builds the busybox image in e unless it is there already, and returns its tag.
+func buildBusybox(t testing.TB, e *docker.Engine) string {
+	t.Helper()
 	var bin []byte
 	var err error
 	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
@@ -100,7 +107,6 @@ func Busybox(t testing.TB, e *docker.Engine) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := e.InspectImage(ctx, ref); err == nil {
-		bbRef = ref
 		return ref
 	}
 	dir := t.TempDir()
@@ -122,7 +128,6 @@ func Busybox(t testing.TB, e *docker.Engine) string {
 	if err != nil {
 		t.Fatalf("build %s: %v\n%s", ref, err, log.String())
 	}
-	bbRef = ref
 	return ref
 }
 
