@@ -162,8 +162,13 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
+	sealer, err := auth.LoadOrCreateKey(filepath.Join(dataDir, secretKeyFile))
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	jcfg := job.DefaultConfig(dataDir)
 	jcfg.Storage = stor
+	jcfg.Sealer = sealer
 	jcfg.Workers = f.workers
 	jcfg.Instance = instance
 	jcfg.ShareRoots = shareRoots
@@ -213,6 +218,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		BuildLog: images.BuildLog,
 		Store:    st,
 		Storage:  stor,
+		Sealer:   sealer,
 		ImageExists: func(ctx context.Context, ref string) error {
 			_, err := eng.InspectImage(ctx, ref)
 			return err

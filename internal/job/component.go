@@ -76,15 +76,19 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	if err := datadir.Layout(dataDir); err != nil {
 		return "", err
 	}
+	authz, err := r.authorization(ctx)
+	if err != nil {
+		return "", err
+	}
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
-		Parameters: cr.Config.Parameters, Storage: cr.Config.Storage,
-		ImageParameters: cr.Component.ImageParameters, Action: cr.Action,
+		Parameters: r.rowCfg.Parameters, Storage: r.rowCfg.Storage,
+		ImageParameters: cr.Component.ImageParameters, Action: cr.Action, Authorization: authz,
 	}); err != nil {
 		return "", err
 	}
 	st := m.cfg.Storage
 	if cr.Action == "run" {
-		for i, t := range cr.Config.Storage.Input.Tables {
+		for i, t := range r.rowCfg.Storage.Input.Tables {
 			dest := t.Destination
 			if dest == "" {
 				dest = t.Source + ".csv"
@@ -118,7 +122,7 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			}
 			fmt.Fprintf(r.system, "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
 		}
-		for _, sel := range cr.Config.Storage.Input.Files {
+		for _, sel := range r.rowCfg.Storage.Input.Files {
 			files, err := st.ListFiles(ctx, sel.Tags, sel.Limit)
 			if err != nil {
 				return "", err
@@ -139,7 +143,13 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 		}
 	}
 	r.state = json.RawMessage("{}")
-	if cr.Action == "run" {
+	if cr.Action == "run" && r.cfgRow != nil {
+		state, version, err := m.st.GetRowState(ctx, cr.Config.ID, r.cfgRow.ID)
+		if err != nil {
+			return "", err
+		}
+		r.stateVersion, r.state = version, json.RawMessage(state)
+	} else if cr.Action == "run" {
 		cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
 		if err != nil {
 			return "", err
@@ -173,6 +183,60 @@ func (r *run) takeState(dataDir string) error {
 	r.newState, r.hasNewState = state, has
 	os.Remove(filepath.Join(dataDir, "out", "state.json"))
 	return nil
+}
+
+// authorization is config.json's authorization: the configuration's stored credentials as
+// Keboola gives them ({"oauth_api": {"credentials": ...}}), or nil. Every string in them is
+// added to what the job's output hides.
+func (r *run) authorization(ctx context.Context) (map[string]any, error) {
+	m := r.m
+	if m.cfg.Sealer == nil {
+		return nil, nil
+	}
+	sealed, _, err := m.st.GetCredentials(ctx, r.j.Component.Config.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := m.cfg.Sealer.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("stored credentials of %s: %w", r.j.Component.Config.ID, err)
+	}
+	var creds any
+	if err := json.Unmarshal(plain, &creds); err != nil {
+		return nil, fmt.Errorf("stored credentials of %s: %w", r.j.Component.Config.ID, err)
+	}
+	r.hide(stringLeaves(creds, nil)...)
+	fmt.Fprintln(r.system, "authorization: the configuration's stored credentials are given as authorization.oauth_api.credentials")
+	return map[string]any{"oauth_api": map[string]any{"credentials": creds}}, nil
+}
+
+// stringLeaves lists every string in a JSON value (and every string a string holding JSON
+// holds, as Keboola's #data is).
+func stringLeaves(v any, out []string) []string {
+	switch x := v.(type) {
+	case string:
+		if len(x) >= 4 {
+			out = append(out, x)
+		}
+		var inner any
+		if json.Unmarshal([]byte(x), &inner) == nil {
+			if _, ok := inner.(string); !ok {
+				out = stringLeaves(inner, out)
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			out = stringLeaves(e, out)
+		}
+	case []any:
+		for _, e := range x {
+			out = stringLeaves(e, out)
+		}
+	}
+	return out
 }
 
 func copyStored(ctx context.Context, st *storage.Storage, id int64, dst string) error {
@@ -251,8 +315,8 @@ func (r *run) componentEnv(comp spec.Component) map[string]string {
 		// queuev2: Keboola's libraries drop write_always on the legacy queue.
 		"KBC_PROJECT_FEATURE_GATES": "queuev2",
 	}
-	if cr.RowID != "" {
-		env["KBC_CONFIGROWID"] = cr.RowID
+	if r.cfgRow != nil {
+		env["KBC_CONFIGROWID"] = r.cfgRow.ID
 	}
 	if dts := cr.Component.DataTypeSupport; dts != "" {
 		env["KBC_DATA_TYPE_SUPPORT"] = dts
@@ -318,7 +382,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	m := r.m
 	st := m.cfg.Storage
 	cr := r.j.Component
-	outs, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output, m.cfg.OutputLimits)
+	outs, err := datadir.ReadOutputs(dataDir, r.rowCfg.Storage.Output, m.cfg.OutputLimits)
 	if err != nil {
 		return "", err
 	}
@@ -387,7 +451,12 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		if r.hasNewState {
 			s = string(r.newState)
 		}
-		if err := store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion); err != nil {
+		if r.cfgRow != nil {
+			err = store.SaveRowState(ctx, tx, cr.Config.ID, r.cfgRow.ID, s, r.stateVersion)
+		} else {
+			err = store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion)
+		}
+		if err != nil {
 			return "", err
 		}
 	}

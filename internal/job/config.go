@@ -66,6 +66,8 @@ type Config struct {
 	Storage *storage.Storage
 	// ProjectID is KBC_PROJECTID in component containers (default "berth").
 	ProjectID string
+	// Sealer opens a configuration's stored credentials (nil: none are given to runs).
+	Sealer Unsealer
 	// ProjectName is KBC_PROJECTNAME, given with a forwarded token (default "berth").
 	ProjectName string
 	// PublicURL is the address users reach the server at (server --public-url, env
@@ -245,4 +247,9 @@ func (c Config) stackID() string {
 		return u.Hostname()
 	}
 	return "localhost"
+}
+
+// Unsealer decrypts secrets kept at rest.
+type Unsealer interface {
+	Open(sealed []byte) ([]byte, error)
 }

@@ -67,8 +67,8 @@ type ComponentRun struct {
 	Action        string               `json:"action,omitempty"` // run (default)
 	// Mode is run (default) or debug: KBC_COMPONENT_RUN_MODE.
 	Mode string `json:"mode,omitempty"`
-	// RowID is the configuration row this job runs ("" : the configuration itself).
-	RowID string `json:"row_id,omitempty"`
+	// Rows are the configuration rows this job runs, in order (none: the configuration itself).
+	Rows []spec.ConfigRow `json:"rows,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.
 	Before []ProcessorRun `json:"before,omitempty"`
 	After  []ProcessorRun `json:"after,omitempty"`

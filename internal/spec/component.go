@@ -46,6 +46,67 @@ type ComponentConfig struct {
 	Parameters map[string]any         `json:"parameters,omitempty"`
 	Storage    datadir.StorageMapping `json:"storage"`
 	Processors *datadir.Processors    `json:"processors,omitempty"`
+	// Rows are the configuration's rows (Keboola's configuration rows): running the
+	// configuration runs each enabled row in order, with the configuration's parameters merged
+	// under the row's, the row's storage mapping, and a state of the row's own.
+	Rows []ConfigRow `json:"rows,omitempty"`
+}
+
+// ConfigRow is one row of a configuration.
+type ConfigRow struct {
+	ID         string                  `json:"id"`
+	Name       string                  `json:"name,omitempty"`
+	IsDisabled bool                    `json:"is_disabled,omitempty"`
+	Parameters map[string]any          `json:"parameters,omitempty"`
+	Storage    *datadir.StorageMapping `json:"storage,omitempty"`
+}
+
+// ForRow is the configuration a row runs with: the configuration's parameters with the row's
+// merged over them (objects merged key by key, anything else replaced), and the row's storage
+// mapping (the configuration's when the row has none).
+func (c ComponentConfig) ForRow(row ConfigRow) ComponentConfig {
+	out := c
+	out.Rows = nil
+	out.Parameters = mergeParams(c.Parameters, row.Parameters)
+	if row.Storage != nil {
+		out.Storage = *row.Storage
+	}
+	return out
+}
+
+func mergeParams(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bo, ok := out[k].(map[string]any); ok {
+			if oo, ok := v.(map[string]any); ok {
+				out[k] = mergeParams(bo, oo)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// RowsToRun are the enabled rows, or only the one named (which may be disabled: running it by
+// name is asked for). An unknown row id is a *ValidationError.
+func (c ComponentConfig) RowsToRun(only string) ([]ConfigRow, error) {
+	var out []ConfigRow
+	for _, r := range c.Rows {
+		switch {
+		case only != "" && r.ID == only:
+			return []ConfigRow{r}, nil
+		case only == "" && !r.IsDisabled:
+			out = append(out, r)
+		}
+	}
+	if only != "" {
+		return nil, &ValidationError{Problems: []Problem{{Field: "row", Message: fmt.Sprintf("configuration %s has no row %q", c.ID, only)}}}
+	}
+	return out, nil
 }
 
 var (
@@ -149,25 +210,38 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 	for _, p := range c.Storage.Check() {
 		ps = append(ps, Problem{Field: p.Path, Message: p.Message})
 	}
+	seenRow := map[string]bool{}
+	for i, row := range c.Rows {
+		at := fmt.Sprintf("rows[%d]", i)
+		if !reID.MatchString(row.ID) {
+			ps = append(ps, Problem{Field: at + ".id", Message: fmt.Sprintf("%q: letters, digits, '.', '_', '-' (at most 100)", row.ID)})
+		} else if seenRow[row.ID] {
+			ps = append(ps, Problem{Field: at + ".id", Message: fmt.Sprintf("%q: another row has this id", row.ID)})
+		}
+		seenRow[row.ID] = true
+		if row.Storage != nil {
+			for _, p := range row.Storage.Check() {
+				ps = append(ps, Problem{Field: at + "." + p.Path, Message: p.Message})
+			}
+		}
+	}
 	if comp != nil && len(comp.Schema) > 0 {
 		sch, err := compileSchema(comp.Schema)
 		if err == nil {
-			params := c.Parameters
-			if params == nil {
-				params = map[string]any{}
+			// With rows, each row runs with the parameters merged: those must pass.
+			type set struct {
+				at     string
+				params map[string]any
 			}
-			raw, _ := json.Marshal(params)
-			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-			if err := sch.Validate(inst); err != nil {
-				var ve *jsonschema.ValidationError
-				if errors.As(err, &ve) {
-					for _, p := range flattenSchemaErrors(ve) {
-						p.Field = joinPath("parameters", p.Field)
-						ps = append(ps, p)
-					}
-				} else {
-					ps = append(ps, Problem{Field: "parameters", Message: err.Error()})
+			sets := []set{{"parameters", c.Parameters}}
+			if len(c.Rows) > 0 {
+				sets = nil
+				for i, row := range c.Rows {
+					sets = append(sets, set{fmt.Sprintf("rows[%d].parameters", i), c.ForRow(row).Parameters})
 				}
+			}
+			for _, st := range sets {
+				ps = append(ps, checkParams(sch, st.at, st.params)...)
 			}
 		}
 	}
@@ -175,6 +249,30 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 		return nil, &ValidationError{File: file, Problems: ps}
 	}
 	return &c, nil
+}
+
+// checkParams checks parameters against a component's schema, naming each failing path
+// under at.
+func checkParams(sch *jsonschema.Schema, at string, params map[string]any) []Problem {
+	if params == nil {
+		params = map[string]any{}
+	}
+	raw, _ := json.Marshal(params)
+	inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	err := sch.Validate(inst)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []Problem{{Field: at, Message: err.Error()}}
+	}
+	var ps []Problem
+	for _, p := range flattenSchemaErrors(ve) {
+		p.Field = joinPath(at, p.Field)
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 func joinPath(a, b string) string {
