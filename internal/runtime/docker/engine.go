@@ -36,8 +36,9 @@ type Engine struct {
 }
 
 var (
-	_ runtime.Runtime = (*Engine)(nil)
-	_ runtime.Builder = (*Engine)(nil)
+	_ runtime.Runtime   = (*Engine)(nil)
+	_ runtime.Builder   = (*Engine)(nil)
+	_ runtime.LogTailer = (*Engine)(nil)
 )
 
 // New connects to the engine, negotiating the API version (the oldest engine berth supports
