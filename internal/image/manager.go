@@ -3,6 +3,7 @@ package image
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -165,30 +166,51 @@ func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer)
 	say := func(format string, args ...any) {
 		fmt.Fprintf(progress, "[%3.0fs] %s: %s\n", time.Since(t0).Seconds(), r.lang, fmt.Sprintf(format, args...))
 	}
-	rootfsRef := "berth/rootfs:" + r.lang + "-" + hash[:12]
-	if _, err := m.rt.InspectImage(ctx, rootfsRef); err != nil {
-		tarPath := filepath.Join(m.cfg.CacheDir, "rootfs-"+r.lang+"-"+hash[:12]+".tar")
-		if _, err := os.Stat(tarPath); err != nil {
-			say("debootstrap %s (%s, ~1 min) with %s", r.lang, m.cfg.Suite, strings.Join(r.packages, " "))
-			if err := m.debootstrap(ctx, r, tarPath, progress, say); err != nil {
-				return runtime.Image{}, false, err
-			}
-		} else {
-			say("root filesystem cached at %s", tarPath)
-		}
-		say("importing the root filesystem as %s", rootfsRef)
-		f, err := os.Open(tarPath)
-		if err != nil {
-			return runtime.Image{}, false, err
-		}
-		_, err = b.ImportImage(ctx, f, rootfsRef, nil, map[string]string{
-			runtime.LabelKind: runtime.KindBase, runtime.LabelRecipe: hash,
-		})
-		f.Close()
-		if err != nil {
-			return runtime.Image{}, false, fmt.Errorf("import %s: %w", rootfsRef, err)
-		}
+	// One bootstrap of a recipe at a time (across processes sharing the cache): a second one
+	// waits, then finds the image the first built.
+	unlock, err := lockFile(ctx, filepath.Join(m.cfg.CacheDir, "bootstrap-"+r.lang+"-"+hash[:12]+".lock"),
+		func() { say("waiting for another bootstrap of %s", r.ref) })
+	if err != nil {
+		return runtime.Image{}, false, err
 	}
+	defer unlock()
+	if img, err := m.rt.InspectImage(ctx, r.ref); err == nil && img.Labels[runtime.LabelRecipe] == hash {
+		say("built by another bootstrap: %s", r.ref)
+		return img, false, nil
+	}
+	tarPath, err := m.rootfsTarball(ctx, r.lang, hash, say, func(ctx context.Context, dst string) error {
+		say("debootstrap %s (%s, ~1 min) with %s", r.lang, m.cfg.Suite, strings.Join(r.packages, " "))
+		return m.debootstrap(ctx, r, dst, progress, say)
+	})
+	if err != nil {
+		return runtime.Image{}, false, err
+	}
+	// The intermediate tag is this bootstrap's own: another one (with another cache dir) on
+	// the same engine never builds from it or removes it.
+	var nonce [4]byte
+	rand.Read(nonce[:])
+	rootfsRef := "berth/rootfs:" + r.lang + "-" + hash[:12] + "-" + hex.EncodeToString(nonce[:])
+	say("importing the root filesystem as %s", rootfsRef)
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return runtime.Image{}, false, err
+	}
+	_, err = b.ImportImage(ctx, f, rootfsRef, nil, map[string]string{
+		runtime.LabelKind: runtime.KindBase, runtime.LabelRecipe: hash,
+	})
+	f.Close()
+	if err != nil {
+		return runtime.Image{}, false, fmt.Errorf("import %s: %w", rootfsRef, err)
+	}
+	// The base image keeps the root filesystem's layer; the intermediate tag only clutters
+	// the image list (the tarball in CacheDir is the cache), built or not.
+	defer func() {
+		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := m.rt.RemoveImage(cleanupCtx, rootfsRef); err != nil {
+			m.log.Warn("remove intermediate root filesystem image", "image", rootfsRef, "err", err)
+		}
+	}()
 	say("building %s: the user and the helper library", r.ref)
 	dir, err := os.MkdirTemp("", "berth-base-")
 	if err != nil {
@@ -214,19 +236,82 @@ func (m *Manager) doBootstrap(ctx context.Context, r recipe, progress io.Writer)
 	m.mu.Lock()
 	delete(m.baseIDs, r.ref)
 	m.mu.Unlock()
-	// The base image keeps the root filesystem's layer; the intermediate tag only clutters
-	// the image list (the tarball in CacheDir is the cache).
-	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	if err := m.rt.RemoveImage(cleanupCtx, rootfsRef); err != nil {
-		m.log.Warn("remove intermediate root filesystem image", "image", rootfsRef, "err", err)
-	}
-	cancel()
 	say("done in %.0fs: %s", time.Since(t0).Seconds(), r.ref)
 	return img, true, nil
 }
 
-// debootstrap makes a minbase root filesystem and writes it as a tarball to tarPath.
-func (m *Manager) debootstrap(ctx context.Context, r recipe, tarPath string, progress io.Writer, say func(string, ...any)) error {
+// rootfsTarball returns the cached root filesystem tarball of a recipe, calling produce to
+// write it (to a temporary path in the cache) when it is not cached yet.
+func (m *Manager) rootfsTarball(ctx context.Context, lang, hash string, say func(string, ...any),
+	produce func(ctx context.Context, dst string) error) (string, error) {
+	tarPath := filepath.Join(m.cfg.CacheDir, "rootfs-"+lang+"-"+hash[:12]+".tar")
+	if _, err := os.Stat(tarPath); err == nil {
+		say("root filesystem cached at %s", tarPath)
+		return tarPath, nil
+	}
+	// Another bootstrap of the recipe (another process) may be making it: wait for it.
+	unlock, err := lockFile(ctx, tarPath+".lock", func() { say("waiting for another bootstrap of %s to write %s", lang, tarPath) })
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(tarPath); err == nil {
+		say("root filesystem cached at %s", tarPath)
+		return tarPath, nil
+	}
+	// A name of its own, so nothing else ever writes or renames it.
+	f, err := os.CreateTemp(m.cfg.CacheDir, filepath.Base(tarPath)+".*.partial")
+	if err != nil {
+		return "", fmt.Errorf("root filesystem cache: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	if err := produce(ctx, tmp); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, tarPath); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("root filesystem cache: %w", err)
+	}
+	return tarPath, nil
+}
+
+// lockFile takes an exclusive lock on path (created if needed), shared with other processes,
+// waiting for it until ctx ends; waiting is called once if it has to wait. The lock is
+// released by the returned function (or when the process ends).
+func lockFile(ctx context.Context, path string, waiting func()) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for said := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !said && waiting != nil {
+			waiting()
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// debootstrap makes a minbase root filesystem and writes it as a tarball to dst.
+func (m *Manager) debootstrap(ctx context.Context, r recipe, dst string, progress io.Writer, say func(string, ...any)) error {
 	if os.Geteuid() != 0 {
 		return errors.New("bootstrapping a base image needs root (debootstrap): run as root or with sudo")
 	}
@@ -276,13 +361,11 @@ func (m *Manager) debootstrap(ctx context.Context, r recipe, tarPath string, pro
 	os.RemoveAll(filepath.Join(root, "var", "cache", "apt", "archives"))
 	os.MkdirAll(filepath.Join(root, "var", "cache", "apt", "archives", "partial"), 0o755)
 	say("packing the root filesystem")
-	tmp := tarPath + ".partial"
-	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", root, "-cf", tmp, ".")
+	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "-C", root, "-cf", dst, ".")
 	if b, err := tarCmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("tar root filesystem: %w: %s", err, b)
 	}
-	return os.Rename(tmp, tarPath)
+	return nil
 }
 
 // copyEmbedded copies runtimes.FS's folder sub into dir/sub.

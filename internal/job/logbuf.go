@@ -3,6 +3,7 @@ package job
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +19,7 @@ import (
 type logBuf struct {
 	mu      sync.Mutex
 	chunks  []LogChunk
+	runes   []int // characters in each kept chunk, beside chunks
 	chars   int
 	cap     int
 	dropped int           // chunks trimmed off the front so far
@@ -33,31 +35,40 @@ func newLogBuf(cap int) *logBuf {
 	return &logBuf{cap: cap, changed: make(chan struct{})}
 }
 
-// append adds a chunk, trimming the oldest output past the cap.
+// append adds a chunk, trimming the oldest output past the cap. It costs O(len(c.Text)),
+// amortized, whatever the size of the buffer.
 func (l *logBuf) append(c LogChunk) {
 	if c.Text == "" {
 		return
 	}
+	n := utf8.RuneCountInString(c.Text)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	l.chunks = append(l.chunks, c)
-	l.chars += utf8.RuneCountInString(c.Text)
+	l.runes = append(l.runes, n)
+	l.chars += n
 	for l.chars > l.cap && len(l.chunks) > 0 {
 		over := l.chars - l.cap
-		first := &l.chunks[0]
-		n := utf8.RuneCountInString(first.Text)
-		if n <= over {
-			l.chars -= n
-			l.chunks = l.chunks[1:]
+		if l.runes[0] <= over {
+			l.chars -= l.runes[0]
+			l.chunks[0] = LogChunk{} // let the text go
+			l.chunks, l.runes = l.chunks[1:], l.runes[1:]
 			l.dropped++
 			continue
 		}
-		// Keep the tail of the first chunk.
-		r := []rune(first.Text)
-		first.Text = string(r[over:])
+		// Keep the tail of the first chunk: skip over characters from its front (over is at
+		// most the new chunk's length, so this stays proportional to it).
+		first := &l.chunks[0]
+		i := 0
+		for k := 0; k < over; k++ {
+			_, size := utf8.DecodeRuneInString(first.Text[i:])
+			i += size
+		}
+		first.Text = first.Text[i:]
+		l.runes[0] -= over
 		l.chars -= over
 	}
 	l.dirty = true
@@ -210,4 +221,92 @@ func redactor(secrets []string) *strings.Replacer {
 		return nil
 	}
 	return strings.NewReplacer(pairs...)
+}
+
+// tailKeeper passes a stream on to w and keeps its last max bytes, so the end of what a
+// follower delivered can be compared with the task's real end.
+type tailKeeper struct {
+	w       io.Writer
+	max     int
+	buf     []byte // the last max bytes are at its end; it grows to 2*max before shifting
+	written int64
+}
+
+func newTailKeeper(w io.Writer, max int) *tailKeeper { return &tailKeeper{w: w, max: max} }
+
+func (t *tailKeeper) Write(p []byte) (int, error) {
+	t.written += int64(len(p))
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+	} else {
+		if len(t.buf)+len(p) > 2*t.max {
+			keep := t.max - len(p)
+			t.buf = append(t.buf[:0], t.buf[len(t.buf)-keep:]...)
+		}
+		t.buf = append(t.buf, p...)
+	}
+	if t.w == nil {
+		return len(p), nil
+	}
+	return t.w.Write(p)
+}
+
+// Bytes returns the last (at most max) bytes written.
+func (t *tailKeeper) Bytes() []byte {
+	if len(t.buf) > t.max {
+		return t.buf[len(t.buf)-t.max:]
+	}
+	return t.buf
+}
+
+// missingEnd is what tail (the stream's real end, read again) holds that kept (what the
+// follower delivered) does not; see missingTail. After a gap it starts at a line.
+func missingEnd(kept, tail *tailKeeper) (rest []byte, gap bool) {
+	rest, gap = missingTail(kept.Bytes(), tail.Bytes())
+	if gap && tail.written > int64(tail.max) {
+		// The tail was cut to its last max bytes: drop the partial first line.
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 && i+1 < len(rest) {
+			rest = rest[i+1:]
+		}
+	}
+	return rest, gap
+}
+
+// missingTail compares what a follower delivered of a stream (have, its last bytes) with the
+// stream's real end (tail) and returns the part of tail that was not delivered. gap is true
+// when tail does not continue have at all: some output between them was never read.
+func missingTail(have, tail []byte) (rest []byte, gap bool) {
+	if len(tail) == 0 || bytes.HasSuffix(have, tail) {
+		return nil, false
+	}
+	k := overlap(have, tail)
+	return tail[k:], k == 0 && len(have) > 0
+}
+
+// overlap is the length of the longest prefix of tail that is a suffix of have, in
+// O(len(have)+len(tail)) (Knuth-Morris-Pratt: tail is the pattern, have the text).
+func overlap(have, tail []byte) int {
+	if len(tail) == 0 {
+		return 0
+	}
+	fail := make([]int, len(tail))
+	for i, k := 1, 0; i < len(tail); i++ {
+		for k > 0 && tail[i] != tail[k] {
+			k = fail[k-1]
+		}
+		if tail[i] == tail[k] {
+			k++
+		}
+		fail[i] = k
+	}
+	k := 0
+	for _, c := range have {
+		for k > 0 && (k == len(tail) || c != tail[k]) {
+			k = fail[k-1]
+		}
+		if c == tail[k] {
+			k++
+		}
+	}
+	return k
 }

@@ -467,13 +467,15 @@ func (r *run) wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, string
 	m := r.m
 	stdout := newStreamWriter("stdout", r.out, r.redact)
 	stderr := newStreamWriter("stderr", r.out, r.redact)
+	// The last bytes the follower delivered, to compare with the real end once it exits.
+	keptOut, keptErr := newTailKeeper(stdout, logTailBytes), newTailKeeper(stderr, logTailBytes)
 	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLogs()
 	var logsWG sync.WaitGroup
 	logsWG.Add(1)
 	go func() {
 		defer logsWG.Done()
-		if err := m.rt.Logs(logCtx, id, true, stdout, stderr); err != nil && logCtx.Err() == nil {
+		if err := m.rt.Logs(logCtx, id, true, keptOut, keptErr); err != nil && logCtx.Err() == nil {
 			m.log.Warn("follow job output", "job", r.j.ID, "err", err)
 		}
 	}()
@@ -535,19 +537,59 @@ func (r *run) wait(ctx context.Context, id runtime.TaskID) (runtime.Exit, string
 			}
 		}
 	}
-	// The output ends when the container does; give the stream a moment to drain.
+	// The engine ends the follow stream once the container has exited and its output was
+	// read, which after a lot of output takes a while: let it drain, within a bound.
 	drained := make(chan struct{})
 	go func() { logsWG.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(5 * time.Second):
+	case <-time.After(logDrainBound):
+		fmt.Fprintf(r.system, "the output was still being read %s after the container exited; reading its end\n", logDrainBound)
 		stopLogs()
 		<-drained
+	}
+	// A follower may also stop early (the engine's follower can lose its place when the log
+	// is rotated under it): read the end again and add what it did not deliver, so the kept
+	// output always ends with the job's last line.
+	if lt, ok := m.rt.(runtime.LogTailer); ok {
+		tailOut, tailErr := newTailKeeper(nil, logTailBytes), newTailKeeper(nil, logTailBytes)
+		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := lt.LogsTail(tctx, id, logTailLines, tailOut, tailErr)
+		tcancel()
+		if err != nil {
+			m.log.Warn("read the end of the job output", "job", r.j.ID, "err", err)
+		} else {
+			for _, s := range []struct {
+				name       string
+				kept, tail *tailKeeper
+				w          *streamWriter
+			}{{"stdout", keptOut, tailOut, stdout}, {"stderr", keptErr, tailErr, stderr}} {
+				rest, gap := missingEnd(s.kept, s.tail)
+				if len(rest) > 0 {
+					m.log.Info("the output follower missed the end of the job output; added it from its tail",
+						"job", r.j.ID, "stream", s.name, "bytes", len(rest), "gap", gap)
+				}
+				if gap {
+					s.w.Flush()
+					fmt.Fprintf(r.system, "part of the %s output could not be read; its last lines follow\n", s.name)
+				}
+				s.w.Write(rest)
+			}
+		}
 	}
 	stdout.Flush()
 	stderr.Flush()
 	return exit, how
 }
+
+const (
+	// logDrainBound is how long the output may still be read after the container exited.
+	logDrainBound = 2 * time.Minute
+	// logTailLines and logTailBytes bound the end of the output read again after the exit,
+	// and what is kept of each stream to compare it with.
+	logTailLines = 1000
+	logTailBytes = 256 << 10
+)
 
 // workspace writes the job's folders: code (the script files, read-only in the container) and
 // data (config.json, in/, out/), owned by the container's user.

@@ -3,8 +3,11 @@ package job
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,14 +27,66 @@ echo "netifs=$(ls /sys/class/net | tr '\n' ' ')"
 echo "capeff=$(grep CapEff /proc/self/status | tr -d ' \t' | cut -d: -f2)"
 echo "capbnd=$(grep CapBnd /proc/self/status | tr -d ' \t' | cut -d: -f2)"
 echo "nonewprivs=$(grep NoNewPrivs /proc/self/status | tr -d ' \t' | cut -d: -f2)"
-echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)"
-echo "memsw=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || echo none)"
-echo "cpuquota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us)"
-echo "pidsmax=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null)"
+` + cgroupProbe + `
 if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo "socket=present"; else echo "socket=absent"; fi
 echo "dockerhost=${DOCKER_HOST:-unset}"
 echo "config=$(cat /data/config.json | tr -d ' \n')"
 `
+
+// cgroupProbe prints the container's limits the same way on cgroup v1 and v2:
+// mem (bytes), swap (bytes allowed beyond mem, or none where the kernel does not account
+// swap), cpuquota and cpuperiod (µs), pidsmax. CGROUP_ROOT replaces /sys/fs/cgroup in tests.
+const cgroupProbe = `
+cg=${CGROUP_ROOT:-/sys/fs/cgroup}
+if [ -e "$cg/cgroup.controllers" ]; then
+  echo "cgroup=v2"
+  # A private cgroup namespace shows the container's own cgroup at the root; a shared one
+  # shows it at the path /proc/self/cgroup names.
+  rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  if [ -n "$rel" ] && [ -e "$cg$rel/memory.max" ]; then cg="$cg$rel"; fi
+  echo "mem=$(cat "$cg/memory.max" 2>/dev/null)"
+  echo "swap=$(cat "$cg/memory.swap.max" 2>/dev/null || echo none)"
+  set -- $(cat "$cg/cpu.max" 2>/dev/null)
+  echo "cpuquota=$1"
+  echo "cpuperiod=$2"
+  echo "pidsmax=$(cat "$cg/pids.max" 2>/dev/null)"
+else
+  echo "cgroup=v1"
+  mem=$(cat "$cg/memory/memory.limit_in_bytes" 2>/dev/null)
+  echo "mem=$mem"
+  if memsw=$(cat "$cg/memory/memory.memsw.limit_in_bytes" 2>/dev/null); then
+    echo "swap=$((memsw - mem))"
+  else
+    echo "swap=none"
+  fi
+  cpu="$cg/cpu"
+  [ -e "$cpu/cpu.cfs_quota_us" ] || cpu="$cg/cpu,cpuacct"
+  echo "cpuquota=$(cat "$cpu/cpu.cfs_quota_us" 2>/dev/null)"
+  echo "cpuperiod=$(cat "$cpu/cpu.cfs_period_us" 2>/dev/null)"
+  echo "pidsmax=$(cat "$cg/pids/pids.max" 2>/dev/null)"
+fi
+`
+
+// limitProblems compares what cgroupProbe printed with the limits a job asked for: memory
+// 64 MiB without swap on top, CPU 0.5 (quota/period), 50 processes.
+func limitProblems(v map[string]string) []string {
+	var bad []string
+	if v["mem"] != "67108864" {
+		bad = append(bad, fmt.Sprintf("memory limit %q, want 67108864", v["mem"]))
+	}
+	if v["swap"] != "0" && v["swap"] != "none" {
+		bad = append(bad, fmt.Sprintf("swap beyond memory %q, want 0 (or none where swap is not accounted)", v["swap"]))
+	}
+	quota, err1 := strconv.ParseFloat(v["cpuquota"], 64)
+	period, err2 := strconv.ParseFloat(v["cpuperiod"], 64)
+	if err1 != nil || err2 != nil || period <= 0 || quota/period != 0.5 {
+		bad = append(bad, fmt.Sprintf("cpu quota %q per period %q, want 0.5 of a CPU", v["cpuquota"], v["cpuperiod"]))
+	}
+	if v["pidsmax"] != "50" {
+		bad = append(bad, fmt.Sprintf("pids limit %q, want 50", v["pidsmax"]))
+	}
+	return bad
+}
 
 func probeValues(out string) map[string]string {
 	v := map[string]string{}
@@ -61,9 +116,6 @@ func TestSecurityDefaults(t *testing.T) {
 		"capeff":     "0000000000000000",
 		"capbnd":     "0000000000000000",
 		"nonewprivs": "1",
-		"mem":        "67108864",
-		"cpuquota":   "50000",
-		"pidsmax":    "50",
 		"socket":     "absent",
 		"dockerhost": "unset",
 	}
@@ -72,9 +124,8 @@ func TestSecurityDefaults(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, v[k], w)
 		}
 	}
-	// memory = memory+swap: no swap on top of the limit (where the kernel accounts swap).
-	if v["memsw"] != "none" && v["memsw"] != v["mem"] {
-		t.Errorf("memory+swap %s != memory %s", v["memsw"], v["mem"])
+	for _, p := range limitProblems(v) {
+		t.Errorf("cgroup %s: %s", v["cgroup"], p)
 	}
 	if !strings.Contains(v["config"], `"parameters":{"who":"probe"}`) {
 		t.Errorf("config.json: %s", v["config"])
@@ -86,7 +137,7 @@ func TestPidsLimitHolds(t *testing.T) {
 	// A child shell tries to start 60 sleeps and dies when the limit refuses a fork; the
 	// outer shell then reads the cgroup's count with builtins only (no fork left to spare).
 	b := h.block(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
-read cur < /sys/fs/cgroup/pids/pids.current
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then read cur < /sys/fs/cgroup/pids.current; else read cur < /sys/fs/cgroup/pids/pids.current; fi
 echo "procs=$cur"
 kill -9 -1 2>/dev/null
 exit 0`)
@@ -169,5 +220,92 @@ func TestNetworkPolicy(t *testing.T) {
 	b.Network = "host"
 	if _, err := h.m.Submit(context.Background(), Submission{Block: b}); err == nil || !strings.Contains(err.Error(), "host network is never given") {
 		t.Fatalf("host network: %v", err)
+	}
+}
+
+// TestCgroupProbeReadsBothVersions runs the limits probe over cgroup v1 and v2 layouts, with
+// the limits applied and without: the same checks pass for both versions when the limits are
+// there, and fail when one is missing.
+func TestCgroupProbeReadsBothVersions(t *testing.T) {
+	sh, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox to run the probe with")
+	}
+	files := func(t *testing.T, tree map[string]string) string {
+		root := t.TempDir()
+		for name, body := range tree {
+			p := filepath.Join(root, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(body+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	v1 := map[string]string{
+		"memory/memory.limit_in_bytes":       "67108864",
+		"memory/memory.memsw.limit_in_bytes": "67108864",
+		"cpu,cpuacct/cpu.cfs_quota_us":       "50000",
+		"cpu,cpuacct/cpu.cfs_period_us":      "100000",
+		"pids/pids.max":                      "50",
+	}
+	v2 := map[string]string{
+		"cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc",
+		"memory.max":         "67108864",
+		"memory.swap.max":    "0",
+		"cpu.max":            "50000 100000",
+		"pids.max":           "50",
+	}
+	with := func(base map[string]string, k, v string) map[string]string {
+		out := map[string]string{}
+		for a, b := range base {
+			out[a] = b
+		}
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		version string
+		tree    map[string]string
+		problem string // "" when every limit holds
+	}{
+		{"v1", "v1", v1, ""},
+		{"v1 without swap accounting", "v1", with(v1, "memory/memory.memsw.limit_in_bytes", ""), ""},
+		{"v1 no memory limit", "v1", with(v1, "memory/memory.limit_in_bytes", "9223372036854771712"), "memory limit"},
+		{"v1 swap on top", "v1", with(v1, "memory/memory.memsw.limit_in_bytes", "134217728"), "swap"},
+		{"v1 no cpu limit", "v1", with(v1, "cpu,cpuacct/cpu.cfs_quota_us", "-1"), "cpu quota"},
+		{"v1 no pids limit", "v1", with(v1, "pids/pids.max", "max"), "pids limit"},
+		{"v2", "v2", v2, ""},
+		{"v2 without swap accounting", "v2", with(v2, "memory.swap.max", ""), ""},
+		{"v2 no memory limit", "v2", with(v2, "memory.max", "max"), "memory limit"},
+		{"v2 swap on top", "v2", with(v2, "memory.swap.max", "max"), "swap"},
+		{"v2 no cpu limit", "v2", with(v2, "cpu.max", "max 100000"), "cpu quota"},
+		{"v2 no pids limit", "v2", with(v2, "pids.max", "max"), "pids limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(sh, "sh", "-c", cgroupProbe)
+			cmd.Env = append(os.Environ(), "CGROUP_ROOT="+files(t, c.tree))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("probe: %v\n%s", err, out)
+			}
+			v := probeValues(string(out))
+			if v["cgroup"] != c.version {
+				t.Fatalf("read as cgroup %q, want %s:\n%s", v["cgroup"], c.version, out)
+			}
+			problems := strings.Join(limitProblems(v), "; ")
+			if c.problem == "" && problems != "" {
+				t.Fatalf("limits applied but: %s\n%s", problems, out)
+			}
+			if c.problem != "" && !strings.Contains(problems, c.problem) {
+				t.Fatalf("a missing %s went unnoticed (problems: %q)\n%s", c.problem, problems, out)
+			}
+		})
 	}
 }

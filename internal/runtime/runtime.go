@@ -99,6 +99,17 @@ type Builder interface {
 	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string, labels map[string]string) (Image, error)
 }
 
+// LogTailer is implemented by a runtime that can return only the end of a task's output
+// without following it. A follower may end before it has read everything (Docker's json-file
+// follower stops early when the log was rotated under it); the tail lets the caller make
+// sure the output it keeps ends with the task's last line.
+// Callers check: if lt, ok := rt.(runtime.LogTailer); ok { ... }.
+type LogTailer interface {
+	// LogsTail copies the last lines entries of the task's output (stdout and stderr counted
+	// together, in order) into stdout and stderr, kept apart, and returns.
+	LogsTail(ctx context.Context, id TaskID, lines int, stdout, stderr io.Writer) error
+}
+
 // Image is an image as the runtime sees it.
 type Image struct {
 	ID      string

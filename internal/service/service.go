@@ -695,7 +695,13 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		if id != "" {
 			var out bytes.Buffer
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			m.rt.Logs(lctx, id, false, &out, &out)
+			// Only the end is shown: read only the end, so a container that printed a lot
+			// still shows its last lines (reading it all may not finish in time).
+			if lt, ok := m.rt.(runtime.LogTailer); ok {
+				lt.LogsTail(lctx, id, 30, &out, &out)
+			} else {
+				m.rt.Logs(lctx, id, false, &out, &out)
+			}
 			cancel()
 			tail = lastLines(out.String(), 30)
 			m.rt.Remove(context.WithoutCancel(ctx), id)

@@ -357,7 +357,9 @@ func TestFailedStartAndStuckStates(t *testing.T) {
 	f := newFixture(t, func(c *service.Config) { c.StuckTimeout = 300 * time.Millisecond })
 	ctx := context.Background()
 	df, _ := os.ReadFile("../../examples/service-echo/Dockerfile")
-	crash := strings.Replace(string(df), `CMD ["python3", "-u", "/app/server.py"]`, `CMD ["sh", "-c", "echo boom: no database; exit 3"]`, 1)
+	// 50 MB of output before the last line: the tail still shows the last line.
+	crash := strings.Replace(string(df), `CMD ["python3", "-u", "/app/server.py"]`,
+		`CMD ["sh", "-c", "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c 50000000; echo boom: no database; exit 3"]`, 1)
 	if _, err := f.m.Create(ctx, "crash", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, map[string]string{"Dockerfile": crash})); err != nil {
 		t.Fatal(err)
 	}

@@ -35,9 +35,10 @@ type Engine struct {
 }
 
 var (
-	_ runtime.Runtime = (*Engine)(nil)
-	_ runtime.Builder = (*Engine)(nil)
-	_ runtime.Prober  = (*Engine)(nil)
+	_ runtime.Runtime   = (*Engine)(nil)
+	_ runtime.Builder   = (*Engine)(nil)
+	_ runtime.Prober    = (*Engine)(nil)
+	_ runtime.LogTailer = (*Engine)(nil)
 )
 
 // New connects to the engine, negotiating the API version (the oldest engine berth supports

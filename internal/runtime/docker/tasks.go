@@ -100,7 +100,19 @@ func streamBroke(err error) bool {
 
 // Logs copies the task's stdout and stderr, demultiplexed, into the two writers.
 func (e *Engine) Logs(ctx context.Context, id runtime.TaskID, follow bool, stdout, stderr io.Writer) error {
-	rc, err := e.cli.ContainerLogs(ctx, string(id), container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	return e.logs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow}, stdout, stderr)
+}
+
+// LogsTail copies the last lines log entries of the task, demultiplexed, into the two writers.
+func (e *Engine) LogsTail(ctx context.Context, id runtime.TaskID, lines int, stdout, stderr io.Writer) error {
+	if lines <= 0 {
+		return nil
+	}
+	return e.logs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)}, stdout, stderr)
+}
+
+func (e *Engine) logs(ctx context.Context, id runtime.TaskID, opts container.LogsOptions, stdout, stderr io.Writer) error {
+	rc, err := e.cli.ContainerLogs(ctx, string(id), opts)
 	if err != nil {
 		return classify("container logs", err)
 	}
