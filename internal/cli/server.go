@@ -37,6 +37,7 @@ type serverFlags struct {
 	proxyTimeout time.Duration
 	forwardToken bool
 	stuckTimeout time.Duration
+	svcBuildNet  string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ start, and their containers are removed.`,
 	fl.BoolVar(&f.forwardToken, "allow-forward-token", false, "let components opt in (forward_token) to get the caller's API token as KBC_TOKEN")
 	fl.DurationVar(&f.proxyTimeout, "proxy-timeout", 300*time.Second, "longest plain request through the service proxy (WebSockets and event streams are not cut)")
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
+	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
 }
 
@@ -119,6 +121,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		shareRoots[i] = abs
 	}
 
+	if err := service.CheckBuildNetwork(f.svcBuildNet); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--service-build-network: %w", err))
+	}
 	sum := sha256.Sum256([]byte(dataDir))
 	instance := "srv-" + hex.EncodeToString(sum[:])[:10]
 	eng, err := openEngine(ctx, instance)
@@ -167,6 +172,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), instance)
 	scfg.ExtraLabels = extra
 	scfg.StuckTimeout = f.stuckTimeout
+	scfg.BuildNetwork = f.svcBuildNet
 	svcs := service.New(scfg, st, eng, log)
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
 		Authorize: func(r *http.Request, name string) error {
