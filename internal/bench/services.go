@@ -181,7 +181,7 @@ func directColdStart(ctx context.Context, eng *docker.Engine, svc service.Servic
 	for k, v := range labels {
 		l[k] = v
 	}
-	id, err := eng.Start(ctx, runtime.TaskSpec{Image: svc.Image, Labels: l, Network: cfg.Network, ExposedPorts: []int{svc.Port},
+	id, err := eng.Start(ctx, runtime.TaskSpec{Image: svc.Image, Labels: l, Network: "bridge", ExposedPorts: []int{svc.Port},
 		Limits:   runtime.Limits{NanoCPUs: 1e9, MemoryBytes: 256 << 20, ShmSizeBytes: 64 << 20},
 		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
 		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true}})

@@ -40,6 +40,7 @@ type serverFlags struct {
 	publicURL    string
 	maxDataSize  string
 	strictLimits bool
+	svcBuildNet  string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -75,6 +76,7 @@ start, and their containers are removed.`,
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
+	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
 }
 
@@ -125,6 +127,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		shareRoots[i] = abs
 	}
 
+	if err := service.CheckBuildNetwork(f.svcBuildNet); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--service-build-network: %w", err))
+	}
 	// Servers before the instance file labelled their objects srv-<hash of the path>: a data
 	// dir from then keeps that id, so its running services are found again.
 	sum := sha256.Sum256([]byte(dataDir))
@@ -197,6 +202,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.StuckTimeout = f.stuckTimeout
 	scfg.Engine = &caps
 	scfg.StrictLimits = f.strictLimits
+	scfg.BuildNetwork = f.svcBuildNet
 	svcs := service.New(scfg, st, eng, log)
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
 		Authorize: func(r *http.Request, name string) error {

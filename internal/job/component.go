@@ -39,6 +39,18 @@ func (m *Manager) submitComponent(ctx context.Context, s Submission) (Job, error
 	if err := m.cfg.checkNetwork(cr.Component.Network); err != nil {
 		return Job{}, err
 	}
+	// A processor runs with its own network, so the policy applies to each one too.
+	for stage, procs := range map[string][]ProcessorRun{"before": cr.Before, "after": cr.After} {
+		for i, p := range procs {
+			if err := m.cfg.checkNetwork(p.Component.Network); err != nil {
+				var pe *PolicyError
+				if errors.As(err, &pe) {
+					pe.Field = fmt.Sprintf("processors.%s[%d].network", stage, i)
+				}
+				return Job{}, err
+			}
+		}
+	}
 	if _, err := m.cfg.effectiveLimits(cr.Component.Limits); err != nil {
 		return Job{}, err
 	}
@@ -563,17 +575,51 @@ func (e *ProcessorError) Error() string {
 	return fmt.Sprintf("%s failed with exit code %d", e.Name, e.Code)
 }
 
-// runAux runs one more container of this job (a processor) over dir, with the job's
-// confinement, and returns its exit code. Its output joins the job's.
+// processorTask is a processor's container over dir: the job's confinement and the common
+// interface, but run as itself. Its limits and network are its own definition's (network none
+// unless it asks for one the admin allows), and it never gets the caller's token, whatever the
+// main component or the processor's definition say about forward_token.
+func (r *run) processorTask(comp spec.Component, dir string) (runtime.TaskSpec, error) {
+	m := r.m
+	if err := m.cfg.checkNetwork(comp.Network); err != nil {
+		return runtime.TaskSpec{}, err
+	}
+	if _, err := m.cfg.effectiveLimits(comp.Limits); err != nil {
+		return runtime.TaskSpec{}, err
+	}
+	b := spec.Block{Name: comp.ID, Language: spec.LangShell, Image: comp.Image, Limits: comp.Limits, Network: comp.Network}
+	t := TaskFor(m.cfg, b, comp.Image, r.j.ID, dir, dir)
+	t.Cmd = nil
+	t.WorkingDir = ""
+	t.Mounts = []runtime.Mount{{Source: dir, Target: DataDir}}
+	project := m.cfg.ProjectID
+	if project == "" {
+		project = "berth"
+	}
+	cr := r.j.Component
+	t.Env["KBC_DATADIR"] = DataDir + "/"
+	t.Env["KBC_RUNID"] = r.j.ID
+	t.Env["KBC_PROJECTID"] = project
+	t.Env["KBC_CONFIGID"] = cr.Config.ID
+	t.Env["KBC_COMPONENTID"] = comp.ID
+	t.Env["BERTH_COMPONENT_ID"] = comp.ID
+	t.Env["BERTH_CONFIG_ID"] = cr.Config.ID
+	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
+	return t, nil
+}
+
+// runAux runs one more container of this job (a processor) over dir, as itself (see
+// processorTask), and returns its exit code. Its output joins the job's.
 func (r *run) runAux(ctx context.Context, comp spec.Component, dir string) (int, error) {
 	m := r.m
-	t := r.componentTask(comp.Image, dir)
-	t.Env["KBC_COMPONENTID"] = comp.ID
+	t, err := r.processorTask(comp, dir)
+	if err != nil {
+		return 0, err
+	}
 	lim, err := m.cfg.effectiveLimits(comp.Limits)
 	if err != nil {
 		return 0, err
 	}
-	t.Limits.MemoryBytes, t.Limits.NanoCPUs = int64(lim.Memory), int64(lim.CPU*1e9)
 	r.measureDiskBase()
 	id, err := m.rt.Start(ctx, t)
 	if err != nil {

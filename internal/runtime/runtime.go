@@ -194,6 +194,15 @@ type TaskStatus struct {
 	Created time.Time
 }
 
+// NetworkOptions shape a network berth creates for its own tasks (a backend that can create
+// networks takes them; see service.Networks).
+type NetworkOptions struct {
+	// Isolated: members of the network cannot open connections to one another; only the host
+	// reaches them (Docker: com.docker.network.bridge.enable_icc=false). Tasks on two different
+	// networks never reach each other either way.
+	Isolated bool
+}
+
 // BuildSpec describes an image build.
 type BuildSpec struct {
 	// Context is a tar stream of the build context; ContextDir is used when Context is nil.
@@ -203,8 +212,8 @@ type BuildSpec struct {
 	Tags       []string
 	Labels     map[string]string
 	BuildArgs  map[string]string
-	// Network for RUN steps: "" (engine default), "none", or "host" (reach a package index on
-	// the host's loopback).
+	// Network for RUN steps: "" (engine default), "bridge", "none", or "host" (reach a package
+	// index on the host's loopback; never used for what a user's Dockerfile runs).
 	Network string
 	NoCache bool
 }

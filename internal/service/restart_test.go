@@ -38,14 +38,19 @@ func privateFixture(t *testing.T, p *enginetest.Private) (*fixture, string) {
 	cfg.ExtraLabels = labels
 	cfg.CheckInterval = 100 * time.Millisecond
 	cfg.StopGrace = time.Second
-	// The private engine's own address pool would overlap the machine's engine's networks:
-	// the service network comes from the private range, and berth finds it made.
-	p.CreateNetwork(t, cfg.Network, labels)
 	f := &fixture{eng: eng, st: st, cfg: cfg}
 	f.m = service.New(f.cfg, f.st, f.eng, nil)
 	if err := f.m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// The private engine's own address pool would overlap the machine's engine's networks:
+	// the service "web"'s network comes from the private range, made after Start (which
+	// removes networks no service owns yet), and berth finds it made.
+	netLabels := map[string]string{runtime.LabelKind: runtime.KindService, runtime.LabelService: "web", runtime.LabelInstance: cfg.Instance}
+	for k, v := range labels {
+		netLabels[k] = v
+	}
+	p.CreateNetwork(t, cfg.ServiceNetwork("web"), netLabels)
 	t.Cleanup(f.m.Close)
 	f.proxy = httptest.NewServer(proxy.New(proxy.Config{RequestTimeout: 10 * time.Second}, f.m))
 	t.Cleanup(f.proxy.Close)

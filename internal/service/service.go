@@ -53,6 +53,16 @@ const (
 // LabelHealthPath is the image label naming a readiness path (e.g. /healthz).
 const LabelHealthPath = "berth.health-path"
 
+// LabelNetwork names, on a service container, the network it was started on: a container found
+// on another network (an older berth's shared one) is not re-adopted.
+const LabelNetwork = "berth.network"
+
+// Build networks a service image's RUN steps may use (Config.BuildNetwork).
+const (
+	BuildNetworkBridge = "bridge"
+	BuildNetworkNone   = "none"
+)
+
 // Errors.
 var (
 	ErrNotFound = errors.New("service: not found")
@@ -66,8 +76,10 @@ type Config struct {
 	// Instance is the data dir's instance id: it labels and names this berth's service
 	// containers, and re-adoption and clean-up touch only containers carrying it. Required.
 	Instance string
-	// Network is the berth-owned network services live on (default berth-services-<instance>).
-	Network string
+	// BuildNetwork is the network a service image's RUN steps use: "bridge" (reaches the
+	// internet, so apt-get works) or "none" (server flag --service-build-network; default
+	// "bridge"). The host network is never used: a service's Dockerfile is its author's code.
+	BuildNetwork string
 	// StuckTimeout turns a state that has not moved for this long into ERROR (default 5 min).
 	StuckTimeout time.Duration
 	// ReadyTimeout bounds a start: the port answering and the health path passing (default 2 min).
@@ -90,14 +102,37 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig(dataDir, instance string) Config {
-	return Config{DataDir: dataDir, Instance: instance, Network: "berth-services-" + instance,
+	return Config{DataDir: dataDir, Instance: instance, BuildNetwork: BuildNetworkBridge,
 		StuckTimeout: 5 * time.Minute, ReadyTimeout: 2 * time.Minute, PollInterval: 20 * time.Millisecond,
 		CheckInterval: time.Second, StopGrace: 5 * time.Second}
 }
 
-// Networks is what a runtime needs to give services a network of berth's own.
+// ServiceNetwork is the network a service's container lives on, alone: berth-svc-<instance>-<name>.
+// Berth's proxy reaches the container from the host; no other service's container joins it.
+func (c Config) ServiceNetwork(name string) string {
+	if c.Instance == "" {
+		return "berth-svc-" + name
+	}
+	return "berth-svc-" + c.Instance + "-" + name
+}
+
+// CheckBuildNetwork refuses a build network other than bridge and none.
+func CheckBuildNetwork(n string) error {
+	if n != BuildNetworkBridge && n != BuildNetworkNone {
+		return fmt.Errorf("service build network %q: allowed: %s, %s", n, BuildNetworkBridge, BuildNetworkNone)
+	}
+	return nil
+}
+
+// Networks is what a runtime needs to give each service a network of its own. Without it a
+// service cannot start.
 type Networks interface {
-	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
+	// CreateNetwork makes the network if it does not exist (idempotent).
+	CreateNetwork(ctx context.Context, name string, labels map[string]string, o runtime.NetworkOptions) error
+	// RemoveNetwork removes a network; an absent one is fine.
+	RemoveNetwork(ctx context.Context, name string) error
+	// ListNetworks returns the names of the networks carrying every given label.
+	ListNetworks(ctx context.Context, labels map[string]string) ([]string, error)
 }
 
 // Service is a service as the API shows it.
@@ -158,8 +193,8 @@ type Manager struct {
 // New makes a manager; Start re-adopts running services and starts the idle and stuck checks.
 func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Manager {
 	d := DefaultConfig(cfg.DataDir, cfg.Instance)
-	if cfg.Network == "" {
-		cfg.Network = d.Network
+	if cfg.BuildNetwork == "" {
+		cfg.BuildNetwork = d.BuildNetwork
 	}
 	if cfg.StuckTimeout == 0 {
 		cfg.StuckTimeout = d.StuckTimeout
@@ -246,16 +281,11 @@ func (m *Manager) containerName(name string) string {
 	return "berth-" + m.cfg.Instance + "-svc-" + name
 }
 
-// Start makes sure berth's service network exists, re-adopts running service containers,
-// resumes interrupted builds, and starts the idle and stuck checks.
+// Start re-adopts running service containers, removes the containers and networks no service
+// owns, resumes interrupted builds, and starts the idle and stuck checks.
 func (m *Manager) Start(ctx context.Context) error {
 	if _, err := m.capabilities(ctx); err != nil {
 		return err
-	}
-	if n, ok := m.rt.(Networks); ok {
-		if err := n.CreateNetwork(ctx, m.cfg.Network, m.labels("")); err != nil {
-			return fmt.Errorf("service network: %w", err)
-		}
 	}
 	rows, err := m.st.ListServices(ctx)
 	if err != nil {
@@ -280,6 +310,10 @@ func (m *Manager) Start(ctx context.Context) error {
 		t, ok := byName[r.Name]
 		delete(byName, r.Name)
 		switch {
+		case r.ContainerState == Started && ok && t.Running && t.Labels[LabelNetwork] != m.cfg.ServiceNetwork(r.Name):
+			// Started by an older berth on a network other services share: start it again alone.
+			m.rt.Remove(ctx, t.ID)
+			m.st.SetContainerState(ctx, r.Name, Stopped, "", "its container was not on the service's own network")
 		case r.ContainerState == Started && ok && t.Running:
 			addr, err := m.rt.Address(ctx, t.ID, r.Port)
 			if err == nil {
@@ -305,9 +339,59 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, t := range byName {
 		m.rt.Remove(ctx, t.ID) // a service container no service owns
 	}
+	m.removeOrphanNetworks(ctx, rows)
 	m.wg.Add(1)
 	go m.loop()
 	return nil
+}
+
+// removeOrphanNetworks removes this instance's service networks that no defined service owns
+// (a deleted service's, or the network an older berth shared between all services).
+func (m *Manager) removeOrphanNetworks(ctx context.Context, rows []store.ServiceRow) {
+	n, ok := m.rt.(Networks)
+	if !ok || m.cfg.Instance == "" {
+		return // without an instance label, another berth's networks could match
+	}
+	names, err := n.ListNetworks(ctx, map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindService, runtime.LabelInstance: m.cfg.Instance})
+	if err != nil {
+		m.log.Warn("list service networks", "err", err)
+		return
+	}
+	owned := map[string]bool{}
+	for _, r := range rows {
+		owned[m.cfg.ServiceNetwork(r.Name)] = true
+	}
+	for _, name := range names {
+		if owned[name] {
+			continue
+		}
+		if err := n.RemoveNetwork(ctx, name); err != nil {
+			m.log.Warn("remove a service network no service owns", "network", name, "err", err)
+		}
+	}
+}
+
+// network makes the service's own network (idempotent) and returns its name. Its members
+// cannot reach one another either (icc off), should a second container ever join it.
+func (m *Manager) network(ctx context.Context, name string) (string, error) {
+	n, ok := m.rt.(Networks)
+	if !ok {
+		return "", fmt.Errorf("the %s runtime cannot give a service a network of its own", m.rt.Name())
+	}
+	netName := m.cfg.ServiceNetwork(name)
+	if err := n.CreateNetwork(ctx, netName, m.labels(name), runtime.NetworkOptions{Isolated: true}); err != nil {
+		return "", fmt.Errorf("create the network of service %s: %w", name, err)
+	}
+	return netName, nil
+}
+
+// removeNetwork removes the service's own network once no container of it runs.
+func (m *Manager) removeNetwork(ctx context.Context, name string) {
+	if n, ok := m.rt.(Networks); ok {
+		if err := n.RemoveNetwork(ctx, m.cfg.ServiceNetwork(name)); err != nil {
+			m.log.Warn("remove service network", "service", name, "err", err)
+		}
+	}
 }
 
 // Close stops the checks. Running services keep running: the next start re-adopts them.
@@ -490,7 +574,12 @@ func (m *Manager) build(ctx context.Context, name string) {
 		return
 	}
 	defer logf.Close()
-	img, err := b.BuildImage(ctx, runtime.BuildSpec{Context: bytes.NewReader(tarBytes), Tags: []string{ref}, Labels: m.labels(name), Network: "host"}, logf)
+	// RUN steps never get the host network: bridge (or none, by the admin's choice).
+	if err := CheckBuildNetwork(m.cfg.BuildNetwork); err != nil {
+		fail(err.Error())
+		return
+	}
+	img, err := b.BuildImage(ctx, runtime.BuildSpec{Context: bytes.NewReader(tarBytes), Tags: []string{ref}, Labels: m.labels(name), Network: m.cfg.BuildNetwork}, logf)
 	if err != nil {
 		fail(err.Error())
 		return
@@ -678,9 +767,16 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	}
 	m.st.SetContainerState(ctx, name, Starting, "", "")
 	lim := m.limits(ctx, cj)
+	netName, err := m.network(ctx, name)
+	if err != nil {
+		m.st.SetContainerState(ctx, name, Error, "", err.Error())
+		return "", "", &StartError{Reason: err.Error()}
+	}
+	labels := m.labels(name)
+	labels[LabelNetwork] = netName
 	t := runtime.TaskSpec{
-		Name: m.containerName(name), Image: r.ImageRef, Env: env, Labels: m.labels(name),
-		Limits: lim, Network: m.cfg.Network, NetworkAliases: []string{name}, ExposedPorts: []int{r.Port},
+		Name: m.containerName(name), Image: r.ImageRef, Env: env, Labels: labels,
+		Limits: lim, Network: netName, ExposedPorts: []int{r.Port},
 		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
 		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true},
 	}
@@ -816,6 +912,9 @@ func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
 	state, reason := Stopped, ""
 	if system {
 		state, reason = SystemStopped, "idle"
+	} else {
+		// Stopped by a user: its network goes too (an idle stop keeps it for the next start).
+		m.removeNetwork(ctx, name)
 	}
 	return m.st.SetContainerState(ctx, name, state, "", reason)
 }

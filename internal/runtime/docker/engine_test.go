@@ -136,10 +136,10 @@ func TestAddressOnBerthNetwork(t *testing.T) {
 	enginetest.Cleanup(t, e, l)
 	ctx := context.Background()
 	netName := "berth-test-" + l["berth.test-run"]
-	if err := e.CreateNetwork(ctx, netName, l); err != nil {
+	if err := e.CreateNetwork(ctx, netName, l, runtime.NetworkOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.CreateNetwork(ctx, netName, l); err != nil {
+	if err := e.CreateNetwork(ctx, netName, l, runtime.NetworkOptions{}); err != nil {
 		t.Fatalf("second create: %v", err)
 	}
 	id := start(t, e, runtime.TaskSpec{Image: img, Labels: l, Network: netName, NetworkAliases: []string{"svc"},

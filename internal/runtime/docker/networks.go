@@ -12,20 +12,49 @@ import (
 	"github.com/berthproject/berth/internal/runtime"
 )
 
-// CreateNetwork makes a bridge network berth owns (idempotent).
-func (e *Engine) CreateNetwork(ctx context.Context, name string, labels map[string]string) error {
-	if _, err := e.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+// CreateNetwork makes a bridge network berth owns (idempotent). A network of that name that
+// berth did not make is refused, never joined.
+func (e *Engine) CreateNetwork(ctx context.Context, name string, labels map[string]string, o runtime.NetworkOptions) error {
+	if nw, err := e.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		if nw.Labels[runtime.LabelManaged] != "true" {
+			return fmt.Errorf("create network %s: a network of that name exists and berth did not make it: %w", name, runtime.ErrConflict)
+		}
 		return nil
 	}
 	all := map[string]string{runtime.LabelManaged: "true"}
 	for k, v := range labels {
 		all[k] = v
 	}
-	_, err := e.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: all})
+	opts := map[string]string{}
+	if o.Isolated {
+		// Members of the bridge cannot reach one another; the host still reaches each.
+		opts["com.docker.network.bridge.enable_icc"] = "false"
+	}
+	_, err := e.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: all, Options: opts})
 	if err = classify("create network "+name, err); err != nil && !isConflict(err) {
 		return err
 	}
 	return nil
+}
+
+// ListNetworks returns the names of the networks that carry every given label.
+func (e *Engine) ListNetworks(ctx context.Context, labels map[string]string) ([]string, error) {
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("list networks: refusing to list without labels")
+	}
+	f := filters.NewArgs()
+	for _, l := range labelFilter(labels) {
+		f.Add("label", l)
+	}
+	nets, err := e.cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, classify("list networks", err)
+	}
+	out := make([]string, 0, len(nets))
+	for _, nw := range nets {
+		out = append(out, nw.Name)
+	}
+	return out, nil
 }
 
 // RemoveNetwork removes a network; an absent one is fine.
