@@ -76,9 +76,14 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	if err := datadir.Layout(dataDir); err != nil {
 		return "", err
 	}
+	var auth map[string]any
+	if cr.Authorization != nil {
+		// Keboola gives only the credentials of oauth_api (docker-bundle Runner/Authorization).
+		auth = map[string]any{"oauth_api": map[string]any{"credentials": cr.Authorization}}
+	}
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
 		Parameters: cr.Config.Parameters, Storage: cr.Config.Storage,
-		ImageParameters: cr.Component.ImageParameters, Action: cr.Action,
+		ImageParameters: cr.Component.ImageParameters, Action: cr.Action, Authorization: auth,
 	}); err != nil {
 		return "", err
 	}

@@ -69,6 +69,9 @@ type ComponentRun struct {
 	Mode string `json:"mode,omitempty"`
 	// RowID is the configuration row this job runs ("" : the configuration itself).
 	RowID string `json:"row_id,omitempty"`
+	// Authorization is the configuration's stored OAuth credentials, given to the component
+	// as config.json authorization.oauth_api.credentials (nil: authorization is {}).
+	Authorization map[string]any `json:"authorization,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.
 	Before []ProcessorRun `json:"before,omitempty"`
 	After  []ProcessorRun `json:"after,omitempty"`
