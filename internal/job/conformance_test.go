@@ -3,6 +3,9 @@ package job
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -10,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/internal/datadir"
+	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
@@ -895,3 +900,105 @@ func pick(m map[string]any, keys ...string) map[string]any {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestPythonComponentLikeKeboolaLibraries runs a Python component (testdata/kbc-py) that
+// writes its outputs the way keboola.component does: a legacy table manifest with every key,
+// a second table in the format the environment asks for (new with KBC_DATA_TYPE_SUPPORT
+// authoritative, legacy without), a file manifest with is_permanent, is_encrypted and notify,
+// files under /data/in/user and at /data/ top level, and the stored OAuth credentials read
+// from authorization.oauth_api.credentials. Its outputs must land exactly.
+func TestPythonComponentLikeKeboolaLibraries(t *testing.T) {
+	h, st := componentHarness(t, nil)
+	ctx := context.Background()
+	if _, err := h.eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the python base is missing: `make test` bootstraps it")
+		}
+		t.Skip("python base not built")
+	}
+	ref := "berth/test-kbc-py:" + enginetest.Unique(t)
+	if _, err := h.eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: "testdata/kbc-py", Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.eng.RemoveImage(context.Background(), ref) })
+	loadCSV(t, st, "in.c-py.orders", "id,region,amount\n1,east,10\n2,west,5\n3,east,7\n", storage.LoadOptions{PrimaryKey: []string{"id"}})
+	loadCSV(t, st, "out.c-py.regions", "region,total\ngone,1\neast,0\n", storage.LoadOptions{PrimaryKey: []string{"region"}})
+
+	// The shape of docker-bundle's AuthorizationTest::testOauthDecrypt: #data is a JSON string.
+	creds := map[string]any{"id": "test-credentials-45", "authorizedFor": "", "creator": map[string]any{"id": "3800", "description": "tester"},
+		"created": "2016-02-09 09:47:16", "#data": `{"access_token": "abc123"}`, "oauthVersion": "2.0", "appKey": "123456", "#appSecret": "654321"}
+	cfg := spec.ComponentConfig{ID: "kbc-py-1", Component: "kbc-py", Parameters: map[string]any{"drop_regions": []any{"gone"}},
+		Storage: datadir.StorageMapping{Input: datadir.InputMapping{Tables: []datadir.InputTable{{Source: "in.c-py.orders", Destination: "orders.csv"}}}}}
+	run := func(dataTypes string) (Job, map[string]string) {
+		comp := spec.Component{ID: "kbc-py", Image: ref, DataTypeSupport: dataTypes}
+		j := h.runComponent(t, ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1, Action: "run", Authorization: creds}, "")
+		out := h.output(t, j.ID, "")
+		if j.State != StateSucceeded {
+			t.Fatalf("%s/%s %s\n%s\n%s", j.State, j.Reason, j.Message, out, h.output(t, j.ID, "system"))
+		}
+		if sys := h.output(t, j.ID, "system"); strings.Contains(sys, "warning:") {
+			t.Errorf("a manifest key the library writes was not known:\n%s", sys)
+		}
+		return j, probeValues(h.output(t, j.ID, "stdout"))
+	}
+	check := func(run int) {
+		t.Helper()
+		if got := sortedRows(exportCSV(t, st, "out.c-py.regions")); got != "region,total\neast,17\nwest,5\n" {
+			t.Errorf("run %d: regions (incremental, delete_where gone):\n%s", run, got)
+		}
+		if got := exportCSV(t, st, "out.c-py.orders_copy"); got != "id,region,amount\n1,east,10\n2,west,5\n3,east,7\n" {
+			t.Errorf("run %d: orders_copy:\n%s", run, got)
+		}
+		for id, pk := range map[string]string{"out.c-py.regions": "region", "out.c-py.orders_copy": "id"} {
+			if tb, _ := st.GetTable(ctx, st.DB(), id); strings.Join(tb.PrimaryKey, ",") != pk {
+				t.Errorf("run %d: %s primary key %v", run, id, tb.PrimaryKey)
+			}
+		}
+		files, _ := st.ListFiles(ctx, []string{"kbc-py"}, 0)
+		if len(files) != run || files[0].Name != "report.txt" || strings.Join(files[0].Tags, ",") != "kbc-py,report" {
+			t.Errorf("run %d: report files %+v", run, files)
+		} else {
+			rc, _, _ := st.OpenFile(ctx, files[0].ID)
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(b) != "3 orders in 2 regions\n" {
+				t.Errorf("run %d: report %q", run, b)
+			}
+		}
+		if row, _ := h.st.GetConfig(ctx, cfg.ID); strings.ReplaceAll(row.State, " ", "") != fmt.Sprintf(`{"runs":%d}`, run) {
+			t.Errorf("run %d: state %q", run, row.State)
+		}
+	}
+
+	// Run 1: data types authoritative, so the library writes the new format for its second table.
+	_, v := run("authoritative")
+	for k, want := range map[string]string{"oauth_app_key": "123456", "oauth_token_length": "6", "user_file": "ok", "top_file": "ok",
+		"format": "new legacy_queue=False"} {
+		if v[k] != want {
+			t.Errorf("%s = %q, want %q", k, v[k], want)
+		}
+	}
+	legacyMan, newMan := jsonMap(t, v["manifest:regions.csv"]), jsonMap(t, v["manifest:orders_copy.csv"])
+	for _, k := range []string{"destination", "columns", "incremental", "primary_key", "write_always", "delimiter", "enclosure",
+		"metadata", "column_metadata", "delete_where_column", "delete_where_values", "delete_where_operator"} {
+		if _, ok := legacyMan[k]; !ok {
+			t.Errorf("the legacy manifest lacks %s: %v", k, legacyMan)
+		}
+	}
+	for _, k := range []string{"manifest_type", "has_header", "schema", "table_metadata", "write_always"} {
+		if _, ok := newMan[k]; !ok {
+			t.Errorf("the new manifest lacks %s: %v", k, newMan)
+		}
+	}
+	check(1)
+
+	// Run 2: no data type support: both tables in the legacy format; the state carries on.
+	_, v = run("")
+	if v["format"] != "legacy legacy_queue=False" {
+		t.Errorf("format %q", v["format"])
+	}
+	if m := jsonMap(t, v["manifest:orders_copy.csv"]); m["manifest_type"] != nil || m["columns"] != nil || m["primary_key"] == nil {
+		t.Errorf("the legacy manifest of a table with a header: %v", m)
+	}
+	check(2)
+}
