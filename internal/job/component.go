@@ -550,15 +550,19 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {
 			return err
 		}
-		owner := r.m.cfg.User
+		// As Keboola's moveOutputToInput: the next image finds tables, files (and in/user)
+		// again, and the whole folder is its own to write: the inputs are a copy.
+		subs := []string{"tables", "files"}
 		if stage == "before" {
-			owner = "0:0" // inputs are read-only for the component
+			subs = append(subs, "user")
 		}
-		if err := chownTree(dest, owner); err != nil {
+		for _, sub := range subs {
+			if err := os.MkdirAll(filepath.Join(dest, sub), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := chownTree(dest, r.m.cfg.User); err != nil {
 			return err
-		}
-		for _, sub := range []string{"tables", "files"} {
-			os.MkdirAll(filepath.Join(dest, sub), 0o755)
 		}
 		os.RemoveAll(pdir)
 	}

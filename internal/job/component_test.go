@@ -353,6 +353,7 @@ cp /data/in/tables/*.manifest /data/out/tables/ 2>/dev/null; exit 0
 `)
 	// the component: copies its input to an output table with a marker row.
 	main := h.componentImage(t, `cp /data/in/tables/words.csv /data/out/tables/words.csv; echo MAIN >> /data/out/tables/words.csv
+if echo x >> /data/in/tables/words.csv 2>/dev/null; then echo "inputs=writable"; fi
 `)
 	// after #1 and #2: each appends its parameter, in order.
 	appendRow := h.componentImage(t, `v=$(grep -o '"row": "[A-Z0-9]*"' /data/config.json | cut -d'"' -f4)
@@ -383,7 +384,8 @@ cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/ta
 			{Component: spec.Component{ID: "append", Image: appendRow}, Parameters: map[string]any{"row": "P2"}},
 		}})
 	out := h.output(t, j.ID, "")
-	if j.State != StateSucceeded {
+	// The component's inputs are its own copy, writable, after before-processors too.
+	if j.State != StateSucceeded || !strings.Contains(out, "inputs=writable") {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, out)
 	}
 	if got := exportCSV(t, st, "out.c-main.words"); got != "W\nALPHA\nBETA\nMAIN\nP1\nP2\n" {
