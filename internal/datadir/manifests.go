@@ -193,7 +193,7 @@ func MergeTable(source string, man OutTableManifest, mt *OutputTable) OutTable {
 	}
 	t := OutTable{Source: source, Destination: o.Destination, Incremental: o.Incremental,
 		PrimaryKey: o.PrimaryKey, Columns: o.Columns, DeleteWhere: o.DeleteWhereColumn,
-		DeleteVals: o.DeleteWhereValues, WriteAlways: o.WriteAlways}
+		DeleteVals: o.DeleteWhereValues, DeleteOp: o.DeleteWhereOperator, WriteAlways: o.WriteAlways}
 	// The newer format: the schema names the columns (and the primary key); the CSV has a
 	// header row only when has_header says so.
 	if len(o.Schema) > 0 {

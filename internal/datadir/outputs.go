@@ -21,6 +21,7 @@ type OutTable struct {
 	PrimaryKey  []string
 	DeleteWhere string
 	DeleteVals  []string
+	DeleteOp    string // eq | ne
 	WriteAlways bool
 	// Metadata and ColumnMetadata are kept as the table's and its columns' metadata.
 	Metadata       map[string]string

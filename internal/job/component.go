@@ -431,7 +431,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	for _, p := range load {
 		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
 			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
-			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals,
+			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 		}); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}
