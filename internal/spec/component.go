@@ -49,7 +49,7 @@ type ComponentConfig struct {
 	// Rows are the configuration's rows (Keboola's configuration rows): running the
 	// configuration runs each enabled row in order, with the configuration's parameters merged
 	// under the row's, the row's storage mapping, and a state of the row's own.
-	Rows []ConfigRow `json:"rows,omitempty"`
+	Rows datadir.List[ConfigRow] `json:"rows,omitempty"`
 }
 
 // ConfigRow is one row of a configuration.
