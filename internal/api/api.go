@@ -64,6 +64,13 @@ type Deps struct {
 	// Services and Proxy serve long-running services (nil: those routes are off).
 	Services *service.Manager
 	Proxy    http.Handler
+	// Sealer seals stored credentials (nil: they cannot be stored).
+	Sealer Sealer
+}
+
+// Sealer encrypts secrets kept at rest.
+type Sealer interface {
+	Seal(plain []byte) ([]byte, error)
 }
 
 // Server is the API's http.Handler.

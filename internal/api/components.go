@@ -30,6 +30,9 @@ func (s *Server) routesComponents(api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/configs/{id}", s.handleGetConfig)
 	api.HandleFunc("GET /api/v1/configs/{id}/state", s.handleGetState)
 	api.HandleFunc("POST /api/v1/configs/{id}/run", s.handleRunConfig)
+	api.HandleFunc("PUT /api/v1/configs/{id}/credentials", s.handlePutCredentials)
+	api.HandleFunc("GET /api/v1/configs/{id}/credentials", s.handleGetCredentials)
+	api.HandleFunc("DELETE /api/v1/configs/{id}/credentials", s.handleDeleteCredentials)
 	api.HandleFunc("POST /api/v1/components/{id}/actions/{action}", s.handleSyncAction)
 
 	api.HandleFunc("POST /api/v1/storage/buckets", s.handleCreateBucket)
@@ -198,8 +201,83 @@ func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	state := row.State
+	if rowID := r.URL.Query().Get("row"); rowID != "" {
+		if state, _, err = s.d.Store.GetRowState(r.Context(), row.ID, rowID); err != nil {
+			s.internal(w, "read row state", err)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, row.State+"\n")
+	io.WriteString(w, state+"\n")
+}
+
+// handlePutCredentials stores a configuration's OAuth-style credentials, sealed with the
+// data dir's key. They are given to its runs as authorization.oauth_api.credentials and never
+// returned by the API again. Admin only (configurations have no owner yet).
+func (s *Server) handlePutCredentials(w http.ResponseWriter, r *http.Request) {
+	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
+		writeError(w, http.StatusForbidden, "forbidden", "storing credentials needs an admin token", "")
+		return
+	}
+	if s.d.Sealer == nil {
+		writeError(w, http.StatusNotImplemented, "unsupported", "this server has no key to seal credentials with", "")
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.d.Store.GetConfig(r.Context(), id); err != nil {
+		if !s.validationError(w, err) {
+			s.internal(w, "read config", err)
+		}
+		return
+	}
+	body, ok := readBody(w, r, 1<<20)
+	if !ok {
+		return
+	}
+	var creds map[string]any
+	if err := json.Unmarshal(body, &creds); err != nil || creds == nil {
+		writeError(w, http.StatusBadRequest, "invalid", "the body must be a JSON object: the credentials as the component reads them in authorization.oauth_api.credentials", "credentials")
+		return
+	}
+	sealed, err := s.d.Sealer.Seal(body)
+	if err != nil {
+		s.internal(w, "seal credentials", err)
+		return
+	}
+	if err := s.d.Store.PutCredentials(r.Context(), id, sealed); err != nil {
+		s.internal(w, "store credentials", err)
+		return
+	}
+	s.d.Log.Info("stored credentials", "config", id)
+	writeJSON(w, http.StatusOK, map[string]any{"config": id, "stored": true})
+}
+
+// handleGetCredentials says whether credentials are stored, never what they are.
+func (s *Server) handleGetCredentials(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, at, err := s.d.Store.GetCredentials(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusOK, map[string]any{"config": id, "stored": false})
+		return
+	}
+	if err != nil {
+		s.internal(w, "read credentials", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"config": id, "stored": true, "updated_at": at})
+}
+
+func (s *Server) handleDeleteCredentials(w http.ResponseWriter, r *http.Request) {
+	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
+		writeError(w, http.StatusForbidden, "forbidden", "removing credentials needs an admin token", "")
+		return
+	}
+	if err := s.d.Store.DeleteCredentials(r.Context(), r.PathValue("id")); err != nil {
+		s.internal(w, "remove credentials", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +299,21 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 	var cfg spec.ComponentConfig
 	json.Unmarshal([]byte(row.Body), &cfg)
 	cr := &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run"}
+	if len(cfg.Rows) > 0 {
+		rows, err := cfg.RowsToRun(r.URL.Query().Get("row"))
+		if err != nil {
+			s.validationError(w, err)
+			return
+		}
+		if len(rows) == 0 {
+			writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("configuration %s has no enabled row (run one by id: ?row=ID)", cfg.ID), "rows")
+			return
+		}
+		cr.Rows = rows
+	} else if r.URL.Query().Get("row") != "" {
+		writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("configuration %s has no rows", cfg.ID), "row")
+		return
+	}
 	if cfg.Processors != nil {
 		for stage, list := range map[string][]datadir.Processor{"before": cfg.Processors.Before, "after": cfg.Processors.After} {
 			for i, proc := range list {

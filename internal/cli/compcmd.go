@@ -276,10 +276,14 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	}
 	var wait bool
+	var row, stateRow string
 	run := &cobra.Command{
-		Use:     "run ID",
-		Short:   "Run a configuration as a job (inputs mapped, outputs loaded, state saved)",
-		Example: "  berth config run sales-daily --wait",
+		Use:   "run ID",
+		Short: "Run a configuration as a job (inputs mapped, outputs loaded, state saved)",
+		Long: `Run a configuration as a job. A configuration with rows runs each enabled row in order
+(the configuration's parameters merged under the row's, the row's own mapping and state);
+--row runs only that row, even a disabled one.`,
+		Example: "  berth config run sales-daily --wait\n  berth config run sales-daily --row eu --wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(g)
@@ -287,7 +291,11 @@ func newConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var j job.Job
-			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/configs/"+url.PathEscape(args[0])+"/run", nil, &j); err != nil {
+			path := "/api/v1/configs/" + url.PathEscape(args[0]) + "/run"
+			if row != "" {
+				path += "?row=" + url.QueryEscape(row)
+			}
+			if err := c.do(cmd.Context(), http.MethodPost, path, nil, &j); err != nil {
 				return err
 			}
 			if !wait {
@@ -304,6 +312,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	}
 	run.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job's output and exit with its code")
+	run.Flags().StringVar(&row, "row", "", "run only this row of the configuration")
 	state := &cobra.Command{
 		Use:   "state ID",
 		Short: "Print a configuration's state (what its last successful run wrote to out/state.json)",
@@ -313,9 +322,60 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs/"+url.PathEscape(args[0])+"/state", "", nil, g.stdout)
+			path := "/api/v1/configs/" + url.PathEscape(args[0]) + "/state"
+			if stateRow != "" {
+				path += "?row=" + url.QueryEscape(stateRow)
+			}
+			return c.raw(cmd.Context(), http.MethodGet, path, "", nil, g.stdout)
 		},
 	}
+	state.Flags().StringVar(&stateRow, "row", "", "the state of this row of the configuration")
+	creds := &cobra.Command{
+		Use:   "credentials",
+		Short: "Store, check or remove a configuration's OAuth-style credentials (admin token)",
+		Long: `A configuration's stored credentials reach each of its runs as
+authorization.oauth_api.credentials in /data/config.json. They are sealed with the data dir's key
+and never shown again: "status" says only whether some are stored.`,
+	}
+	creds.AddCommand(&cobra.Command{
+		Use:     "set ID FILE.json",
+		Short:   "Store credentials (a JSON object) for a configuration, replacing earlier ones",
+		Example: "  berth config credentials set sales-daily oauth.json",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			body, err := readFile(args[1])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			if err := c.raw(cmd.Context(), http.MethodPut, "/api/v1/configs/"+url.PathEscape(args[0])+"/credentials", "application/json", bytes.NewReader(body), io.Discard); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "credentials of %s stored (sealed; they are not shown again)\n", args[0])
+			return nil
+		},
+	}, &cobra.Command{
+		Use: "status ID", Short: "Say whether credentials are stored for a configuration", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs/"+url.PathEscape(args[0])+"/credentials", "", nil, g.stdout)
+		},
+	}, &cobra.Command{
+		Use: "delete ID", Short: "Remove a configuration's stored credentials", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			return c.raw(cmd.Context(), http.MethodDelete, "/api/v1/configs/"+url.PathEscape(args[0])+"/credentials", "", nil, io.Discard)
+		},
+	})
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List configurations",
@@ -328,7 +388,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs", "", nil, g.stdout)
 		},
 	}
-	cmd.AddCommand(create, run, state, list)
+	cmd.AddCommand(create, run, state, list, creds)
 	return cmd
 }
 

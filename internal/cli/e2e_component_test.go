@@ -161,3 +161,64 @@ func TestComponentImageFromGit(t *testing.T) {
 		t.Fatalf("%d images for two commits", len(componentTags(eng, id)))
 	}
 }
+
+// TestRowsAndCredentialsThroughCLI: a configuration with rows runs each enabled row through
+// the server (or one by --row) with a state each; credentials stored with `config
+// credentials set` reach the component, are hidden in its output and never read back.
+func TestRowsAndCredentialsThroughCLI(t *testing.T) {
+	eng := enginetest.Require(t)
+	img := enginetest.Busybox(t, eng)
+	id := "e2e-rows-" + enginetest.Unique(t)
+	t.Cleanup(func() { removeComponentImages(eng, id) })
+	dataDir := t.TempDir()
+	s := startServer(t, dataDir, freePort(t))
+	env := []string{"BERTH_SERVER=http://" + s.addr, "BERTH_TOKEN=" + s.token}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`echo "row=$KBC_CONFIGROWID region=$(tr -d ' \n' < /data/config.json | grep -o '"region":"[a-z]*"')"
+echo "secret=$(tr -d ' \n' < /data/config.json | grep -o '"#token":"[^"]*"')"
+echo "{\"seen\": \"$KBC_CONFIGROWID\"}" > /data/out/state.json
+`), 0o644)
+	comp := filepath.Join(t.TempDir(), "component.json")
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": ""}`), 0o644)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(`{"id": "rows-cfg", "component": "`+id+`", "parameters": {"region": "none"},
+	  "rows": {"0": {"id": "eu", "parameters": {"region": "eu"}}, "1": {"id": "us", "is_disabled": true, "parameters": {"region": "us"}}}}`), 0o644)
+	creds := filepath.Join(t.TempDir(), "oauth.json")
+	os.WriteFile(creds, []byte(`{"#token": "tok-e2e-98765", "oauthVersion": "2.0"}`), 0o644)
+
+	if r := berth(t, env, "component", "register", "--build", dir, comp); r.code != 0 {
+		t.Fatalf("register: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "create", cfg); r.code != 0 {
+		t.Fatalf("config create: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "credentials", "set", "rows-cfg", creds); r.code != 0 || strings.Contains(r.stdout, "tok-e2e") {
+		t.Fatalf("credentials set: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "credentials", "status", "rows-cfg"); !strings.Contains(r.stdout, `"stored": true`) && !strings.Contains(r.stdout, `"stored":true`) || strings.Contains(r.stdout, "tok-e2e") {
+		t.Fatalf("credentials status: %q", r.stdout)
+	}
+	r := berth(t, env, "config", "run", "rows-cfg", "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, `row=eu region="region":"eu"`) || strings.Contains(r.stdout, "row=us") {
+		t.Fatalf("config run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `secret="#token":"[hidden]"`) || strings.Contains(r.stdout+r.stderr, "tok-e2e-98765") {
+		t.Fatalf("the credentials did not arrive hidden:\n%s", r.stdout)
+	}
+	if r := berth(t, env, "config", "run", "rows-cfg", "--row", "us", "--wait"); r.code != 0 || !strings.Contains(r.stdout, "row=us") {
+		t.Fatalf("run --row us: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "state", "rows-cfg", "--row", "eu"); strings.TrimSpace(r.stdout) != `{"seen": "eu"}` {
+		t.Fatalf("state of row eu: %q %s", r.stdout, r.stderr)
+	}
+	if r := berth(t, env, "config", "run", "rows-cfg", "--row", "nope"); r.code == 0 || !strings.Contains(r.stderr, "no row") {
+		t.Fatalf("unknown row: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// Nothing on disk holds the credentials in plain text.
+	db, _ := os.ReadFile(filepath.Join(dataDir, "berth.db"))
+	if strings.Contains(string(db), "tok-e2e-98765") {
+		t.Fatal("the database holds the credentials in plain text")
+	}
+}

@@ -37,6 +37,7 @@ type serverFlags struct {
 	proxyTimeout time.Duration
 	forwardToken bool
 	stuckTimeout time.Duration
+	publicURL    string
 	maxDataSize  string
 	strictLimits bool
 	svcBuildNet  string
@@ -63,6 +64,7 @@ start, and their containers are removed.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", envOr("BERTH_LISTEN", "127.0.0.1:8760"), "address to serve on (env BERTH_LISTEN)")
+	fl.StringVar(&f.publicURL, "public-url", envOr("BERTH_PUBLIC_URL", ""), "address users reach this server at; its host is KBC_STACKID in components (env BERTH_PUBLIC_URL; default http://<listen>)")
 	fl.IntVar(&f.workers, "workers", 2, "jobs that run at once")
 	fl.StringSliceVar(&f.shareRoots, "share-root", nil, "folders submitted mounts may come from; relative sources resolve against the first (default <data-dir>/share)")
 	fl.StringSliceVar(&f.allowNet, "allow-network", nil, `networks a block may ask for besides "none" (e.g. bridge)`)
@@ -165,13 +167,22 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
+	sealer, err := auth.LoadOrCreateKey(filepath.Join(dataDir, secretKeyFile))
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	jcfg := job.DefaultConfig(dataDir)
 	jcfg.Storage = stor
+	jcfg.Sealer = sealer
 	jcfg.Workers = f.workers
 	jcfg.Instance = instance
 	jcfg.ShareRoots = shareRoots
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
 	jcfg.ExtraLabels = extra
+	jcfg.PublicURL = f.publicURL
+	if jcfg.PublicURL == "" {
+		jcfg.PublicURL = "http://" + f.listen
+	}
 	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
 		return err
 	}
@@ -213,6 +224,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		BuildLog: images.BuildLog,
 		Store:    st,
 		Storage:  stor,
+		Sealer:   sealer,
 		ImageExists: func(ctx context.Context, ref string) error {
 			_, err := eng.InspectImage(ctx, ref)
 			return err

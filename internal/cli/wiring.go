@@ -17,6 +17,10 @@ import (
 // adminTokenFile is where the server writes the first admin token, inside --data-dir.
 const adminTokenFile = "admin-token"
 
+// secretKeyFile is the key stored credentials are sealed with, inside --data-dir (mode 0600).
+// Losing it makes them unreadable: back it up with the database.
+const secretKeyFile = "secret.key"
+
 // openEngine connects to the container engine. Today that is the local Docker Engine (or
 // DOCKER_HOST); other backends are chosen here when they exist.
 func openEngine(ctx context.Context, instance string) (*docker.Engine, error) {

@@ -14,109 +14,21 @@ import (
 	"time"
 )
 
-// Config is /data/config.json.
+// Config is /data/config.json as Keboola's runner writes it: runtime and processors are
+// never given to the component, shared_code_row_ids is always there, and the storage mapping
+// carries every default the runner fills in.
 type Config struct {
-	Parameters      map[string]any `json:"parameters"`
-	Storage         StorageMapping `json:"storage"`
-	ImageParameters map[string]any `json:"image_parameters"`
-	Authorization   map[string]any `json:"authorization"`
-	Action          string         `json:"action"`
-	Runtime         map[string]any `json:"runtime,omitempty"`
-	Processors      *Processors    `json:"processors,omitempty"`
-}
-
-// StorageMapping is a configuration's input and output mapping.
-type StorageMapping struct {
-	Input  InputMapping  `json:"input"`
-	Output OutputMapping `json:"output"`
-}
-
-// InputMapping selects what the component reads.
-type InputMapping struct {
-	Tables []InputTable `json:"tables,omitempty"`
-	Files  []InputFiles `json:"files,omitempty"`
-}
-
-// InputTable is one table given to the component.
-type InputTable struct {
-	Source        string   `json:"source"`
-	Destination   string   `json:"destination,omitempty"`
-	Columns       []string `json:"columns,omitempty"`
-	WhereColumn   string   `json:"where_column,omitempty"`
-	WhereOperator string   `json:"where_operator,omitempty"`
-	WhereValues   []string `json:"where_values,omitempty"`
-	ChangedSince  string   `json:"changed_since,omitempty"`
-	Limit         int      `json:"limit,omitempty"`
-}
-
-// InputFiles selects files by tags.
-type InputFiles struct {
-	Tags  []string `json:"tags"`
-	Limit int      `json:"limit,omitempty"`
-}
-
-// OutputMapping says where the component's outputs go.
-type OutputMapping struct {
-	Tables []OutputTable `json:"tables,omitempty"`
-	Files  []OutputFile  `json:"files,omitempty"`
-}
-
-// OutputTable maps an output file to a table.
-type OutputTable struct {
-	Source            string   `json:"source"`
-	Destination       string   `json:"destination"`
-	Incremental       bool     `json:"incremental,omitempty"`
-	PrimaryKey        []string `json:"primary_key,omitempty"`
-	Columns           []string `json:"columns,omitempty"`
-	DeleteWhereColumn string   `json:"delete_where_column,omitempty"`
-	DeleteWhereValues []string `json:"delete_where_values,omitempty"`
-	WriteAlways       bool     `json:"write_always,omitempty"`
-}
-
-// OutputFile maps an output file to tags.
-type OutputFile struct {
-	Source string   `json:"source"`
-	Tags   []string `json:"tags,omitempty"`
-}
-
-// Processors run before and after the component.
-type Processors struct {
-	Before []Processor `json:"before,omitempty"`
-	After  []Processor `json:"after,omitempty"`
-}
-
-// Processor is a component run over the same data folder.
-type Processor struct {
-	Definition struct {
-		Component string `json:"component"`
-	} `json:"definition"`
-	Parameters map[string]any `json:"parameters,omitempty"`
-}
-
-// TableManifest is in/tables/<name>.manifest.
-type TableManifest struct {
-	ID             string   `json:"id"`
-	Name           string   `json:"name"`
-	Columns        []string `json:"columns"`
-	PrimaryKey     []string `json:"primary_key"`
-	RowsCount      int      `json:"rows_count"`
-	Created        string   `json:"created"`
-	LastChangeDate string   `json:"last_change_date"`
-}
-
-// FileManifest is in/files/<id>_<name>.manifest.
-type FileManifest struct {
-	ID        int64    `json:"id"`
-	Name      string   `json:"name"`
-	Tags      []string `json:"tags"`
-	SizeBytes int64    `json:"size_bytes"`
-	Created   string   `json:"created"`
-	IsPublic  bool     `json:"is_public"`
+	Parameters       map[string]any `json:"parameters"`
+	ImageParameters  map[string]any `json:"image_parameters"`
+	Action           string         `json:"action"`
+	SharedCodeRowIDs []string       `json:"shared_code_row_ids"`
+	Storage          StorageMapping `json:"storage"`
+	Authorization    map[string]any `json:"authorization"`
 }
 
 // Layout creates the folders of a data dir.
 func Layout(dir string) error {
-	for _, d := range []string{"in/tables", "in/files", "out/tables", "out/files"} {
+	for _, d := range []string{"in/tables", "in/files", "in/user", "out/tables", "out/files"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
@@ -147,15 +59,25 @@ func WriteConfig(dir string, c Config) error {
 	if c.Action == "" {
 		c.Action = "run"
 	}
+	if c.SharedCodeRowIDs == nil {
+		c.SharedCodeRowIDs = []string{}
+	}
+	c.Storage.Normalize()
 	return WriteJSON(filepath.Join(dir, "config.json"), c)
 }
 
-// WriteState writes in/state.json ({} when state is nil).
+// WriteState writes in/state.json ({} when state is nil), replacing whatever is there
+// without writing through a link (a before-processor's output became in/).
 func WriteState(dir string, state json.RawMessage) error {
 	if len(state) == 0 {
 		state = json.RawMessage("{}")
 	}
-	return os.WriteFile(filepath.Join(dir, "in", "state.json"), state, 0o644)
+	f, err := OpenFolder(dir, "")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Replace("in/state.json", state)
 }
 
 // ReadState reads out/state.json, below dir and without following links, refusing one over
@@ -179,26 +101,6 @@ func ReadState(dir string, lim Limits) (json.RawMessage, bool, error) {
 		return nil, false, &Error{File: "out/state.json", Message: "not a JSON object: " + err.Error()}
 	}
 	return b, true, nil
-}
-
-// CarryState copies a processor's in/state.json to its out/state.json, so the state travels
-// with the inputs it hands on. Whatever the processor left at out/state.json is replaced,
-// never written through; a missing in/state.json carries nothing.
-func CarryState(dir string, lim Limits) error {
-	lim = lim.orDefaults()
-	f, err := OpenFolder(dir, "")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	b, err := f.ReadFile("in/state.json", lim.MaxStateBytes, "the cap on state.json")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return f.Replace("out/state.json", b)
 }
 
 // Error is a problem with a file the component wrote: the job fails as a user error naming it.

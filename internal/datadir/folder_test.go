@@ -92,7 +92,7 @@ func TestFolderRefusesWhatIsNotARegularFile(t *testing.T) {
 			Layout(d)
 			c.setup(t, d)
 			done := make(chan error, 1)
-			go func() { _, _, err := ReadOutputs(d, OutputMapping{}, Limits{}); done <- err }()
+			go func() { _, err := ReadOutputs(d, OutputMapping{}, Limits{}); done <- err }()
 			select {
 			case err := <-done:
 				wantError(t, err, c.file, c.what)
@@ -145,29 +145,24 @@ func TestFolderOpenNeverFollows(t *testing.T) {
 	}
 }
 
-func TestReplaceRemovesALinkInsteadOfWritingThroughIt(t *testing.T) {
+func TestWriteStateRemovesALinkInsteadOfWritingThroughIt(t *testing.T) {
 	_, victim := outside(t)
 	d := t.TempDir()
 	Layout(d)
-	WriteState(d, []byte(`{"n": 1}`))
-	os.Symlink(victim, filepath.Join(d, "out/state.json"))
-	if err := CarryState(d, Limits{}); err != nil {
+	os.Symlink(victim, filepath.Join(d, "in/state.json"))
+	if err := WriteState(d, []byte(`{"n": 1}`)); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "secret\nHOSTSECRET\n" {
 		t.Fatalf("written through the link: %q", b)
 	}
-	fi, err := os.Lstat(filepath.Join(d, "out/state.json"))
+	fi, err := os.Lstat(filepath.Join(d, "in/state.json"))
 	if err != nil || !fi.Mode().IsRegular() {
-		t.Fatalf("out/state.json: %v %v", fi, err)
+		t.Fatalf("in/state.json: %v %v", fi, err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(d, "out/state.json")); string(b) != `{"n": 1}` {
-		t.Fatalf("carried state %q", b)
+	if b, _ := os.ReadFile(filepath.Join(d, "in/state.json")); string(b) != `{"n": 1}` {
+		t.Fatalf("state %q", b)
 	}
-	// A state over the cap is not carried.
-	WriteState(d, []byte(`{"n": "`+strings.Repeat("x", 100)+`"}`))
-	err = CarryState(d, Limits{MaxStateBytes: 50})
-	wantError(t, err, "in/state.json", "50 B")
 }
 
 func TestOutputCaps(t *testing.T) {
@@ -187,13 +182,13 @@ func TestOutputCaps(t *testing.T) {
 		Layout(d)
 		write(t, filepath.Join(d, "out/tables/t.csv"), "a\n1\n")
 		write(t, filepath.Join(d, "out/tables/t.csv.manifest"), `{"destination": "out.c-a.t"`+strings.Repeat(" ", 2<<10)+`}`)
-		_, _, err := ReadOutputs(d, OutputMapping{}, Limits{MaxManifestBytes: 1 << 10})
+		_, err := ReadOutputs(d, OutputMapping{}, Limits{MaxManifestBytes: 1 << 10})
 		wantError(t, err, "out/tables/t.csv.manifest", "1 KiB")
 		write(t, filepath.Join(d, "out/files/f"), "x")
 		write(t, filepath.Join(d, "out/files/f.manifest"), `{"tags": []`+strings.Repeat(" ", 2<<10)+`}`)
 		os.Remove(filepath.Join(d, "out/tables/t.csv.manifest"))
 		os.Rename(filepath.Join(d, "out/tables/t.csv"), filepath.Join(d, "out/tables/out.c-a.t.csv"))
-		_, _, err = ReadOutputs(d, OutputMapping{}, Limits{MaxManifestBytes: 1 << 10})
+		_, err = ReadOutputs(d, OutputMapping{}, Limits{MaxManifestBytes: 1 << 10})
 		wantError(t, err, "out/files/f.manifest", "1 KiB")
 	})
 	t.Run("files", func(t *testing.T) {
@@ -203,10 +198,10 @@ func TestOutputCaps(t *testing.T) {
 			write(t, filepath.Join(d, fmt.Sprintf("out/files/f%d", i)), "x")
 		}
 		// out/files, out/tables and five files: seven entries.
-		if _, _, err := ReadOutputs(d, OutputMapping{}, Limits{MaxOutputFiles: 7}); err != nil {
+		if _, err := ReadOutputs(d, OutputMapping{}, Limits{MaxOutputFiles: 7}); err != nil {
 			t.Fatalf("at the cap: %v", err)
 		}
-		_, _, err := ReadOutputs(d, OutputMapping{}, Limits{MaxOutputFiles: 6})
+		_, err := ReadOutputs(d, OutputMapping{}, Limits{MaxOutputFiles: 6})
 		wantError(t, err, "out/", "6")
 		_, err = CopyTree(filepath.Join(d, "out"), "out", filepath.Join(t.TempDir(), "c"), Limits{MaxOutputFiles: 6})
 		wantError(t, err, "out/", "6")

@@ -3,31 +3,13 @@ package datadir
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
 )
-
-// OutTableManifest is out/tables/<name>.manifest.
-type OutTableManifest struct {
-	Destination       string   `json:"destination"`
-	Incremental       bool     `json:"incremental"`
-	PrimaryKey        []string `json:"primary_key"`
-	Columns           []string `json:"columns"`
-	DeleteWhereColumn string   `json:"delete_where_column"`
-	DeleteWhereValues []string `json:"delete_where_values"`
-	Delimiter         string   `json:"delimiter"`
-	Enclosure         string   `json:"enclosure"`
-}
-
-// OutFileManifest is out/files/<name>.manifest.
-type OutFileManifest struct {
-	Tags     []string `json:"tags"`
-	IsPublic bool     `json:"is_public"`
-}
 
 // OutTable is a table the component wrote, ready to load.
 type OutTable struct {
@@ -39,14 +21,22 @@ type OutTable struct {
 	PrimaryKey  []string
 	DeleteWhere string
 	DeleteVals  []string
+	DeleteOp    string // eq | ne
 	WriteAlways bool
+	// Metadata and ColumnMetadata are kept as the table's and its columns' metadata.
+	Metadata       map[string]string
+	ColumnMetadata map[string]map[string]string
 }
 
 // OutFile is a file the component wrote.
 type OutFile struct {
 	Name string
 	Tags []string
-	dir  string // the /data folder it is read from
+	// IsPermanent, IsPublic and Notify are kept as the file's attributes.
+	IsPermanent bool
+	IsPublic    bool
+	Notify      bool
+	dir         string // the /data folder it is read from
 }
 
 // Open opens the file's content, below the job's folder and without following links.
@@ -59,20 +49,32 @@ func (o OutFile) Open() (*os.File, error) {
 	return f.Open("out/files/" + o.Name)
 }
 
+// Outputs is what a component left in out/, with manifests and the mapping applied.
+type Outputs struct {
+	Tables []OutTable
+	Files  []OutFile
+	// Missing is Keboola's message for the tables and files the mapping names that were not
+	// written ("" when none): an error for a job that succeeded, ignored for one that failed.
+	Missing string
+	// Warnings are lines for the job's log (manifest keys berth does not know).
+	Warnings []string
+}
+
 // ReadOutputs reads every table and file under out/, with manifests and the mapping applied.
 // Everything is read below dir without following links: out/ must hold only real folders and
 // regular files with a single name, at most lim.MaxOutputFiles of them, and each manifest at
 // most lim.MaxManifestBytes. A link, a malformed manifest or a table without a destination is
 // an *Error naming the file: nothing should be loaded then.
-func ReadOutputs(dir string, m OutputMapping, lim Limits) ([]OutTable, []OutFile, error) {
+func ReadOutputs(dir string, m OutputMapping, lim Limits) (Outputs, error) {
+	var res Outputs
 	lim = lim.orDefaults()
 	f, err := OpenFolder(dir, "")
 	if err != nil {
-		return nil, nil, err
+		return res, err
 	}
 	defer f.Close()
 	if err := f.Walk("out", lim.MaxOutputFiles, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
+		return res, err
 	}
 	manifest := func(rel string) ([]byte, bool, error) {
 		b, err := f.ReadFile(rel, lim.MaxManifestBytes, "the cap on a manifest")
@@ -83,9 +85,9 @@ func ReadOutputs(dir string, m OutputMapping, lim Limits) ([]OutTable, []OutFile
 	}
 	entries, err := f.ReadDir("out/tables")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
+		return res, err
 	}
-	var tables []OutTable
+	written := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
 		rel := "out/tables/" + name
@@ -93,91 +95,116 @@ func ReadOutputs(dir string, m OutputMapping, lim Limits) ([]OutTable, []OutFile
 			base := strings.TrimSuffix(name, ".manifest")
 			if _, err := f.Lstat("out/tables/" + base); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return nil, nil, &Error{File: rel, Message: "a manifest without its table " + base}
+					return res, &Error{File: rel, Message: fmt.Sprintf("Found orphaned table manifest: %q (no table %s beside it)", name, base)}
 				}
-				return nil, nil, err
+				return res, err
 			}
 			continue
 		}
+		written[name] = true
 		var man OutTableManifest
 		b, found, err := manifest(rel + ".manifest")
 		if err != nil {
-			return nil, nil, err
+			return res, err
 		}
 		if found {
-			if man, err = ParseTableManifest(b); err != nil {
-				return nil, nil, &Error{File: rel + ".manifest", Message: err.Error()}
+			var unknown []string
+			if man, unknown, err = ParseTableManifest(b); err != nil {
+				return res, &Error{File: rel + ".manifest", Message: err.Error()}
+			}
+			if len(unknown) > 0 {
+				res.Warnings = append(res.Warnings, UnknownKeysWarning(rel+".manifest", unknown))
 			}
 		}
-		t := OutTable{Source: name, Incremental: man.Incremental, PrimaryKey: man.PrimaryKey, Columns: man.Columns,
-			DeleteWhere: man.DeleteWhereColumn, DeleteVals: man.DeleteWhereValues}
-		// Destination: mapping → manifest → file name.
-		t.Destination = man.Destination
-		for _, mt := range m.Tables {
-			if mt.Source == name {
-				t.Destination = mt.Destination
-				t.Incremental = t.Incremental || mt.Incremental
-				if len(mt.PrimaryKey) > 0 {
-					t.PrimaryKey = mt.PrimaryKey
-				}
-				if len(mt.Columns) > 0 {
-					t.Columns = mt.Columns
-				}
-				if mt.DeleteWhereColumn != "" {
-					t.DeleteWhere, t.DeleteVals = mt.DeleteWhereColumn, mt.DeleteWhereValues
-				}
-				t.WriteAlways = mt.WriteAlways
+		var mt *OutputTable
+		for i := range m.Tables {
+			if m.Tables[i].Source == name {
+				mt = &m.Tables[i]
 			}
 		}
+		t := MergeTable(name, man, mt)
 		if t.Destination == "" {
 			t.Destination = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".csv")
+			if m.DefaultBucket != "" && !strings.Contains(t.Destination, ".") {
+				t.Destination = m.DefaultBucket + "." + t.Destination
+			}
 			if strings.Count(t.Destination, ".") < 1 {
-				return nil, nil, &Error{File: rel, Message: "no destination: name the file <bucket>.<table>.csv, or give one in its manifest or the output mapping"}
+				return res, &Error{File: rel, Message: fmt.Sprintf("Failed to resolve destination for output table %q: name the file <bucket>.<table>.csv, or give a destination in its manifest or the output mapping", name)}
 			}
 		}
 		data, err := readTableData(f, rel, e.IsDir(), t.Columns)
 		if err != nil {
 			var de *Error
 			if errors.As(err, &de) {
-				return nil, nil, err
+				return res, err
 			}
-			return nil, nil, &Error{File: rel, Message: err.Error()}
+			return res, &Error{File: rel, Message: err.Error()}
 		}
 		t.Data = data
-		tables = append(tables, t)
+		res.Tables = append(res.Tables, t)
 	}
+	res.Missing, _ = MissingSources(m, written)
 	fentries, err := f.ReadDir("out/files")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, err
+		return res, err
 	}
-	var files []OutFile
 	for _, e := range fentries {
 		name := e.Name()
-		if e.IsDir() || strings.HasSuffix(name, ".manifest") {
+		rel := "out/files/" + name
+		if strings.HasSuffix(name, ".manifest") {
+			if _, err := f.Lstat(strings.TrimSuffix(rel, ".manifest")); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return res, &Error{File: rel, Message: fmt.Sprintf("Found orphaned file manifest: '%s'", name)}
+				}
+				return res, err
+			}
+			continue
+		}
+		if e.IsDir() {
 			continue
 		}
 		of := OutFile{Name: name, dir: dir}
-		b, found, err := manifest("out/files/" + name + ".manifest")
-		if err != nil {
-			return nil, nil, err
-		}
-		if found {
-			var man OutFileManifest
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&man); err != nil {
-				return nil, nil, &Error{File: "out/files/" + name + ".manifest", Message: "malformed manifest: " + err.Error()}
-			}
-			of.Tags = man.Tags
-		}
-		for _, mf := range m.Files {
-			if mf.Source == name {
-				of.Tags = append(of.Tags, mf.Tags...)
+		var mf *OutputFile
+		for i := range m.Files {
+			if m.Files[i].Source == name {
+				mf = &m.Files[i]
 			}
 		}
-		files = append(files, of)
+		// A mapping entry for the file replaces its manifest entirely, as on Keboola.
+		var opts OutputFile
+		if mf != nil {
+			opts = *mf
+		} else {
+			b, found, err := manifest(rel + ".manifest")
+			if err != nil {
+				return res, err
+			}
+			if found {
+				var unknown []string
+				if opts, unknown, err = ParseFileManifest(b); err != nil {
+					return res, &Error{File: rel + ".manifest", Message: err.Error()}
+				}
+				if len(unknown) > 0 {
+					res.Warnings = append(res.Warnings, UnknownKeysWarning(rel+".manifest", unknown))
+				}
+			}
+		}
+		of.Tags, of.IsPermanent, of.IsPublic, of.Notify = opts.Tags, opts.IsPermanent, opts.IsPublic, opts.Notify
+		res.Files = append(res.Files, of)
 	}
-	return tables, files, nil
+	for _, mf := range m.Files {
+		found := false
+		for _, of := range res.Files {
+			found = found || of.Name == mf.Source
+		}
+		if !found {
+			if res.Missing != "" {
+				res.Missing += "; "
+			}
+			res.Missing += fmt.Sprintf("File '%s' not found.", mf.Source)
+		}
+	}
+	return res, nil
 }
 
 // readTableData returns a table's CSV: one file (gzip allowed), or a sliced table (a folder of
@@ -242,26 +269,3 @@ func readMaybeGzip(f *Folder, rel string) (io.Reader, error) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
-
-// ParseTableManifest reads an output table manifest strictly: unknown fields, wrong types and
-// delimiters other than RFC 4180's are errors.
-func ParseTableManifest(b []byte) (OutTableManifest, error) {
-	var man OutTableManifest
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&man); err != nil {
-		return man, errString("malformed manifest: " + err.Error())
-	}
-	if dec.More() {
-		return man, errString("malformed manifest: more than one JSON value")
-	}
-	if (man.Delimiter != "" && man.Delimiter != ",") || (man.Enclosure != "" && man.Enclosure != `"`) {
-		return man, errString(`only delimiter "," and enclosure '"' are supported`)
-	}
-	for _, c := range man.Columns {
-		if c == "" {
-			return man, errString("malformed manifest: an empty column name")
-		}
-	}
-	return man, nil
-}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,18 +88,19 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	if err := datadir.Layout(dataDir); err != nil {
 		return "", err
 	}
-	params := cr.Config.Parameters
-	imgParams := cr.Component.ImageParameters
+	authz, err := r.authorization(ctx)
+	if err != nil {
+		return "", err
+	}
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
-		Parameters: params, Storage: cr.Config.Storage, ImageParameters: imgParams, Action: cr.Action,
-		Runtime:    map[string]any{"job_id": r.j.ID, "backend": m.rt.Name()},
-		Processors: cr.Config.Processors,
+		Parameters: r.rowCfg.Parameters, Storage: r.rowCfg.Storage,
+		ImageParameters: cr.Component.ImageParameters, Action: cr.Action, Authorization: authz,
 	}); err != nil {
 		return "", err
 	}
 	st := m.cfg.Storage
 	if cr.Action == "run" {
-		for i, t := range cr.Config.Storage.Input.Tables {
+		for i, t := range r.rowCfg.Storage.Input.Tables {
 			dest := t.Destination
 			if dest == "" {
 				dest = t.Source + ".csv"
@@ -121,15 +123,18 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 				return "", &PolicyError{Field: fmt.Sprintf("storage.input.tables[%d]", i), Message: err.Error()}
 			}
 			meta, _ := st.GetTable(ctx, st.DB(), t.Source)
-			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.TableManifest{
-				ID: meta.ID, Name: meta.Name, Columns: cols, PrimaryKey: orEmpty(meta.PrimaryKey), RowsCount: n,
-				Created: datadir.TS(meta.Created), LastChangeDate: datadir.TS(meta.LastChangeAt),
-			}); err != nil {
+			var size int64
+			if fi, err := os.Stat(filepath.Join(dataDir, "in", "tables", dest)); err == nil {
+				size = fi.Size()
+			}
+			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.NewTableManifest(
+				meta.ID, meta.Name, m.cfg.publicURL()+"/api/v1/storage/tables/"+meta.ID, cols, meta.PrimaryKey,
+				meta.Created, meta.LastChangeAt, n, size)); err != nil {
 				return "", err
 			}
 			fmt.Fprintf(r.system, "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
 		}
-		for _, sel := range cr.Config.Storage.Input.Files {
+		for _, sel := range r.rowCfg.Storage.Input.Files {
 			files, err := st.ListFiles(ctx, sel.Tags, sel.Limit)
 			if err != nil {
 				return "", err
@@ -141,6 +146,7 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 				}
 				if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "files", name+".manifest"), datadir.FileManifest{
 					ID: f.ID, Name: f.Name, Tags: orEmpty(f.Tags), SizeBytes: f.Size, Created: datadir.TS(f.Created),
+					IsEncrypted: true,
 				}); err != nil {
 					return "", err
 				}
@@ -148,23 +154,101 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			fmt.Fprintf(r.system, "input: %d file(s) tagged %s\n", len(files), strings.Join(sel.Tags, ","))
 		}
 	}
-	state := json.RawMessage("{}")
-	if cr.Action == "run" {
+	r.state = json.RawMessage("{}")
+	if cr.Action == "run" && r.cfgRow != nil {
+		state, version, err := m.st.GetRowState(ctx, cr.Config.ID, r.cfgRow.ID)
+		if err != nil {
+			return "", err
+		}
+		r.stateVersion, r.state = version, json.RawMessage(state)
+	} else if cr.Action == "run" {
 		cfgRow, err := m.st.GetConfig(ctx, cr.Config.ID)
 		if err != nil {
 			return "", err
 		}
 		r.stateVersion = cfgRow.StateVersion
-		state = json.RawMessage(cfgRow.State)
+		r.state = json.RawMessage(cfgRow.State)
 	}
-	if err := datadir.WriteState(dataDir, state); err != nil {
-		return "", err
-	}
-	// Inputs stay root's (read-only for the component); out/ is the component's.
-	if err := chownTree(filepath.Join(dataDir, "out"), m.cfg.User); err != nil {
+	// The whole folder is the component's: its inputs are its own copy, and Keboola's
+	// components write under in/user and at the top level too.
+	if err := chownTree(dataDir, m.cfg.User); err != nil {
 		return "", err
 	}
 	return dataDir, nil
+}
+
+// writeState gives the component in/state.json (the stored state, {} when none).
+func (r *run) writeState(dataDir string) error {
+	if err := datadir.WriteState(dataDir, r.state); err != nil {
+		return err
+	}
+	return chownTree(filepath.Join(dataDir, "in", "state.json"), r.m.cfg.User)
+}
+
+// takeState reads the component's out/state.json right after it ran and removes it, so no
+// after-processor can change or drop it. A missing file clears the state.
+func (r *run) takeState(dataDir string) error {
+	state, has, err := datadir.ReadState(dataDir, r.m.cfg.OutputLimits)
+	if err != nil {
+		return err
+	}
+	r.newState, r.hasNewState = state, has
+	os.Remove(filepath.Join(dataDir, "out", "state.json"))
+	return nil
+}
+
+// authorization is config.json's authorization: the configuration's stored credentials as
+// Keboola gives them ({"oauth_api": {"credentials": ...}}), or nil. Every string in them is
+// added to what the job's output hides.
+func (r *run) authorization(ctx context.Context) (map[string]any, error) {
+	m := r.m
+	if m.cfg.Sealer == nil {
+		return nil, nil
+	}
+	sealed, _, err := m.st.GetCredentials(ctx, r.j.Component.Config.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := m.cfg.Sealer.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("stored credentials of %s: %w", r.j.Component.Config.ID, err)
+	}
+	var creds any
+	if err := json.Unmarshal(plain, &creds); err != nil {
+		return nil, fmt.Errorf("stored credentials of %s: %w", r.j.Component.Config.ID, err)
+	}
+	r.hide(stringLeaves(creds, nil)...)
+	fmt.Fprintln(r.system, "authorization: the configuration's stored credentials are given as authorization.oauth_api.credentials")
+	return map[string]any{"oauth_api": map[string]any{"credentials": creds}}, nil
+}
+
+// stringLeaves lists every string in a JSON value (and every string a string holding JSON
+// holds, as Keboola's #data is).
+func stringLeaves(v any, out []string) []string {
+	switch x := v.(type) {
+	case string:
+		if len(x) >= 4 {
+			out = append(out, x)
+		}
+		var inner any
+		if json.Unmarshal([]byte(x), &inner) == nil {
+			if _, ok := inner.(string); !ok {
+				out = stringLeaves(inner, out)
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			out = stringLeaves(e, out)
+		}
+	case []any:
+		for _, e := range x {
+			out = stringLeaves(e, out)
+		}
+	}
+	return out
 }
 
 func copyStored(ctx context.Context, st *storage.Storage, id int64, dst string) error {
@@ -210,37 +294,80 @@ func (r *run) componentTask(ref, dataDir string) runtime.TaskSpec {
 	t.Cmd = nil
 	t.WorkingDir = ""
 	t.Mounts = []runtime.Mount{{Source: dataDir, Target: DataDir}}
-	project := m.cfg.ProjectID
-	if project == "" {
-		project = "berth"
+	for k, v := range r.componentEnv(cr.Component) {
+		t.Env[k] = v
 	}
-	t.Env["KBC_DATADIR"] = DataDir + "/"
-	t.Env["KBC_RUNID"] = r.j.ID
-	t.Env["KBC_PROJECTID"] = project
-	t.Env["KBC_CONFIGID"] = cr.Config.ID
-	t.Env["KBC_COMPONENTID"] = cr.Component.ID
 	t.Env["BERTH_COMPONENT_ID"] = cr.Component.ID
 	t.Env["BERTH_CONFIG_ID"] = cr.Config.ID
 	if cr.Component.ForwardToken && r.token != "" {
 		t.Env["KBC_TOKEN"] = r.token
+		t.Env["KBC_URL"] = m.cfg.publicURL()
+		t.Env["KBC_PROJECTNAME"] = orDefault(m.cfg.ProjectName, "berth")
 	}
 	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
 	return t
 }
 
+// componentEnv is the environment Keboola's runner gives every image of a job (the component
+// and each processor, which sees its own id as KBC_COMPONENTID), with berth's values where
+// berth has the concept: see docs/components.md.
+func (r *run) componentEnv(comp spec.Component) map[string]string {
+	m := r.m
+	cr := r.j.Component
+	env := map[string]string{
+		"KBC_DATADIR":               DataDir + "/",
+		"KBC_RUNID":                 r.j.ID,
+		"KBC_PROJECTID":             orDefault(m.cfg.ProjectID, "berth"),
+		"KBC_CONFIGID":              cr.Config.ID,
+		"KBC_CONFIGVERSION":         strconv.Itoa(cr.ConfigVersion),
+		"KBC_COMPONENTID":           comp.ID,
+		"KBC_STACKID":               m.cfg.stackID(),
+		"KBC_STAGING_FILE_PROVIDER": "local",
+		"KBC_COMPONENT_RUN_MODE":    orDefault(cr.Mode, "run"),
+		// queuev2: Keboola's libraries drop write_always on the legacy queue.
+		"KBC_PROJECT_FEATURE_GATES": "queuev2",
+	}
+	if r.cfgRow != nil {
+		env["KBC_CONFIGROWID"] = r.cfgRow.ID
+	}
+	if dts := cr.Component.DataTypeSupport; dts != "" {
+		env["KBC_DATA_TYPE_SUPPORT"] = dts
+		env["KBC_PROJECT_FEATURE_GATES"] = "queuev2,new-native-types"
+	}
+	return env
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
 // failureMessage is what the user of a failed component sees: for a user error (exit 1) its
-// output, cut to the first and last 2000 characters; for an application error a generic
+// stderr (or its stdout when it wrote nothing to stderr), cut to the first and last 2000 characters; for an application error a generic
 // message with an id the operator finds the full output by.
 func (r *run) failureMessage(code int) string {
-	chunks, _ := r.out.snapshot()
-	var sb strings.Builder
-	for _, c := range chunks {
-		if c.Stream != "system" {
-			sb.WriteString(c.Text)
-		}
-	}
 	if code == 1 {
-		return cutMiddle(strings.TrimSpace(sb.String()), messageCut)
+		// As Keboola: the component's stderr; when it wrote none, its stdout.
+		chunks, _ := r.out.snapshot()
+		var errOut, stdOut strings.Builder
+		for _, c := range chunks {
+			switch c.Stream {
+			case "stderr":
+				errOut.WriteString(c.Text)
+			case "stdout":
+				stdOut.WriteString(c.Text)
+			}
+		}
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" {
+			msg = strings.TrimSpace(stdOut.String())
+		}
+		if msg == "" {
+			msg = "No error message."
+		}
+		return cutMiddle(msg, messageCut)
 	}
 	var b [6]byte
 	rand.Read(b[:])
@@ -260,14 +387,22 @@ func cutMiddle(s string, n int) string {
 
 // outputMapping loads the component's outputs into storage and saves its state, all in one
 // transaction: a malformed output or a state conflict loads nothing. With ok false (the
-// component failed) only write_always tables are loaded and the state is kept.
-func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error {
+// component failed) only write_always tables are loaded and the state is kept, as on Keboola.
+// missing is Keboola's message for mapped sources the component did not write: then too only
+// the write_always tables are loaded, and the job fails with it as a user error.
+func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missing string, err error) {
 	m := r.m
 	st := m.cfg.Storage
 	cr := r.j.Component
-	tables, files, err := datadir.ReadOutputs(dataDir, cr.Config.Storage.Output, m.cfg.OutputLimits)
+	outs, err := datadir.ReadOutputs(dataDir, r.rowCfg.Storage.Output, m.cfg.OutputLimits)
 	if err != nil {
-		return err
+		return "", err
+	}
+	for _, w := range outs.Warnings {
+		fmt.Fprintln(r.system, w)
+	}
+	if ok && outs.Missing != "" {
+		missing, ok = outs.Missing, false
 	}
 	type parsed struct {
 		t    datadir.OutTable
@@ -275,37 +410,30 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		rows [][]string
 	}
 	var load []parsed
-	for _, t := range tables {
+	for _, t := range outs.Tables {
 		if !ok && !t.WriteAlways {
 			continue
 		}
 		cols, rows, err := storage.ReadCSV(t.Data, t.Columns)
 		if err != nil {
-			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
-			return &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		load = append(load, parsed{t, cols, rows})
 	}
-	var state json.RawMessage
-	var hasState bool
-	if ok {
-		if state, hasState, err = datadir.ReadState(dataDir, m.cfg.OutputLimits); err != nil {
-			return err
-		}
-	}
 	tx, err := st.DB().BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer tx.Rollback()
 	for _, p := range load {
 		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
 			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
-			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals,
+			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 		}); err != nil {
-			return &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
+			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}
 	}
 	var staged []*storage.StagedFile
@@ -315,36 +443,41 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		}
 	}()
 	if ok {
-		for _, f := range files {
+		for _, f := range outs.Files {
 			in, err := f.Open()
 			if err != nil {
-				return err
+				return "", err
 			}
 			sf, err := st.Stage(f.Name, in, f.Tags)
 			in.Close()
 			if err != nil {
-				return &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
+				return "", &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
 			}
 			staged = append(staged, sf)
 			if _, err := sf.Commit(ctx, tx); err != nil {
-				return err
+				return "", err
 			}
 		}
 		// A missing state file clears the state.
 		s := "{}"
-		if hasState {
-			s = string(state)
+		if r.hasNewState {
+			s = string(r.newState)
 		}
-		if err := store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion); err != nil {
-			return err
+		if r.cfgRow != nil {
+			err = store.SaveRowState(ctx, tx, cr.Config.ID, r.cfgRow.ID, s, r.stateVersion)
+		} else {
+			err = store.SaveState(ctx, tx, cr.Config.ID, s, r.stateVersion)
+		}
+		if err != nil {
+			return "", err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return "", err
 	}
 	for _, sf := range staged {
 		if err := sf.Finish(); err != nil {
-			return err
+			return "", err
 		}
 	}
 	staged = nil
@@ -356,9 +489,9 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) error 
 		fmt.Fprintln(r.system, ")")
 	}
 	if ok {
-		fmt.Fprintf(r.system, "output: %d file(s); state saved\n", len(files))
+		fmt.Fprintf(r.system, "output: %d file(s); state saved\n", len(outs.Files))
 	}
-	return nil
+	return missing, nil
 }
 
 // runProcessors runs a stage's processors in order over the job's data folder. Before
@@ -414,24 +547,22 @@ func (r *run) runProcessors(ctx context.Context, stage string, procs []Processor
 		if err := datadir.Check(pdir, "out", r.m.cfg.OutputLimits); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		if stage == "before" {
-			// The state travels with the inputs.
-			if err := datadir.CarryState(pdir, r.m.cfg.OutputLimits); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
 		if err := os.Rename(filepath.Join(pdir, "out"), dest); err != nil {
 			return err
 		}
-		owner := r.m.cfg.User
+		// As Keboola's moveOutputToInput: the next image finds tables, files (and in/user)
+		// again, and the whole folder is its own to write: the inputs are a copy.
+		subs := []string{"tables", "files"}
 		if stage == "before" {
-			owner = "0:0" // inputs are read-only for the component
+			subs = append(subs, "user")
 		}
-		if err := chownTree(dest, owner); err != nil {
+		for _, sub := range subs {
+			if err := os.MkdirAll(filepath.Join(dest, sub), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := chownTree(dest, r.m.cfg.User); err != nil {
 			return err
-		}
-		for _, sub := range []string{"tables", "files"} {
-			os.MkdirAll(filepath.Join(dest, sub), 0o755)
 		}
 		os.RemoveAll(pdir)
 	}

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -65,6 +66,14 @@ type Config struct {
 	Storage *storage.Storage
 	// ProjectID is KBC_PROJECTID in component containers (default "berth").
 	ProjectID string
+	// Sealer opens a configuration's stored credentials (nil: none are given to runs).
+	Sealer Unsealer
+	// ProjectName is KBC_PROJECTNAME, given with a forwarded token (default "berth").
+	ProjectName string
+	// PublicURL is the address users reach the server at (server --public-url, env
+	// BERTH_PUBLIC_URL; default http://<listen address>). Its host is KBC_STACKID, and it is
+	// KBC_URL for a component that gets the caller's token.
+	PublicURL string
 	// SyncActionTimeout bounds a component's sync action (default 30 s).
 	SyncActionTimeout time.Duration
 	// OutputLimits cap what berth reads back from a job's /data/out: out/state.json (default
@@ -222,4 +231,25 @@ func isEngineSocket(p string) bool {
 		return true
 	}
 	return filepath.Base(p) == "docker.sock"
+}
+
+// publicURL is PublicURL, or a local default.
+func (c Config) publicURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://localhost"
+}
+
+// stackID is the host of the public URL (KBC_STACKID).
+func (c Config) stackID() string {
+	if u, err := url.Parse(c.publicURL()); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "localhost"
+}
+
+// Unsealer decrypts secrets kept at rest.
+type Unsealer interface {
+	Open(sealed []byte) ([]byte, error)
 }

@@ -181,6 +181,13 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// setRedact changes what the writer hides, for what it writes from now on.
+func (w *streamWriter) setRedact(r *strings.Replacer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.redact = r
+}
+
 // Flush releases a trailing partial line.
 func (w *streamWriter) Flush() {
 	w.mu.Lock()

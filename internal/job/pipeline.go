@@ -16,6 +16,7 @@ import (
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/store"
 )
 
@@ -35,6 +36,17 @@ type run struct {
 	startFailed bool
 	// stateVersion is the version of the configuration's state a component run read.
 	stateVersion int
+	// state is the stored state the component reads; newState what it wrote (hasNewState
+	// false: no out/state.json, which clears the state).
+	state       json.RawMessage
+	newState    json.RawMessage
+	hasNewState bool
+	// cfgRow is the configuration row running now (nil: the configuration itself); rowCfg the
+	// configuration it runs with.
+	cfgRow *spec.ConfigRow
+	rowCfg spec.ComponentConfig
+	// secrets are the values the job's output and messages show as [hidden].
+	secrets []string
 	// token is the caller's token for a component that opted in (forward_token).
 	token string
 	// diskBase is what the job's folder held before its first container (diskwatch.go).
@@ -91,6 +103,7 @@ func (m *Manager) runJob(id string) {
 	if r.token != "" {
 		secrets = append(secrets, r.token)
 	}
+	r.secrets = secrets
 	r.redact = redactor(secrets)
 	r.system = newStreamWriter("system", lb, r.redact)
 	now := time.Now().UTC()
@@ -311,6 +324,54 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 		r.fail(ReasonInternal, "this component gets the caller's token (forward_token), which berth keeps in memory only: it was lost (berth restarted?); run it again")
 		return
 	}
+	cr := r.j.Component
+	if len(cr.Rows) == 0 {
+		r.rowCfg = cr.Config
+		if exit, how, ended := r.componentOnce(ctx, ref); !ended {
+			r.classify(exit, how)
+		}
+		return
+	}
+	// Rows run in order, each in a fresh /data and container; the first that fails ends the
+	// job (the rows before it keep what they loaded, as on Keboola).
+	var exit runtime.Exit
+	var how string
+	for i := range cr.Rows {
+		row := cr.Rows[i]
+		r.cfgRow, r.rowCfg = &row, cr.Config.ForRow(row)
+		fmt.Fprintf(r.system, "row %s (%d of %d)\n", row.ID, i+1, len(cr.Rows))
+		var ended bool
+		if exit, how, ended = r.componentOnce(ctx, ref); ended {
+			if r.j.Message != "" {
+				r.j.Message = fmt.Sprintf("row %s: %s", row.ID, r.j.Message)
+			}
+			return
+		}
+		r.endRow()
+	}
+	r.classify(exit, how)
+}
+
+// endRow removes a finished row's container and folder before the next row runs.
+func (r *run) endRow() {
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if r.task != "" {
+		if err := r.m.rt.Remove(cctx, r.task); err != nil {
+			r.m.log.Error("remove job container", "job", r.j.ID, "err", err)
+		}
+		r.task = ""
+	}
+	if r.workDir != "" {
+		os.RemoveAll(r.workDir)
+	}
+	r.newState, r.hasNewState = nil, false
+}
+
+// componentOnce runs the component once (for the configuration or one row): /data, the
+// processors, the container, the output mapping. ended is true when the job reached its end
+// (a failure, or a sync action); otherwise it succeeded and exit and how say how it ended.
+func (r *run) componentOnce(ctx context.Context, ref string) (exit runtime.Exit, how string, ended bool) {
 	t0 := time.Now()
 	dataDir, err := r.componentWorkspace(ctx)
 	if err != nil {
@@ -321,55 +382,80 @@ func (r *run) executeComponent(ctx context.Context, ref string) {
 		} else if !r.interrupted(ctx) {
 			r.fail(ReasonInternal, fmt.Sprintf("prepare /data: %v", err))
 		}
-		return
+		return exit, how, true
 	}
 	r.timing("workspace", t0, "inputs mapped")
 	if r.interrupted(ctx) {
-		return
+		return exit, how, true
 	}
 	if err := r.runProcessors(ctx, "before", r.j.Component.Before, dataDir); err != nil {
 		if !r.interrupted(ctx) {
 			r.processorFailed(err)
 		}
-		return
+		return exit, how, true
+	}
+	// Only the component itself sees the state: it is written after the before-processors
+	// and read back right after the component, before any after-processor (as Keboola does).
+	if err := r.writeState(dataDir); err != nil {
+		r.fail(ReasonInternal, fmt.Sprintf("prepare /data: %v", err))
+		return exit, how, true
 	}
 	exit, how, started := r.startAndWait(ctx, r.componentTask(ref, dataDir))
 	if !started {
-		return
+		return exit, how, true
 	}
 	if how == "disk_limit" {
 		r.classify(exit, how) // nothing of it is loaded, not even write_always tables
-		return
+		return exit, how, true
 	}
 	ok := how == "" && exit.Code == 0 && !exit.OOMKilled
+	if ok && r.j.Component.Action == "run" {
+		if err := r.takeState(dataDir); err != nil {
+			r.mappingFailed(err, exit)
+			return exit, how, true
+		}
+	}
 	if ok && len(r.j.Component.After) > 0 {
 		if err := r.runProcessors(ctx, "after", r.j.Component.After, dataDir); err != nil {
 			if !r.interrupted(ctx) {
 				r.processorFailed(err)
 			}
-			return
+			return exit, how, true
 		}
 	}
 	if r.j.Component.Action != "run" {
 		// A sync action has no output mapping and no state: its stdout is the answer.
 		r.classify(exit, how)
-		return
+		return exit, how, true
 	}
 	t0 = time.Now()
-	err = r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
+	missing, err := r.outputMapping(context.WithoutCancel(ctx), dataDir, ok)
 	r.timing("outputs", t0, "")
-	var de *datadir.Error
 	switch {
-	case err == nil:
-		r.classify(exit, how)
-	case errors.Is(err, store.ErrStateConflict):
+	case err != nil:
+		r.mappingFailed(err, exit)
+	case missing != "":
+		// Keboola's wording; the write_always tables were still loaded.
 		code := exit.Code
+		r.end(StateFailed, ReasonUserError, missing, &code)
+	case how != "" || exit.Code != 0 || exit.OOMKilled:
+		r.classify(exit, how)
+	default:
+		return exit, how, false
+	}
+	return exit, how, true
+}
+
+// mappingFailed ends a component job whose outputs could not be loaded.
+func (r *run) mappingFailed(err error, exit runtime.Exit) {
+	var de *datadir.Error
+	code := exit.Code
+	switch {
+	case errors.Is(err, store.ErrStateConflict):
 		r.end(StateFailed, ReasonUserError, err.Error(), &code)
 	case errors.As(err, &de):
-		code := exit.Code
 		r.end(StateFailed, ReasonUserError, "output mapping: "+de.Error()+" (nothing of this job was loaded)", &code)
 	default:
-		code := exit.Code
 		r.end(StateFailed, ReasonInternal, "output mapping: "+err.Error(), &code)
 	}
 }
@@ -596,6 +682,16 @@ func (r *run) interrupted(ctx context.Context) bool {
 		return true
 	}
 	return false
+}
+
+// hide adds values to what the job's output and messages show as [hidden], from now on.
+func (r *run) hide(values ...string) {
+	if len(values) == 0 {
+		return
+	}
+	r.secrets = append(r.secrets, values...)
+	r.redact = redactor(r.secrets)
+	r.system.setRedact(r.redact)
 }
 
 func (r *run) fail(reason Reason, msg string) { r.end(StateFailed, reason, msg, nil) }

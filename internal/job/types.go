@@ -65,6 +65,10 @@ type ComponentRun struct {
 	Config        spec.ComponentConfig `json:"config"`
 	ConfigVersion int                  `json:"config_version"`
 	Action        string               `json:"action,omitempty"` // run (default)
+	// Mode is run (default) or debug: KBC_COMPONENT_RUN_MODE.
+	Mode string `json:"mode,omitempty"`
+	// Rows are the configuration rows this job runs, in order (none: the configuration itself).
+	Rows []spec.ConfigRow `json:"rows,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.
 	Before []ProcessorRun `json:"before,omitempty"`
 	After  []ProcessorRun `json:"after,omitempty"`

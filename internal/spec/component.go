@@ -33,6 +33,9 @@ type Component struct {
 	// ForwardToken gives the caller's API token to the component as KBC_TOKEN. An explicit
 	// opt-in the admin must allow (server --allow-forward-token); off by default.
 	ForwardToken bool `json:"forward_token,omitempty"`
+	// DataTypeSupport is the component's typed-columns support (authoritative | hints | none),
+	// given as KBC_DATA_TYPE_SUPPORT; Keboola's libraries pick their manifest format by it.
+	DataTypeSupport string `json:"data_type_support,omitempty"`
 }
 
 // ComponentConfig is one configuration of a component: parameters and storage mapping.
@@ -43,6 +46,67 @@ type ComponentConfig struct {
 	Parameters map[string]any         `json:"parameters,omitempty"`
 	Storage    datadir.StorageMapping `json:"storage"`
 	Processors *datadir.Processors    `json:"processors,omitempty"`
+	// Rows are the configuration's rows (Keboola's configuration rows): running the
+	// configuration runs each enabled row in order, with the configuration's parameters merged
+	// under the row's, the row's storage mapping, and a state of the row's own.
+	Rows datadir.List[ConfigRow] `json:"rows,omitempty"`
+}
+
+// ConfigRow is one row of a configuration.
+type ConfigRow struct {
+	ID         string                  `json:"id"`
+	Name       string                  `json:"name,omitempty"`
+	IsDisabled bool                    `json:"is_disabled,omitempty"`
+	Parameters map[string]any          `json:"parameters,omitempty"`
+	Storage    *datadir.StorageMapping `json:"storage,omitempty"`
+}
+
+// ForRow is the configuration a row runs with: the configuration's parameters with the row's
+// merged over them (objects merged key by key, anything else replaced), and the row's storage
+// mapping (the configuration's when the row has none).
+func (c ComponentConfig) ForRow(row ConfigRow) ComponentConfig {
+	out := c
+	out.Rows = nil
+	out.Parameters = mergeParams(c.Parameters, row.Parameters)
+	if row.Storage != nil {
+		out.Storage = *row.Storage
+	}
+	return out
+}
+
+func mergeParams(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bo, ok := out[k].(map[string]any); ok {
+			if oo, ok := v.(map[string]any); ok {
+				out[k] = mergeParams(bo, oo)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// RowsToRun are the enabled rows, or only the one named (which may be disabled: running it by
+// name is asked for). An unknown row id is a *ValidationError.
+func (c ComponentConfig) RowsToRun(only string) ([]ConfigRow, error) {
+	var out []ConfigRow
+	for _, r := range c.Rows {
+		switch {
+		case only != "" && r.ID == only:
+			return []ConfigRow{r}, nil
+		case only == "" && !r.IsDisabled:
+			out = append(out, r)
+		}
+	}
+	if only != "" {
+		return nil, &ValidationError{Problems: []Problem{{Field: "row", Message: fmt.Sprintf("configuration %s has no row %q", c.ID, only)}}}
+	}
+	return out, nil
 }
 
 var (
@@ -50,22 +114,23 @@ var (
 	reAction = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 )
 
+// decodeStrict decodes a JSON object, refusing unknown keys; an error names the JSON path of
+// the problem in the document's own terms (storage.input.tables[0].columns), never a Go type.
 func decodeStrict(data []byte, v any, file string) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := err.Error()
-		field := ""
-		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-			field, msg = strings.Trim(f, `"`), "unknown field"
-		}
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			field, msg = ute.Field, "must be "+ute.Type.String()
-		}
-		return &ValidationError{File: file, Problems: []Problem{{Field: field, Message: msg}}}
+	var err error
+	if u, ok := v.(interface{ UnmarshalJSON([]byte) error }); ok {
+		err = u.UnmarshalJSON(data)
+	} else {
+		err = datadir.DecodeObject(data, datadir.FieldsOf(v))
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	var pe *datadir.PathError
+	if errors.As(err, &pe) {
+		return &ValidationError{File: file, Problems: []Problem{{Field: pe.Path, Message: pe.Message}}}
+	}
+	return &ValidationError{File: file, Problems: []Problem{{Message: err.Error()}}}
 }
 
 // ParseComponent reads and checks a component definition (JSON).
@@ -92,6 +157,11 @@ func ParseComponent(data []byte, file string) (*Component, error) {
 		if _, err := compileSchema(c.Schema); err != nil {
 			ps = append(ps, Problem{Field: "schema", Message: "not a valid JSON schema: " + err.Error()})
 		}
+	}
+	switch c.DataTypeSupport {
+	case "", "authoritative", "hints", "none":
+	default:
+		ps = append(ps, Problem{Field: "data_type_support", Message: fmt.Sprintf("%q: allowed: authoritative, hints, none", c.DataTypeSupport)})
 	}
 	if c.Network == "host" {
 		ps = append(ps, Problem{Field: "network", Message: "the host network is never given"})
@@ -137,41 +207,41 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 			}
 		}
 	}
-	for i, t := range c.Storage.Input.Tables {
-		if t.Source == "" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].source", i), Message: "is required"})
-		}
-		if t.WhereOperator != "" && t.WhereOperator != "eq" && t.WhereOperator != "ne" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].where_operator", i), Message: "allowed: eq, ne"})
-		}
-		if strings.ContainsAny(t.Destination, "/\\") || t.Destination == ".." {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.input.tables[%d].destination", i), Message: "a file name, not a path"})
-		}
+	for _, p := range c.Storage.Check() {
+		ps = append(ps, Problem{Field: p.Path, Message: p.Message})
 	}
-	for i, t := range c.Storage.Output.Tables {
-		if t.Source == "" || t.Destination == "" {
-			ps = append(ps, Problem{Field: fmt.Sprintf("storage.output.tables[%d]", i), Message: "source and destination are required"})
+	seenRow := map[string]bool{}
+	for i, row := range c.Rows {
+		at := fmt.Sprintf("rows[%d]", i)
+		if !reID.MatchString(row.ID) {
+			ps = append(ps, Problem{Field: at + ".id", Message: fmt.Sprintf("%q: letters, digits, '.', '_', '-' (at most 100)", row.ID)})
+		} else if seenRow[row.ID] {
+			ps = append(ps, Problem{Field: at + ".id", Message: fmt.Sprintf("%q: another row has this id", row.ID)})
+		}
+		seenRow[row.ID] = true
+		if row.Storage != nil {
+			for _, p := range row.Storage.Check() {
+				ps = append(ps, Problem{Field: at + "." + p.Path, Message: p.Message})
+			}
 		}
 	}
 	if comp != nil && len(comp.Schema) > 0 {
 		sch, err := compileSchema(comp.Schema)
 		if err == nil {
-			params := c.Parameters
-			if params == nil {
-				params = map[string]any{}
+			// With rows, each row runs with the parameters merged: those must pass.
+			type set struct {
+				at     string
+				params map[string]any
 			}
-			raw, _ := json.Marshal(params)
-			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-			if err := sch.Validate(inst); err != nil {
-				var ve *jsonschema.ValidationError
-				if errors.As(err, &ve) {
-					for _, p := range flattenSchemaErrors(ve) {
-						p.Field = joinPath("parameters", p.Field)
-						ps = append(ps, p)
-					}
-				} else {
-					ps = append(ps, Problem{Field: "parameters", Message: err.Error()})
+			sets := []set{{"parameters", c.Parameters}}
+			if len(c.Rows) > 0 {
+				sets = nil
+				for i, row := range c.Rows {
+					sets = append(sets, set{fmt.Sprintf("rows[%d].parameters", i), c.ForRow(row).Parameters})
 				}
+			}
+			for _, st := range sets {
+				ps = append(ps, checkParams(sch, st.at, st.params)...)
 			}
 		}
 	}
@@ -179,6 +249,30 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 		return nil, &ValidationError{File: file, Problems: ps}
 	}
 	return &c, nil
+}
+
+// checkParams checks parameters against a component's schema, naming each failing path
+// under at.
+func checkParams(sch *jsonschema.Schema, at string, params map[string]any) []Problem {
+	if params == nil {
+		params = map[string]any{}
+	}
+	raw, _ := json.Marshal(params)
+	inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	err := sch.Validate(inst)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []Problem{{Field: at, Message: err.Error()}}
+	}
+	var ps []Problem
+	for _, p := range flattenSchemaErrors(ve) {
+		p.Field = joinPath(at, p.Field)
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 func joinPath(a, b string) string {

@@ -182,6 +182,9 @@ type LoadOptions struct {
 	// DeleteWhereColumn/Values delete matching rows before an incremental load.
 	DeleteWhereColumn string
 	DeleteWhereValues []string
+	// DeleteWhereOperator is eq (default: delete the rows whose column is one of the values)
+	// or ne (delete the rows whose column is none of them).
+	DeleteWhereOperator string
 }
 
 // ReadCSV reads an RFC 4180 CSV (',' delimiter, '"' enclosure, no escape character). Without
@@ -294,7 +297,7 @@ func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, ro
 		if ci < 0 {
 			return fmt.Errorf("%w: delete_where_column %q is not a column of %s", ErrInvalid, o.DeleteWhereColumn, id)
 		}
-		if err := s.deleteWhere(ctx, q, id, ci, o.DeleteWhereValues); err != nil {
+		if err := s.deleteWhere(ctx, q, id, ci, o.DeleteWhereValues, o.DeleteWhereOperator == "ne"); err != nil {
 			return err
 		}
 	}
@@ -373,7 +376,7 @@ func (s *Storage) padRows(ctx context.Context, q Q, id string, n int) error {
 	return nil
 }
 
-func (s *Storage) deleteWhere(ctx context.Context, q Q, id string, col int, values []string) error {
+func (s *Storage) deleteWhere(ctx context.Context, q Q, id string, col int, values []string, notIn bool) error {
 	rows, err := q.QueryContext(ctx, `SELECT seq, data FROM storage_rows WHERE table_id = ?`, id)
 	if err != nil {
 		return err
@@ -385,7 +388,7 @@ func (s *Storage) deleteWhere(ctx context.Context, q Q, id string, col int, valu
 		rows.Scan(&seq, &data)
 		var row []string
 		json.Unmarshal([]byte(data), &row)
-		if col < len(row) && indexOf(values, row[col]) >= 0 {
+		if col < len(row) && (indexOf(values, row[col]) >= 0) != notIn {
 			del = append(del, seq)
 		}
 	}

@@ -61,6 +61,11 @@ func TestFullAndIncrementalLoads(t *testing.T) {
 	if got := export(t, s, "in.c-m.t", ExportOptions{}); got != "id,name,team\n1,ann,\n2,BOB,blue\n4,dan,red\n" {
 		t.Fatalf("after delete_where:\n%s", got)
 	}
+	// delete_where_operator ne deletes the rows whose column is none of the values.
+	load(t, s, "in.c-m.t", "id,name,team\n5,eve,green\n", LoadOptions{Incremental: true, DeleteWhereColumn: "team", DeleteWhereValues: []string{"red"}, DeleteWhereOperator: "ne"})
+	if got := export(t, s, "in.c-m.t", ExportOptions{}); got != "id,name,team\n4,dan,red\n5,eve,green\n" {
+		t.Fatalf("after delete_where ne:\n%s", got)
+	}
 	// A full load replaces the rows.
 	load(t, s, "in.c-m.t", "id,name\n9,zed\n", LoadOptions{})
 	tbl, _ := s.GetTable(context.Background(), s.DB(), "in.c-m.t")

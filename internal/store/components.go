@@ -143,3 +143,64 @@ func SaveState(ctx context.Context, q Execer, id, state string, read int) error 
 	}
 	return nil
 }
+
+// GetRowState returns a configuration row's state ({} when it has none) and its version.
+func (s *Store) GetRowState(ctx context.Context, configID, rowID string) (string, int, error) {
+	var state string
+	var version int
+	err := s.DB.QueryRowContext(ctx, `SELECT state, state_version FROM config_row_states WHERE config_id = ? AND row_id = ?`,
+		configID, rowID).Scan(&state, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "{}", 0, nil
+	}
+	return state, version, err
+}
+
+// SaveRowState is SaveState for one row of a configuration.
+func SaveRowState(ctx context.Context, q Execer, configID, rowID, state string, read int) error {
+	if strings.TrimSpace(state) == "" {
+		state = "{}"
+	}
+	var res sql.Result
+	var err error
+	if read == 0 {
+		res, err = q.ExecContext(ctx, `INSERT INTO config_row_states (config_id, row_id, state, state_version) VALUES (?, ?, ?, 1)
+			ON CONFLICT (config_id, row_id) DO NOTHING`, configID, rowID, state)
+	} else {
+		res, err = q.ExecContext(ctx, `UPDATE config_row_states SET state = ?, state_version = state_version + 1
+			WHERE config_id = ? AND row_id = ? AND state_version = ?`, state, configID, rowID, read)
+	}
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("config %s row %s: %w: another run saved its state since this run started (this run's outputs and state were not saved)", configID, rowID, ErrStateConflict)
+	}
+	return nil
+}
+
+// PutCredentials stores a configuration's sealed credentials, replacing earlier ones.
+func (s *Store) PutCredentials(ctx context.Context, configID string, sealed []byte) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO config_credentials (config_id, sealed, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (config_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
+		configID, sealed, jobTS(time.Now()))
+	return err
+}
+
+// GetCredentials returns a configuration's sealed credentials and when they were stored;
+// ErrNotFound when none are.
+func (s *Store) GetCredentials(ctx context.Context, configID string) ([]byte, time.Time, error) {
+	var sealed []byte
+	var updated string
+	err := s.DB.QueryRowContext(ctx, `SELECT sealed, updated_at FROM config_credentials WHERE config_id = ?`, configID).Scan(&sealed, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, time.Time{}, fmt.Errorf("credentials of config %s: %w", configID, ErrNotFound)
+	}
+	return sealed, jobParseTS(updated), err
+}
+
+// DeleteCredentials removes a configuration's stored credentials (none stored is fine).
+func (s *Store) DeleteCredentials(ctx context.Context, configID string) error {
+	_, err := s.DB.ExecContext(ctx, `DELETE FROM config_credentials WHERE config_id = ?`, configID)
+	return err
+}
