@@ -5,15 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 	"github.com/berthproject/berth/internal/service"
-	"github.com/berthproject/berth/internal/store"
 )
 
 // busyboxFixture is a service manager of its own instance (its own store and data dir, as a
@@ -21,23 +18,9 @@ import (
 func busyboxFixture(t *testing.T) (*fixture, string) {
 	t.Helper()
 	eng := enginetest.Require(t)
-	u := enginetest.Unique(t)
-	labels := enginetest.Labels(t)
-	labels["berth.test-run"] = u
-	enginetest.Cleanup(t, eng, labels)
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := service.DefaultConfig(filepath.Join(dir, "services"), "test-"+u)
-	cfg.ExtraLabels = labels
-	cfg.CheckInterval = 100 * time.Millisecond
-	cfg.StopGrace = time.Second
-	f := &fixture{eng: eng, st: st, cfg: cfg}
+	f := fixtureOn(t, eng, nil)
 	f.start(t)
-	return f, cfg.Instance
+	return f, f.cfg.Instance
 }
 
 // httpdContext is a service folder: busybox httpd on port 8080 serving one page that says body,

@@ -7,16 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 	"github.com/berthproject/berth/internal/service"
-	"github.com/berthproject/berth/internal/store"
 )
 
 // newBusyboxFixture is newFixture for services built on the tiny busybox image, so these tests
@@ -25,24 +22,7 @@ func newBusyboxFixture(t *testing.T, mutate func(*service.Config)) (*fixture, st
 	t.Helper()
 	eng := enginetest.Require(t)
 	img := enginetest.Busybox(t, eng)
-	u := enginetest.Unique(t)
-	labels := enginetest.Labels(t)
-	labels["berth.test-run"] = u
-	enginetest.Cleanup(t, eng, labels)
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := service.DefaultConfig(filepath.Join(dir, "services"), "test-"+u)
-	cfg.ExtraLabels = labels
-	cfg.CheckInterval = 100 * time.Millisecond
-	cfg.StopGrace = time.Second
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	f := &fixture{eng: eng, st: st, cfg: cfg}
+	f := fixtureOn(t, eng, mutate)
 	f.start(t)
 	return f, img
 }

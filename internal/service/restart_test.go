@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 	"github.com/berthproject/berth/internal/service"
-	"github.com/berthproject/berth/internal/store"
 )
 
 // privateFixture is a service manager and its proxy on an engine of the test's own, which the
@@ -25,20 +23,8 @@ func privateFixture(t *testing.T, p *enginetest.Private) (*fixture, string) {
 	t.Helper()
 	eng := p.Engine(t)
 	img := p.Busybox(t, eng)
-	u := enginetest.Unique(t)
-	labels := enginetest.Labels(t)
-	labels["berth.test-run"] = u
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := service.DefaultConfig(filepath.Join(dir, "services"), "test-"+u)
-	cfg.ExtraLabels = labels
-	cfg.CheckInterval = 100 * time.Millisecond
-	cfg.StopGrace = time.Second
-	f := &fixture{eng: eng, st: st, cfg: cfg}
+	f := fixtureOn(t, eng, nil)
+	cfg, labels := f.cfg, f.cfg.ExtraLabels
 	f.m = service.New(f.cfg, f.st, f.eng, nil)
 	if err := f.m.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,15 @@ func newFixture(t *testing.T, mutate func(*service.Config)) *fixture {
 		}
 		t.Skip("python base not built (berth runtime bootstrap python)")
 	}
+	f := fixtureOn(t, eng, mutate)
+	f.start(t)
+	return f
+}
+
+// fixtureOn is a service manager of its own instance on eng (its own store and data dir, as a
+// berth server has), not started yet; mutate changes its configuration.
+func fixtureOn(t *testing.T, eng *docker.Engine, mutate func(*service.Config)) *fixture {
+	t.Helper()
 	u := enginetest.Unique(t)
 	labels := enginetest.Labels(t)
 	labels["berth.test-run"] = u
@@ -62,9 +71,7 @@ func newFixture(t *testing.T, mutate func(*service.Config)) *fixture {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	f := &fixture{eng: eng, st: st, cfg: cfg}
-	f.start(t)
-	return f
+	return &fixture{eng: eng, st: st, cfg: cfg}
 }
 
 func (f *fixture) start(t *testing.T) {
