@@ -25,6 +25,10 @@ const userSetup = `RUN groupadd -g 1000 berth && useradd -u 1000 -g 1000 -m -d /
 ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 `
 
+// The python base is a venv of Debian's own python3 made with --system-site-packages: a
+// component image derived from it can install Debian's python3-* packages (apt-get, or dpkg -i
+// of a downloaded .deb without network) and import them, while what pip installs into the
+// venv comes first on sys.path and wins over a Debian package of the same name.
 var recipes = map[string]recipe{
 	"python": {
 		lang: "python", ref: "berth/python:3.11",
@@ -32,7 +36,7 @@ var recipes = map[string]recipe{
 		files:    []string{"python"},
 		dockerfile: `FROM {{ROOTFS}}
 ` + userSetup + `COPY python/berth /opt/berth/lib/python/berth
-RUN python3 -m venv /opt/berth/venv \
+RUN python3 -m venv --system-site-packages /opt/berth/venv \
  && echo /opt/berth/lib/python > "$(/opt/berth/venv/bin/python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/berth.pth" \
  && /opt/berth/venv/bin/python3 -c 'import berth'
 ENV PATH=/opt/berth/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
