@@ -143,3 +143,34 @@ func TestSweepTouchesOnlyItsDataDir(t *testing.T) {
 		t.Errorf("the sweep removed another data dir's container")
 	}
 }
+
+// TestRunOutRefusesLinks: `berth run --out` never copies what a link in /data/out points to
+// (a host file here): the run fails as a user error naming the path, and --out gets nothing.
+func TestRunOutRefusesLinks(t *testing.T) {
+	eng := enginetest.Require(t)
+	img := enginetest.Busybox(t, eng)
+	secret := filepath.Join(t.TempDir(), "host-secret.txt")
+	if err := os.WriteFile(secret, []byte("HOST-SECRET-4711\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	spec := fmt.Sprintf("name: linker\nlanguage: shell\nimage: %s\ncode: |\n  echo fine > /data/out/ok.txt\n  ln -s %s /data/out/stolen.txt\n", img, secret)
+	p := filepath.Join(dir, "block.yaml")
+	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	r := berth(t, nil, "--data-dir", t.TempDir(), "run", "--out", out, p)
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "stolen.txt") || !strings.Contains(r.stdout+r.stderr, "link") {
+		t.Fatalf("run: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	filepath.Walk(out, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(path)
+			if strings.Contains(string(b), "HOST-SECRET") {
+				t.Errorf("%s holds the host file's content", path)
+			}
+		}
+		return nil
+	})
+}
