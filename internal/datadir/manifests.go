@@ -88,15 +88,23 @@ type TableManifest struct {
 
 // NewTableManifest is an input table manifest with every list present (empty, never null),
 // as Keboola's input mapping writes it; column_metadata has an entry per column.
-func NewTableManifest(id, name, uri string, columns, primaryKey []string, created, changed time.Time, rows int, size int64) TableManifest {
+func NewTableManifest(id, name, uri string, columns, primaryKey []string, created, changed time.Time, rows int, size int64,
+	meta []InMeta, colMeta map[string][]InMeta) TableManifest {
 	cm := map[string]any{}
 	for _, c := range columns {
-		cm[c] = []any{}
+		if len(colMeta[c]) > 0 {
+			cm[c] = colMeta[c]
+		} else {
+			cm[c] = []any{}
+		}
+	}
+	if meta == nil {
+		meta = []InMeta{}
 	}
 	return TableManifest{
 		ID: id, URI: uri, Name: name, PrimaryKey: nonNil(primaryKey), DistributionKey: []string{},
 		Created: TS(created), LastChangeDate: TS(changed), LastImportDate: TS(changed),
-		Columns: nonNil(columns), Metadata: []InMeta{}, ColumnMetadata: cm,
+		Columns: nonNil(columns), Metadata: meta, ColumnMetadata: cm,
 		RowsCount: rows, DataSizeBytes: size, IndexedColumns: nonNil(primaryKey), Attributes: []any{},
 	}
 }

@@ -129,7 +129,7 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			}
 			if err := datadir.WriteJSON(filepath.Join(dataDir, "in", "tables", dest+".manifest"), datadir.NewTableManifest(
 				meta.ID, meta.Name, m.cfg.publicURL()+"/api/v1/storage/tables/"+meta.ID, cols, meta.PrimaryKey,
-				meta.Created, meta.LastChangeAt, n, size)); err != nil {
+				meta.Created, meta.LastChangeAt, n, size, inMeta(meta.Metadata), inColumnMeta(meta.ColumnMetadata))); err != nil {
 				return "", err
 			}
 			fmt.Fprintf(r.system, "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
@@ -247,6 +247,23 @@ func stringLeaves(v any, out []string) []string {
 		for _, e := range x {
 			out = stringLeaves(e, out)
 		}
+	}
+	return out
+}
+
+// inMeta is stored metadata as an input manifest lists it.
+func inMeta(ms []storage.Meta) []datadir.InMeta {
+	out := []datadir.InMeta{}
+	for i, m := range ms {
+		out = append(out, datadir.InMeta{ID: strconv.Itoa(i + 1), Key: m.Key, Value: m.Value, Provider: m.Provider, Timestamp: datadir.TS(m.Timestamp)})
+	}
+	return out
+}
+
+func inColumnMeta(cm map[string][]storage.Meta) map[string][]datadir.InMeta {
+	out := map[string][]datadir.InMeta{}
+	for c, ms := range cm {
+		out[c] = inMeta(ms)
 	}
 	return out
 }
@@ -432,6 +449,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
 			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
+			Metadata: p.t.Metadata, ColumnMetadata: p.t.ColumnMetadata, MetadataProvider: cr.Component.ID,
 		}); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}

@@ -969,6 +969,23 @@ func TestPythonComponentLikeKeboolaLibraries(t *testing.T) {
 				t.Errorf("run %d: %s primary key %v", run, id, tb.PrimaryKey)
 			}
 		}
+		// Manifest metadata is kept as the table's and its columns' metadata, in either format.
+		meta := func(ms []storage.Meta) map[string]string {
+			out := map[string]string{}
+			for _, m := range ms {
+				out[m.Key] = m.Value
+			}
+			return out
+		}
+		if tb, _ := st.GetTable(ctx, st.DB(), "out.c-py.regions"); meta(tb.Metadata)["KBC.description"] != "Totals by region" ||
+			meta(tb.Metadata)["source"] != "in.c-py.orders" || meta(tb.ColumnMetadata["total"])["KBC.datatype.basetype"] != "NUMERIC" ||
+			tb.Metadata[0].Provider != "kbc-py" {
+			t.Errorf("run %d: regions metadata %+v %+v", run, tb.Metadata, tb.ColumnMetadata)
+		}
+		if tb, _ := st.GetTable(ctx, st.DB(), "out.c-py.orders_copy"); meta(tb.Metadata)["owner"] != "kbc-py" ||
+			meta(tb.ColumnMetadata["region"])["KBC.description"] != "where" {
+			t.Errorf("run %d: orders_copy metadata %+v %+v", run, tb.Metadata, tb.ColumnMetadata)
+		}
 		files, _ := st.ListFiles(ctx, []string{"kbc-py"}, 0)
 		if len(files) != run || files[0].Name != "report.txt" || strings.Join(files[0].Tags, ",") != "kbc-py,report" {
 			t.Errorf("run %d: report files %+v", run, files)

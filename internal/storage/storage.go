@@ -65,6 +65,17 @@ type Table struct {
 	RowsCount    int       `json:"rows_count"`
 	Created      time.Time `json:"created"`
 	LastChangeAt time.Time `json:"last_change_date"`
+	// Metadata and ColumnMetadata are what loads set (a component's manifest metadata).
+	Metadata       []Meta            `json:"metadata"`
+	ColumnMetadata map[string][]Meta `json:"column_metadata"`
+}
+
+// Meta is one metadata entry of a table or a column.
+type Meta struct {
+	Key       string    `json:"key"`
+	Value     string    `json:"value"`
+	Provider  string    `json:"provider"`
+	Timestamp time.Time `json:"timestamp"`
 }
 
 // File is a stored file's metadata.
@@ -143,7 +154,51 @@ func (s *Storage) GetTable(ctx context.Context, q Q, id string) (Table, error) {
 	json.Unmarshal([]byte(cols), &t.Columns)
 	json.Unmarshal([]byte(pk), &t.PrimaryKey)
 	t.Created, t.LastChangeAt = parseTS(created), parseTS(changed)
-	return t, nil
+	t.Metadata, t.ColumnMetadata = []Meta{}, map[string][]Meta{}
+	rows, err := q.QueryContext(ctx, `SELECT column_name, key, value, provider, updated_at FROM storage_metadata
+		WHERE table_id = ? ORDER BY column_name, key`, id)
+	if err != nil {
+		return t, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var col, at string
+		var m Meta
+		if err := rows.Scan(&col, &m.Key, &m.Value, &m.Provider, &at); err != nil {
+			return t, err
+		}
+		m.Timestamp = parseTS(at)
+		if col == "" {
+			t.Metadata = append(t.Metadata, m)
+		} else {
+			t.ColumnMetadata[col] = append(t.ColumnMetadata[col], m)
+		}
+	}
+	return t, rows.Err()
+}
+
+// setMetadata stores metadata of a table ("" column) or its columns, replacing the same keys.
+func (s *Storage) setMetadata(ctx context.Context, q Q, id, provider string, table map[string]string, columns map[string]map[string]string) error {
+	now := ts(time.Now().UTC())
+	put := func(col, k, v string) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO storage_metadata (table_id, column_name, key, value, provider, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (table_id, column_name, key) DO UPDATE SET
+			value = excluded.value, provider = excluded.provider, updated_at = excluded.updated_at`, id, col, k, v, provider, now)
+		return err
+	}
+	for k, v := range table {
+		if err := put("", k, v); err != nil {
+			return err
+		}
+	}
+	for col, kv := range columns {
+		for k, v := range kv {
+			if err := put(col, k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ListTables returns the tables of a bucket ("" for all).
@@ -185,6 +240,11 @@ type LoadOptions struct {
 	// DeleteWhereOperator is eq (default: delete the rows whose column is one of the values)
 	// or ne (delete the rows whose column is none of them).
 	DeleteWhereOperator string
+	// Metadata and ColumnMetadata are set on the table and its columns (the same keys are
+	// replaced, others kept), recorded as set by MetadataProvider.
+	Metadata         map[string]string
+	ColumnMetadata   map[string]map[string]string
+	MetadataProvider string
 }
 
 // ReadCSV reads an RFC 4180 CSV (',' delimiter, '"' enclosure, no escape character). Without
@@ -291,6 +351,9 @@ func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, ro
 				return err
 			}
 		}
+	}
+	if err := s.setMetadata(ctx, q, id, o.MetadataProvider, o.Metadata, o.ColumnMetadata); err != nil {
+		return err
 	}
 	if o.Incremental && o.DeleteWhereColumn != "" {
 		ci := indexOf(cols, o.DeleteWhereColumn)

@@ -152,3 +152,26 @@ func TestFiles(t *testing.T) {
 		t.Fatalf("a rolled back file was kept: %+v", l)
 	}
 }
+
+// TestMetadataKeptPerTableAndColumn: a load sets table and column metadata; a later load
+// replaces the same keys and keeps the others.
+func TestMetadataKeptPerTableAndColumn(t *testing.T) {
+	s := newStorage(t)
+	load(t, s, "in.c-m.meta", "id,v\n1,a\n", LoadOptions{Metadata: map[string]string{"KBC.description": "first", "owner": "x"},
+		ColumnMetadata: map[string]map[string]string{"v": {"KBC.datatype.basetype": "STRING"}}, MetadataProvider: "comp-a"})
+	load(t, s, "in.c-m.meta", "id,v\n2,b\n", LoadOptions{Incremental: true, Metadata: map[string]string{"KBC.description": "second"}, MetadataProvider: "comp-b"})
+	tbl, err := s.GetTable(context.Background(), s.DB(), "in.c-m.meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range tbl.Metadata {
+		got[m.Key] = m.Value + "/" + m.Provider
+	}
+	if got["KBC.description"] != "second/comp-b" || got["owner"] != "x/comp-a" || len(got) != 2 {
+		t.Fatalf("table metadata %+v", tbl.Metadata)
+	}
+	if cm := tbl.ColumnMetadata["v"]; len(cm) != 1 || cm[0].Key != "KBC.datatype.basetype" || cm[0].Value != "STRING" {
+		t.Fatalf("column metadata %+v", tbl.ColumnMetadata)
+	}
+}
