@@ -420,12 +420,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	if !ok {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
 	}
-	port, err := spec.ExposedPort(df)
-	if err != nil {
-		return Service{}, err
-	}
-	cj, err := spec.ParseContainerJSON(files["container.json"])
-	if err != nil {
+	port, dfErr := spec.ExposedPort(df)
+	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
+	if err := joinProblems(dfErr, cjErr); err != nil {
 		return Service{}, err
 	}
 	// Env expressions may only name this package's entities; checked now, resolved at start.
@@ -438,6 +435,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	warnings, err := m.applicable(ctx, cj)
 	if err != nil {
 		return Service{}, err
+	}
+	for _, w := range cj.Warnings {
+		warnings = append(warnings, "container.json: "+w)
 	}
 	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
 		return Service{}, err
@@ -465,6 +465,40 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	svc, err := m.Get(ctx, name)
 	svc.Warnings = warnings
 	return svc, err
+}
+
+// joinProblems reports the problems of the Dockerfile and of container.json together. One
+// file's error is returned as it is; both become one list whose fields name their file.
+func joinProblems(errs ...error) error {
+	var all []error
+	for _, err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	if len(all) <= 1 {
+		if len(all) == 1 {
+			return all[0]
+		}
+		return nil
+	}
+	out := &spec.ValidationError{}
+	for _, err := range all {
+		var ve *spec.ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		for _, p := range ve.Problems {
+			if ve.File != "" {
+				p.Field = ve.File + ": " + p.Field
+				if p.Field == ve.File+": " {
+					p.Field = ve.File
+				}
+			}
+			out.Problems = append(out.Problems, p)
+		}
+	}
+	return out
 }
 
 // applicable refuses what cannot run here (a GPU without a GPU runtime; a cpu above the
@@ -820,7 +854,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		}
 		return failed(id, err.Error())
 	}
-	if err := m.waitReady(ctx, id, addr, r.HealthPath); err != nil {
+	if err := m.waitReady(ctx, id, addr, r.HealthPath, m.readyTimeout(cj)); err != nil {
 		return failed(id, err.Error())
 	}
 	m.st.SetContainerState(ctx, name, Started, string(id), "")
@@ -828,9 +862,19 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	return addr, id, nil
 }
 
-// waitReady polls until the port accepts and the health path (if any) answers below 500.
-func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health string) error {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReadyTimeout)
+// readyTimeout bounds a start of the service: container.json's timeout_minutes, else the
+// server's ReadyTimeout.
+func (m *Manager) readyTimeout(cj spec.ContainerJSON) time.Duration {
+	if cj.TimeoutMinutes != nil && *cj.TimeoutMinutes > 0 {
+		return time.Duration(*cj.TimeoutMinutes * float64(time.Minute))
+	}
+	return m.cfg.ReadyTimeout
+}
+
+// waitReady polls until the port accepts and the health path (if any) answers below 500, for
+// at most timeout.
+func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(m.cfg.PollInterval)
@@ -861,7 +905,7 @@ func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health
 		case err := <-exited:
 			return err
 		case <-ctx.Done():
-			return fmt.Errorf("not ready within %s (port %s, health path %q)", m.cfg.ReadyTimeout, addr, health)
+			return fmt.Errorf("not ready within %s (port %s, health path %q)", timeout, addr, health)
 		case <-tick.C:
 		}
 	}
