@@ -467,6 +467,76 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	return svc, err
 }
 
+// buildFailure says why a service's image could not be built, once (the reason is shown
+// after "image build failed"): a base image that is not on the engine is named, since the
+// engine's own message (a registry it could not reach) never names it.
+func (m *Manager) buildFailure(ctx context.Context, contextTar []byte, err error) string {
+	msg := err.Error()
+	var be *runtime.BuildError
+	if errors.As(err, &be) {
+		msg = be.Message
+	}
+	files, ferr := readTar(contextTar, "Dockerfile")
+	if ferr != nil {
+		return msg
+	}
+	var missing []string
+	for _, base := range spec.BaseImages(files["Dockerfile"], nil) {
+		if _, ierr := m.rt.InspectImage(ctx, base); errors.Is(ierr, runtime.ErrNotFound) {
+			missing = append(missing, base)
+		}
+	}
+	if len(missing) == 0 {
+		return msg
+	}
+	var sb strings.Builder
+	for i, base := range missing {
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		fmt.Fprintf(&sb, "base image %s is not on this engine and cannot be pulled (%s): build it locally or use a berth base%s",
+			base, pullReason(msg), berthBaseHint(base))
+	}
+	return sb.String()
+}
+
+// pullReason is the engine's reason for a failed pull, in a few words.
+func pullReason(msg string) string {
+	l := strings.ToLower(msg)
+	switch {
+	case strings.Contains(l, "registry-1.docker.io") || strings.Contains(l, "dial tcp") || strings.Contains(l, "no such host") ||
+		strings.Contains(l, "i/o timeout") || strings.Contains(l, "connection refused") || strings.Contains(l, "network is unreachable"):
+		return "no registry reachable"
+	case strings.Contains(l, "pull access denied") || strings.Contains(l, "repository does not exist") || strings.Contains(l, "not found"):
+		return "the registry has no such image"
+	case strings.Contains(l, "unauthorized") || strings.Contains(l, "denied"):
+		return "the registry refused access"
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return "the engine said: " + msg
+}
+
+// berthBaseHint names berth's own base image for the image's language, if any.
+func berthBaseHint(base string) string {
+	repo := base
+	if i := strings.LastIndex(repo, "/"); i >= 0 {
+		repo = repo[i+1:]
+	}
+	repo, _, _ = strings.Cut(repo, ":")
+	repo, _, _ = strings.Cut(repo, "@")
+	switch {
+	case strings.HasPrefix(repo, "python"):
+		return " (berth/python:3.11)"
+	case repo == "r-base" || strings.HasPrefix(repo, "r-ver") || strings.HasPrefix(repo, "shiny"):
+		return " (berth/r:4.2)"
+	case repo == "debian" || repo == "ubuntu" || repo == "alpine" || repo == "busybox":
+		return " (berth/shell:latest)"
+	}
+	return " (berth/python:3.11, berth/r:4.2, berth/shell:latest)"
+}
+
 // joinProblems reports the problems of the Dockerfile and of container.json together. One
 // file's error is returned as it is; both become one list whose fields name their file.
 func joinProblems(errs ...error) error {
@@ -615,7 +685,7 @@ func (m *Manager) build(ctx context.Context, name string) {
 	}
 	img, err := b.BuildImage(ctx, runtime.BuildSpec{Context: bytes.NewReader(tarBytes), Tags: []string{ref}, Labels: m.labels(name), Network: m.cfg.BuildNetwork}, logf)
 	if err != nil {
-		fail(err.Error())
+		fail(m.buildFailure(ctx, tarBytes, err))
 		return
 	}
 	row, err := m.st.GetService(ctx, name)
