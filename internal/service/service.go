@@ -420,12 +420,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	if !ok {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
 	}
-	port, err := spec.ExposedPort(df)
-	if err != nil {
-		return Service{}, err
-	}
-	cj, err := spec.ParseContainerJSON(files["container.json"])
-	if err != nil {
+	port, dfErr := spec.ExposedPort(df)
+	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
+	if err := joinProblems(dfErr, cjErr); err != nil {
 		return Service{}, err
 	}
 	// Env expressions may only name this package's entities; checked now, resolved at start.
@@ -438,6 +435,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	warnings, err := m.applicable(ctx, cj)
 	if err != nil {
 		return Service{}, err
+	}
+	for _, w := range cj.Warnings {
+		warnings = append(warnings, "container.json: "+w)
 	}
 	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
 		return Service{}, err
@@ -465,6 +465,110 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	svc, err := m.Get(ctx, name)
 	svc.Warnings = warnings
 	return svc, err
+}
+
+// buildFailure says why a service's image could not be built, once (the reason is shown
+// after "image build failed"): a base image that is not on the engine is named, since the
+// engine's own message (a registry it could not reach) never names it.
+func (m *Manager) buildFailure(ctx context.Context, contextTar []byte, err error) string {
+	msg := err.Error()
+	var be *runtime.BuildError
+	if errors.As(err, &be) {
+		msg = be.Message
+	}
+	files, ferr := readTar(contextTar, "Dockerfile")
+	if ferr != nil {
+		return msg
+	}
+	var missing []string
+	for _, base := range spec.BaseImages(files["Dockerfile"], nil) {
+		if _, ierr := m.rt.InspectImage(ctx, base); errors.Is(ierr, runtime.ErrNotFound) {
+			missing = append(missing, base)
+		}
+	}
+	if len(missing) == 0 {
+		return msg
+	}
+	var sb strings.Builder
+	for i, base := range missing {
+		if i > 0 {
+			sb.WriteString("; ")
+		}
+		fmt.Fprintf(&sb, "base image %s is not on this engine and cannot be pulled (%s): build it locally or use a berth base%s",
+			base, pullReason(msg), berthBaseHint(base))
+	}
+	return sb.String()
+}
+
+// pullReason is the engine's reason for a failed pull, in a few words.
+func pullReason(msg string) string {
+	l := strings.ToLower(msg)
+	switch {
+	case strings.Contains(l, "registry-1.docker.io") || strings.Contains(l, "dial tcp") || strings.Contains(l, "no such host") ||
+		strings.Contains(l, "i/o timeout") || strings.Contains(l, "connection refused") || strings.Contains(l, "network is unreachable"):
+		return "no registry reachable"
+	case strings.Contains(l, "pull access denied") || strings.Contains(l, "repository does not exist") || strings.Contains(l, "not found"):
+		return "the registry has no such image"
+	case strings.Contains(l, "unauthorized") || strings.Contains(l, "denied"):
+		return "the registry refused access"
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return "the engine said: " + msg
+}
+
+// berthBaseHint names berth's own base image for the image's language, if any.
+func berthBaseHint(base string) string {
+	repo := base
+	if i := strings.LastIndex(repo, "/"); i >= 0 {
+		repo = repo[i+1:]
+	}
+	repo, _, _ = strings.Cut(repo, ":")
+	repo, _, _ = strings.Cut(repo, "@")
+	switch {
+	case strings.HasPrefix(repo, "python"):
+		return " (berth/python:3.11)"
+	case repo == "r-base" || strings.HasPrefix(repo, "r-ver") || strings.HasPrefix(repo, "shiny"):
+		return " (berth/r:4.2)"
+	case repo == "debian" || repo == "ubuntu" || repo == "alpine" || repo == "busybox":
+		return " (berth/shell:latest)"
+	}
+	return " (berth/python:3.11, berth/r:4.2, berth/shell:latest)"
+}
+
+// joinProblems reports the problems of the Dockerfile and of container.json together. One
+// file's error is returned as it is; both become one list whose fields name their file.
+func joinProblems(errs ...error) error {
+	var all []error
+	for _, err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	if len(all) <= 1 {
+		if len(all) == 1 {
+			return all[0]
+		}
+		return nil
+	}
+	out := &spec.ValidationError{}
+	for _, err := range all {
+		var ve *spec.ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		for _, p := range ve.Problems {
+			if ve.File != "" {
+				p.Field = ve.File + ": " + p.Field
+				if p.Field == ve.File+": " {
+					p.Field = ve.File
+				}
+			}
+			out.Problems = append(out.Problems, p)
+		}
+	}
+	return out
 }
 
 // applicable refuses what cannot run here (a GPU without a GPU runtime; a cpu above the
@@ -581,7 +685,7 @@ func (m *Manager) build(ctx context.Context, name string) {
 	}
 	img, err := b.BuildImage(ctx, runtime.BuildSpec{Context: bytes.NewReader(tarBytes), Tags: []string{ref}, Labels: m.labels(name), Network: m.cfg.BuildNetwork}, logf)
 	if err != nil {
-		fail(err.Error())
+		fail(m.buildFailure(ctx, tarBytes, err))
 		return
 	}
 	row, err := m.st.GetService(ctx, name)
@@ -820,7 +924,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		}
 		return failed(id, err.Error())
 	}
-	if err := m.waitReady(ctx, id, addr, r.HealthPath); err != nil {
+	if err := m.waitReady(ctx, id, addr, r.HealthPath, m.readyTimeout(cj)); err != nil {
 		return failed(id, err.Error())
 	}
 	m.st.SetContainerState(ctx, name, Started, string(id), "")
@@ -828,9 +932,19 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	return addr, id, nil
 }
 
-// waitReady polls until the port accepts and the health path (if any) answers below 500.
-func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health string) error {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReadyTimeout)
+// readyTimeout bounds a start of the service: container.json's timeout_minutes, else the
+// server's ReadyTimeout.
+func (m *Manager) readyTimeout(cj spec.ContainerJSON) time.Duration {
+	if cj.TimeoutMinutes != nil && *cj.TimeoutMinutes > 0 {
+		return time.Duration(*cj.TimeoutMinutes * float64(time.Minute))
+	}
+	return m.cfg.ReadyTimeout
+}
+
+// waitReady polls until the port accepts and the health path (if any) answers below 500, for
+// at most timeout.
+func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(m.cfg.PollInterval)
@@ -861,7 +975,7 @@ func (m *Manager) waitReady(ctx context.Context, id runtime.TaskID, addr, health
 		case err := <-exited:
 			return err
 		case <-ctx.Done():
-			return fmt.Errorf("not ready within %s (port %s, health path %q)", m.cfg.ReadyTimeout, addr, health)
+			return fmt.Errorf("not ready within %s (port %s, health path %q)", timeout, addr, health)
 		case <-tick.C:
 		}
 	}

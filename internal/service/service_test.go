@@ -308,7 +308,6 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 	}
 	for cj, field := range map[string]string{
 		`{"cpu": "lots"}`:      "cpu",
-		`{"memroy": 5}`:        "memroy",
 		`{"on_demand": "yes"}`: "on_demand",
 		`{"env": {"A": 1}}`:    "env",
 	} {
@@ -317,6 +316,17 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 		if !errors.As(err, &ve) || ve.Problems[0].Field != field {
 			t.Errorf("%s: %v, want a problem on %s", cj, err, field)
 		}
+	}
+	// Every problem of the Dockerfile and of container.json at once.
+	_, err = f.m.Create(ctx, "both", "", exampleContext(t, `{"cpu": "lots", "memory": 1}`, map[string]string{"Dockerfile": two}))
+	if err == nil || !strings.Contains(err.Error(), "exposes 8080, 9090") || !strings.Contains(err.Error(), "container.json: cpu") ||
+		!strings.Contains(err.Error(), "container.json: memory") {
+		t.Errorf("every problem: %v", err)
+	}
+	// An unknown field is a warning; the service is created.
+	if sv, err := f.m.Create(ctx, "typo", "", exampleContext(t, `{"memroy": 5, "on_demand": true}`, nil)); err != nil ||
+		len(sv.Warnings) == 0 || !strings.Contains(strings.Join(sv.Warnings, "\n"), "container.json: memroy: unknown field") {
+		t.Errorf("unknown field: %v %v", sv.Warnings, err)
 	}
 	// What the engine cannot apply is said when the service is created, not silently.
 	if _, err := f.m.Create(ctx, "gpu", "", exampleContext(t, `{"gpu": 1}`, nil)); err == nil || !strings.Contains(err.Error(), "gpu: cannot be applied") {
@@ -333,7 +343,7 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "package other's entity Db") {
 		t.Fatalf("cross-package entity: %v", err)
 	}
-	if f.m.Exists(ctx, "two") || f.m.Exists(ctx, "bad") || f.m.Exists(ctx, "mine") || f.m.Exists(ctx, "gpu") {
+	if f.m.Exists(ctx, "two") || f.m.Exists(ctx, "both") || f.m.Exists(ctx, "bad") || f.m.Exists(ctx, "mine") || f.m.Exists(ctx, "gpu") {
 		t.Fatal("an invalid service was stored")
 	}
 }

@@ -1,13 +1,11 @@
 package spec
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -22,6 +20,15 @@ type ContainerJSON struct {
 	ShmSize         int64             `json:"shm_size"`         // MB (64)
 	Env             map[string]string `json:"env"`              // values may hold #{x.Package:Entity}
 
+	// TimeoutMinutes is timeout_minutes, found in several of Datagrok's own packages beside
+	// on_demand but absent from its table: berth bounds a start of the service with it (null:
+	// the server's ready timeout).
+	TimeoutMinutes *float64 `json:"timeout_minutes,omitempty"`
+
+	// Warnings name what the file says that berth keeps but reads differently from Datagrok's
+	// table, or ignores (an unknown field). Not stored.
+	Warnings []string `json:"-"`
+
 	// Given names the fields the file set; the others hold their defaults. A limit the engine
 	// cannot apply is said only for a field the author gave. Not stored.
 	Given map[string]bool `json:"-"`
@@ -32,10 +39,18 @@ func DefaultContainerJSON() ContainerJSON {
 	return ContainerJSON{CPU: 0.25, Memory: 512, Storage: 21, ShmSize: 64, Env: map[string]string{}}
 }
 
-var containerJSONFields = []string{"cpu", "gpu", "memory", "on_demand", "shutdown_timeout", "storage", "shm_size", "env"}
+// containerJSONFields are Datagrok's table; containerJSONExtra are fields Datagrok's own
+// packages use beyond it.
+var (
+	containerJSONFields = []string{"cpu", "gpu", "memory", "on_demand", "shutdown_timeout", "storage", "shm_size", "env"}
+	containerJSONExtra  = []string{"environmentVars", "timeout_minutes"}
+)
 
-// ParseContainerJSON reads container.json: every field is optional and takes its default;
-// an unknown field or a wrong type is an error naming the field.
+// ParseContainerJSON reads container.json: every field is optional and takes its default.
+// A known field with a wrong type or value is an error naming the field and what it allows;
+// the error lists every such problem of the file. An unknown field is a warning
+// (ContainerJSON.Warnings), not an error. environmentVars is merged into env (env wins on a
+// name both give).
 func ParseContainerJSON(data []byte) (ContainerJSON, error) {
 	c := DefaultContainerJSON()
 	verr := &ValidationError{File: "container.json"}
@@ -53,6 +68,7 @@ func ParseContainerJSON(data []byte) (ContainerJSON, error) {
 	}
 	sort.Strings(keys)
 	c.Given = make(map[string]bool, len(keys))
+	var envs, envVars map[string]string
 	for _, k := range keys {
 		v := raw[k]
 		c.Given[k] = true
@@ -96,64 +112,58 @@ func ParseContainerJSON(data []byte) (ContainerJSON, error) {
 			if json.Unmarshal(v, &c.ShmSize) != nil || isNull || c.ShmSize < 0 {
 				bad("a whole number of MB, 0 or more")
 			}
-		case "env":
+		case "env", "environmentVars":
 			var env map[string]string
 			if json.Unmarshal(v, &env) != nil {
 				bad("an object of string values")
 				continue
 			}
+			names := make([]string, 0, len(env))
 			for name := range env {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
 				if !reEnvName.MatchString(name) {
-					verr.Problems = append(verr.Problems, Problem{Field: "env." + name, Message: "is not a variable name"})
+					verr.Problems = append(verr.Problems, Problem{Field: k + "." + name, Message: "is not a variable name (letters, digits and '_', not starting with a digit)"})
 				}
 			}
-			if env != nil {
-				c.Env = env
+			if k == "env" {
+				envs = env
+			} else {
+				envVars = env
+			}
+		case "timeout_minutes":
+			if isNull {
+				continue
+			}
+			var f float64
+			if json.Unmarshal(v, &f) != nil || f <= 0 {
+				bad("a number of minutes above 0, or null")
+			} else {
+				c.TimeoutMinutes = &f
 			}
 		default:
-			verr.Problems = append(verr.Problems, Problem{Field: k, Message: "unknown field (allowed: " + strings.Join(containerJSONFields, ", ") + ")"})
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: unknown field, ignored (known: %s)", k,
+				strings.Join(append(append([]string{}, containerJSONFields...), containerJSONExtra...), ", ")))
 		}
 	}
+	// environmentVars first, env over it.
+	for name, val := range envVars {
+		if old, ok := envs[name]; ok && old != val {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("environmentVars.%s: also in env, whose value is used", name))
+			continue
+		}
+		c.Env[name] = val
+	}
+	for name, val := range envs {
+		c.Env[name] = val
+	}
+	sort.Strings(c.Warnings)
 	if len(verr.Problems) > 0 {
 		return c, verr
 	}
 	return c, nil
-}
-
-var reExpose = regexp.MustCompile(`(?i)^\s*EXPOSE\s+(.+)$`)
-
-// ExposedPort reads a Dockerfile's EXPOSE instructions: a service exposes exactly one port.
-func ExposedPort(dockerfile []byte) (int, error) {
-	var ports []string
-	sc := bufio.NewScanner(bytes.NewReader(dockerfile))
-	line := 0
-	for sc.Scan() {
-		line++
-		m := reExpose.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		for _, p := range strings.Fields(m[1]) {
-			ports = append(ports, p)
-		}
-	}
-	verr := &ValidationError{File: "Dockerfile"}
-	switch len(ports) {
-	case 0:
-		verr.Problems = []Problem{{Field: "EXPOSE", Message: "a service's Dockerfile exposes exactly one port; it exposes none"}}
-		return 0, verr
-	case 1:
-	default:
-		verr.Problems = []Problem{{Field: "EXPOSE", Message: fmt.Sprintf("a service's Dockerfile exposes exactly one port; it exposes %s", strings.Join(ports, ", "))}}
-		return 0, verr
-	}
-	p := strings.TrimSuffix(ports[0], "/tcp")
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		verr.Problems = []Problem{{Field: "EXPOSE", Message: fmt.Sprintf("%q is not a TCP port", ports[0])}}
-		return 0, verr
-	}
-	return n, nil
 }
 
 var reEntityRef = regexp.MustCompile(`#\{x\.([A-Za-z0-9_-]+):([A-Za-z0-9_.-]+)\}`)
