@@ -26,7 +26,8 @@ Refused while a server or a berth run uses the data dir. Services stay defined: 
 images again with berth service rebuild.
 
 With --tests: remove everything labelled berth.test=1, the containers, generated images and
-networks berth's tests create and normally remove themselves. Base images stay.`,
+networks berth's tests create and normally remove themselves, and berth's untagged images (what
+failed builds leave of their finished steps). Base images stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sel := []map[string]string{{runtime.LabelManaged: "true", runtime.LabelTest: "1"}}
@@ -66,6 +67,14 @@ networks berth's tests create and normally remove themselves. Base images stay.`
 			total := 0
 			for _, s := range sel {
 				n, err := eng.Sweep(cmd.Context(), s)
+				total += n
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+			}
+			if tests {
+				// Failed builds leave their finished steps untagged; nothing names them.
+				n, err := eng.PruneDangling(cmd.Context(), "")
 				total += n
 				if err != nil {
 					return withCode(ExitFailure, err)

@@ -113,3 +113,45 @@ func (e *Engine) Sweep(ctx context.Context, labels map[string]string) (int, erro
 }
 
 func isConflict(err error) bool { return err != nil && errorsIs(err, runtime.ErrConflict) }
+
+// PruneDangling removes berth's untagged images: what a failed build leaves of its finished
+// steps, and earlier builds of a tag that has moved on (they inherit berth.managed from the
+// base they were built on). With parent set, only the images built directly on it. An image a
+// container still uses stays. Run it when no build is under way: a build's finished steps are
+// untagged until it ends. It returns how many went.
+func (e *Engine) PruneDangling(ctx context.Context, parent string) (int, error) {
+	f := filters.NewArgs()
+	f.Add("dangling", "true")
+	f.Add("label", runtime.LabelManaged+"=true")
+	imgs, err := e.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, classify("list dangling images", err)
+	}
+	n := 0
+	for _, im := range imgs {
+		if parent != "" && im.ParentID != parent {
+			continue
+		}
+		if _, err := e.cli.ImageRemove(ctx, im.ID, image.RemoveOptions{PruneChildren: true}); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DanglingChildren lists the untagged images built directly on parent.
+func (e *Engine) DanglingChildren(ctx context.Context, parent string) ([]string, error) {
+	f := filters.NewArgs()
+	f.Add("dangling", "true")
+	imgs, err := e.cli.ImageList(ctx, image.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, classify("list images", err)
+	}
+	var out []string
+	for _, im := range imgs {
+		if im.ParentID == parent {
+			out = append(out, im.ID)
+		}
+	}
+	return out, nil
+}
