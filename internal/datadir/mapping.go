@@ -21,9 +21,9 @@ type StorageMapping struct {
 
 // InputMapping selects what the component reads.
 type InputMapping struct {
-	Tables                []InputTable `json:"tables,omitempty"`
-	Files                 []InputFiles `json:"files,omitempty"`
-	ReadOnlyStorageAccess *bool        `json:"read_only_storage_access,omitempty"`
+	Tables                List[InputTable] `json:"tables,omitempty"`
+	Files                 List[InputFiles] `json:"files,omitempty"`
+	ReadOnlyStorageAccess *bool            `json:"read_only_storage_access,omitempty"`
 }
 
 // InputTable is one table given to the component.
@@ -72,13 +72,13 @@ type FileTag struct {
 
 // OutputMapping says where the component's outputs go.
 type OutputMapping struct {
-	Tables             []OutputTable   `json:"tables,omitempty"`
-	Files              []OutputFile    `json:"files,omitempty"`
-	DefaultBucket      string          `json:"default_bucket,omitempty"`
-	DataTypeSupport    string          `json:"data_type_support,omitempty"`
-	TableModifications string          `json:"table_modifications,omitempty"`
-	TreatValuesAsNull  []string        `json:"treat_values_as_null,omitempty"`
-	TableFiles         json.RawMessage `json:"table_files,omitempty"`
+	Tables             List[OutputTable] `json:"tables,omitempty"`
+	Files              List[OutputFile]  `json:"files,omitempty"`
+	DefaultBucket      string            `json:"default_bucket,omitempty"`
+	DataTypeSupport    string            `json:"data_type_support,omitempty"`
+	TableModifications string            `json:"table_modifications,omitempty"`
+	TreatValuesAsNull  []string          `json:"treat_values_as_null,omitempty"`
+	TableFiles         json.RawMessage   `json:"table_files,omitempty"`
 }
 
 // MetaKV is one metadata entry of a table or a column.
@@ -180,30 +180,10 @@ type Processor struct {
 func (s *StorageMapping) UnmarshalJSON(b []byte) error { return DecodeObject(b, FieldsOf(s)) }
 
 // UnmarshalJSON reads the input mapping; tables and files may use the older object form.
-func (m *InputMapping) UnmarshalJSON(b []byte) error {
-	var tables List[InputTable]
-	var files List[InputFiles]
-	f := FieldsOf(m)
-	f["tables"], f["files"] = &tables, &files
-	if err := DecodeObject(b, f); err != nil {
-		return err
-	}
-	m.Tables, m.Files = tables, files
-	return nil
-}
+func (m *InputMapping) UnmarshalJSON(b []byte) error { return DecodeObject(b, FieldsOf(m)) }
 
 // UnmarshalJSON reads the output mapping; tables and files may use the older object form.
-func (m *OutputMapping) UnmarshalJSON(b []byte) error {
-	var tables List[OutputTable]
-	var files List[OutputFile]
-	f := FieldsOf(m)
-	f["tables"], f["files"] = &tables, &files
-	if err := DecodeObject(b, f); err != nil {
-		return err
-	}
-	m.Tables, m.Files = tables, files
-	return nil
-}
+func (m *OutputMapping) UnmarshalJSON(b []byte) error { return DecodeObject(b, FieldsOf(m)) }
 
 // UnmarshalJSON reads a table's output mapping strictly.
 func (t *OutputTable) UnmarshalJSON(b []byte) error { return DecodeObject(b, FieldsOf(t)) }

@@ -34,11 +34,21 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
 	eng := enginetest.Require(t)
 	img := enginetest.Busybox(t, eng)
+	instance := testInstance()
+	enginetest.Cleanup(t, eng, map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
+	return harnessOn(t, eng, img, instance, mutate)
+}
+
+func testInstance() string {
 	var b [4]byte
 	rand.Read(b[:])
-	instance := "test-" + hex.EncodeToString(b[:])
-	labels := enginetest.Labels(t)
-	enginetest.Cleanup(t, eng, map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
+	return "test-" + hex.EncodeToString(b[:])
+}
+
+// harnessOn is a started job manager of its own instance, store and data dir on eng, whose
+// blocks run in img.
+func harnessOn(t *testing.T, eng *docker.Engine, img, instance string, mutate func(*Config)) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "berth.db"))
 	if err != nil {
@@ -47,7 +57,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Cleanup(func() { st.Close() })
 	cfg := DefaultConfig(filepath.Join(dir, "data"))
 	cfg.Instance = instance
-	cfg.ExtraLabels = labels
+	cfg.ExtraLabels = enginetest.Labels(t)
 	cfg.StopGrace = time.Second
 	cfg.ShareRoots = []string{filepath.Join(dir, "share")}
 	os.MkdirAll(cfg.ShareRoots[0], 0o755)

@@ -2,10 +2,6 @@ package job
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,7 +9,6 @@ import (
 
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
-	"github.com/berthproject/berth/internal/store"
 )
 
 // newPrivateHarness is a job manager on an engine of the test's own, which the test may stop
@@ -22,27 +17,7 @@ func newPrivateHarness(t *testing.T, p *enginetest.Private, mutate func(*Config)
 	t.Helper()
 	eng := p.Engine(t)
 	img := p.Busybox(t, eng)
-	var b [4]byte
-	rand.Read(b[:])
-	instance := "test-" + hex.EncodeToString(b[:])
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "berth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := DefaultConfig(filepath.Join(dir, "data"))
-	cfg.Instance = instance
-	cfg.ExtraLabels = enginetest.Labels(t)
-	cfg.StopGrace = time.Second
-	cfg.ShareRoots = []string{filepath.Join(dir, "share")}
-	os.MkdirAll(cfg.ShareRoots[0], 0o755)
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	h := &harness{eng: eng, st: st, cfg: cfg, img: img, instance: instance}
-	h.start(t)
-	return h
+	return harnessOn(t, eng, img, testInstance(), mutate)
 }
 
 // runningJob submits a job that runs for a while and returns once its container runs and has
