@@ -78,6 +78,7 @@ type diskWatch struct {
 	exceeded bool
 	seen     int64 // bytes written since base when it was killed
 	measErr  error
+	ended    bool // passed the cap was found only after the container had ended
 }
 
 // startDiskWatch starts watching dir until stop is called. The wait between measurements is
@@ -115,7 +116,10 @@ func startDiskWatch(dir string, base, limit int64, interval time.Duration, kill 
 	return w
 }
 
-// stop ends the watch and reports whether the cap was passed. Safe on a nil watch.
+// stop ends the watch, once the container has ended, and reports whether the cap was
+// passed. A container that wrote past the cap and ended between two measurements is caught
+// by one last measurement here, so a fast writer cannot slip past the cap by finishing
+// first. Safe on a nil watch.
 func (w *diskWatch) stop() bool {
 	if w == nil {
 		return false
@@ -128,6 +132,12 @@ func (w *diskWatch) stop() bool {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.exceeded {
+		used, err := diskUsage(w.dir)
+		if (err != nil && !errors.Is(err, fs.ErrNotExist)) || (err == nil && used-w.base > w.limit) {
+			w.exceeded, w.seen, w.measErr, w.ended = true, used-w.base, err, true
+		}
+	}
 	return w.exceeded
 }
 
@@ -135,12 +145,16 @@ func (w *diskWatch) stop() bool {
 func (w *diskWatch) message() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.measErr != nil {
-		return fmt.Sprintf("berth could not measure what the job wrote to /data (%v), so its cap of %s (limits.disk) could not be held: the container was killed",
-			w.measErr, humanBytes(w.limit))
+	what := "the container was killed"
+	if w.ended {
+		what = "nothing it wrote is kept"
 	}
-	return fmt.Sprintf("wrote %s to /data, more than its cap of %s (limits.disk): the container was killed",
-		humanBytes(w.seen), humanBytes(w.limit))
+	if w.measErr != nil {
+		return fmt.Sprintf("berth could not measure what the job wrote to /data (%v), so its cap of %s (limits.disk) could not be held: %s",
+			w.measErr, humanBytes(w.limit), what)
+	}
+	return fmt.Sprintf("wrote %s to /data, more than its cap of %s (limits.disk): %s",
+		humanBytes(w.seen), humanBytes(w.limit), what)
 }
 
 // DiskLimitError is a container of the job killed for writing past the job's /data cap.

@@ -167,7 +167,17 @@ echo finished
 // disk_limit naming it; the main component never runs.
 func TestProcessorDiskLimit(t *testing.T) {
 	h, _ := componentHarness(t, nil)
-	proc := h.componentImage(t, "dd if=/dev/zero of=/data/out/files/big bs=1M count=2000\necho finished\n")
+	// Written a MiB at a time, each write closed, with a pause every 10: the cap (20 MiB) is
+	// passed in about two seconds and the whole 2000 would take minutes, so the kill, not the
+	// machine's speed, decides whether "finished" is printed.
+	proc := h.componentImage(t, `i=0
+while [ $i -lt 2000 ]; do
+  dd if=/dev/zero bs=1M count=1 2>/dev/null >> /data/out/files/big
+  i=$((i+1))
+  [ $((i % 10)) -eq 0 ] && sleep 1
+done
+echo finished
+`)
 	main := h.componentImage(t, "echo main ran\n")
 	comp := spec.Component{ID: "m", Image: main, Limits: spec.Limits{Disk: 20 << 20}}
 	cfg := spec.ComponentConfig{ID: "m-1", Component: "m"}
@@ -259,5 +269,21 @@ func TestDiskWatchKillsOncePastTheCap(t *testing.T) {
 	var none *diskWatch
 	if none.stop() {
 		t.Error("a nil watch reported past the cap")
+	}
+}
+
+// TestDiskWatchCatchesAWriterFasterThanItsInterval: a container that writes past the cap and
+// exits between two measurements is still reported past it when the watch stops, with no
+// kill (there is nothing left to kill), so nothing of it is loaded.
+func TestDiskWatchCatchesAWriterFasterThanItsInterval(t *testing.T) {
+	dir := t.TempDir()
+	base, _ := diskUsage(dir)
+	w := startDiskWatch(dir, base, 1<<20, time.Hour, func() { t.Error("killed after the container had ended") })
+	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 3<<20), 0o644)
+	if !w.stop() {
+		t.Fatal("a writer that passed the cap between two measurements was not reported")
+	}
+	if m := w.message(); !strings.Contains(m, "wrote 3MiB") || !strings.Contains(m, "cap of 1MiB") || strings.Contains(m, "killed") {
+		t.Errorf("message: %q", m)
 	}
 }
