@@ -220,9 +220,10 @@ func IsNavigation(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// SigninPath is where an unauthenticated browser is sent, with where it was going.
+// SigninPath is where an unauthenticated browser is sent, with where it was going. Slashes
+// stay as they are (a query may hold them): /signin?next=/proxy/x/.
 func SigninPath(next string) string {
-	return "/signin?next=" + url.QueryEscape(LocalPath(next))
+	return "/signin?next=" + strings.ReplaceAll(url.QueryEscape(LocalPath(next)), "%2F", "/")
 }
 
 // Middleware puts the request's principal in its context. It takes "Authorization: Bearer
