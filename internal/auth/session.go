@@ -205,6 +205,11 @@ func (a *Auth) CheckOrigin(r *http.Request) error {
 	return a.cop.Check(r)
 }
 
+// TrustOrigin lets cookie-authenticated state-changing requests come from an origin besides
+// the request's own Host ("https://berth.example.com": the public URL, when a proxy in front
+// of berth changes Host).
+func (a *Auth) TrustOrigin(origin string) error { return a.cop.AddTrustedOrigin(origin) }
+
 // SessionCookie returns the request's session cookie value ("" without one).
 func SessionCookie(r *http.Request) string {
 	c, err := r.Cookie(CookieName)

@@ -245,6 +245,17 @@ func TestMiddlewareCookieCrossOriginAndRedirect(t *testing.T) {
 	if rec := serve("POST", "/api/v1/jobs", bearerCross); rec.Code != 200 {
 		t.Fatalf("cross-origin POST with a bearer token: %d", rec.Code)
 	}
+	// Behind a proxy that changes Host, the public URL's origin is trusted when told.
+	public := func(r *http.Request) { withCookie(r); r.Header.Set("Origin", "https://berth.example.com") }
+	if rec := serve("POST", "/api/v1/jobs", public); rec.Code != 403 {
+		t.Fatalf("an untrusted origin: %d", rec.Code)
+	}
+	if err := a.TrustOrigin("https://berth.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := serve("POST", "/api/v1/jobs", public); rec.Code != 200 {
+		t.Fatalf("the trusted public origin: %d", rec.Code)
+	}
 	html := func(r *http.Request) { r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8") }
 	rec := serve("GET", "/proxy/x/?a=1", html)
 	if rec.Code != 303 || rec.Header().Get("Location") != "/signin?next=/proxy/x/%3Fa%3D1" {

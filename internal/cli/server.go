@@ -169,6 +169,12 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	a.SessionTTL = f.sessionTTL
 	// Behind a TLS-terminating proxy the request itself is plain HTTP: the public URL tells.
 	a.SecureCookies = strings.HasPrefix(f.publicURL, "https://")
+	if f.publicURL != "" {
+		u, _ := url.Parse(f.publicURL)
+		if err := a.TrustOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return withCode(ExitUsage, fmt.Errorf("--public-url: %w", err))
+		}
+	}
 	tokenPath := filepath.Join(dataDir, adminTokenFile)
 	created, err := a.EnsureAdmin(ctx, tokenPath)
 	if err != nil {
