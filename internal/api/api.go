@@ -43,6 +43,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// KeepAlive is the interval of SSE keep-alive comments (default 15 s).
 	KeepAlive time.Duration
+	// PublicURL is the address users reach the server at (server --public-url); sign-in
+	// links start with it. Empty: the request's own scheme and host.
+	PublicURL string
 }
 
 // Deps are the API's collaborators.
@@ -128,18 +131,23 @@ func New(cfg Config, d Deps) *Server {
 	s.routesServices(api)
 
 	root := http.NewServeMux()
+	s.routesSignin(root, api)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	// A token scoped to one service (scope "service:<name>") only reaches that service's proxy.
+	// A token scoped to one service (scope "service:<name>") only reaches that service's proxy
+	// (and may make a sign-in link, whose session keeps the same scope).
 	var protected http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := auth.FromContext(r.Context()); ok && p.Scope != "" {
+		if p, ok := auth.FromContext(r.Context()); ok && p.Scope != "" && !(r.Method == http.MethodPost && r.URL.Path == "/api/v1/signin-links") {
 			writeError(w, http.StatusForbidden, "forbidden", "this token is scoped to "+p.Scope+"; it reaches only /proxy/", "")
 			return
 		}
 		api.ServeHTTP(w, r)
 	})
 	proxy := d.Proxy
+	if proxy != nil {
+		proxy = withoutCredentials(proxy)
+	}
 	if d.Auth != nil {
 		protected = d.Auth.Middleware(protected)
 		if proxy != nil {

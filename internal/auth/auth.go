@@ -41,16 +41,147 @@ type Principal struct {
 // IsAdmin reports whether the principal has the admin role.
 func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
 
-// Auth issues and verifies tokens.
-type Auth struct {
-	st *store.Store
+// Store is what Auth needs of the store.
+type Store interface {
+	CreateToken(ctx context.Context, t store.Token) error
+	TokenByHash(ctx context.Context, hash string) (store.Token, error)
+	TokenByID(ctx context.Context, id string) (store.Token, error)
+	ListTokens(ctx context.Context) ([]store.Token, error)
+	RevokeToken(ctx context.Context, idOrName string) error
+	TouchToken(ctx context.Context, id string, at time.Time) error
+	CountTokens(ctx context.Context) (int, error)
 
-	mu      sync.Mutex
-	touched map[string]time.Time
+	CreateSession(ctx context.Context, se store.Session) error
+	SessionByHash(ctx context.Context, hash string) (store.Session, store.Token, error)
+	DeleteSession(ctx context.Context, hash string) error
+	DeleteTokenSessions(ctx context.Context, tokenID string) error
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	PurgeExpired(ctx context.Context, before time.Time) error
+	CreateSigninCode(ctx context.Context, c store.SigninCode) error
+	ConsumeSigninCode(ctx context.Context, hash string, at time.Time) (store.SigninCode, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Defaults of Auth's settings.
+const (
+	DefaultSessionTTL = 12 * time.Hour
+	DefaultCacheTTL   = 10 * time.Second
+	SigninCodeTTL     = 2 * time.Minute
+)
+
+// Auth issues and verifies tokens, browser sessions and one-time sign-in codes.
+//
+// Verification answers from memory: a token or session verified once is kept, keyed by its
+// hash, for CacheTTL. A revoke or sign-out made through this Auth drops the entries at once;
+// one made by another process on the same database (berth token revoke, a second server on a
+// shared PostgreSQL) takes effect here when the entry ages out, within CacheTTL.
+type Auth struct {
+	st Store
+
+	// SessionTTL is how long a browser session lasts (server --session-ttl; default 12 h).
+	// Set it before serving.
+	SessionTTL time.Duration
+	// CacheTTL is how long a verified token or session is trusted from memory (default 10 s).
+	CacheTTL time.Duration
+	// SecureCookies marks the session cookie Secure even on a plain-HTTP request (the server is
+	// reached through a TLS-terminating proxy: its --public-url is https). A request that came
+	// over TLS always gets a Secure cookie.
+	SecureCookies bool
+	// Now is the clock (nil: time.Now); tests move it.
+	Now func() time.Time
+
+	cop *http.CrossOriginProtection
+
+	mu        sync.Mutex
+	touched   map[string]time.Time
+	cache     map[string]cached
+	lastPurge time.Time
+}
+
+// cached is a verified token ("t"+hash) or session ("s"+hash).
+type cached struct {
+	p         Principal
+	sessionID string    // "" for a token
+	expires   time.Time // the session's own end (zero for a token)
+	until     time.Time // when this entry must be checked against the store again
 }
 
 // New makes an Auth on a store.
-func New(st *store.Store) *Auth { return &Auth{st: st, touched: map[string]time.Time{}} }
+func New(st Store) *Auth {
+	return &Auth{st: st, SessionTTL: DefaultSessionTTL, CacheTTL: DefaultCacheTTL,
+		cop: http.NewCrossOriginProtection(), touched: map[string]time.Time{}, cache: map[string]cached{}}
+}
+
+func (a *Auth) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// fromCache returns a live entry.
+func (a *Auth) fromCache(key string) (cached, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.cache[key]
+	if !ok {
+		return c, false
+	}
+	now := a.now()
+	if now.After(c.until) || (!c.expires.IsZero() && !now.Before(c.expires)) {
+		delete(a.cache, key)
+		return c, false
+	}
+	return c, true
+}
+
+func (a *Auth) remember(key string, c cached) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if len(a.cache) >= 4096 { // keep the map small: drop what has aged out
+		for k, e := range a.cache {
+			if now.After(e.until) {
+				delete(a.cache, k)
+			}
+		}
+	}
+	c.until = now.Add(a.CacheTTL)
+	a.cache[key] = c
+}
+
+// forget drops every cached entry of a token (by ID or name).
+func (a *Auth) forget(idOrName string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, e := range a.cache {
+		if e.p.TokenID == idOrName || e.p.Name == idOrName {
+			delete(a.cache, k)
+		}
+	}
+}
+
+// touch records a use of a token (and of a session) at most once a minute each.
+func (a *Auth) touch(ctx context.Context, tokenID, sessionID string) {
+	now := a.now()
+	a.mu.Lock()
+	touchToken := now.Sub(a.touched[tokenID]) > time.Minute
+	if touchToken {
+		a.touched[tokenID] = now
+	}
+	touchSession := sessionID != "" && now.Sub(a.touched[sessionID]) > time.Minute
+	if touchSession {
+		a.touched[sessionID] = now
+	}
+	a.mu.Unlock()
+	if touchToken {
+		a.st.TouchToken(ctx, tokenID, now.UTC())
+	}
+	if touchSession {
+		a.st.TouchSession(ctx, sessionID, now.UTC())
+	}
+}
 
 // Hash is how a token is stored.
 func Hash(plain string) string {
@@ -85,6 +216,11 @@ func (a *Auth) Verify(ctx context.Context, plain string) (Principal, error) {
 	if plain == "" {
 		return Principal{}, ErrUnauthorized
 	}
+	key := "t" + Hash(plain)
+	if c, ok := a.fromCache(key); ok {
+		a.touch(ctx, c.p.TokenID, "")
+		return c.p, nil
+	}
 	t, err := a.st.TokenByHash(ctx, Hash(plain))
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnauthorized
@@ -95,17 +231,37 @@ func (a *Auth) Verify(ctx context.Context, plain string) (Principal, error) {
 	if t.RevokedAt != nil {
 		return Principal{}, ErrUnauthorized
 	}
-	a.mu.Lock()
-	last := a.touched[t.ID]
-	touch := time.Since(last) > time.Minute
-	if touch {
-		a.touched[t.ID] = time.Now()
+	p := principalOf(t)
+	a.remember(key, cached{p: p})
+	a.touch(ctx, t.ID, "")
+	return p, nil
+}
+
+func principalOf(t store.Token) Principal {
+	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Scope: t.Scope}
+}
+
+// Revoke revokes a token by ID or name and ends its browser sessions; in this process both
+// are refused from the next request on.
+func (a *Auth) Revoke(ctx context.Context, idOrName string) error {
+	err := a.st.RevokeToken(ctx, idOrName)
+	a.forget(idOrName)
+	if err != nil {
+		return err
 	}
-	a.mu.Unlock()
-	if touch {
-		a.st.TouchToken(ctx, t.ID, time.Now().UTC())
+	toks, err := a.st.ListTokens(ctx)
+	if err != nil {
+		return err
 	}
-	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Scope: t.Scope}, nil
+	for _, t := range toks {
+		if t.ID == idOrName || t.Name == idOrName {
+			a.forget(t.ID)
+			if err := a.st.DeleteTokenSessions(ctx, t.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // EnsureAdmin issues an admin token when no live token exists and writes it to path (mode
@@ -148,7 +304,7 @@ func (a *Auth) EnsureAdmin(ctx context.Context, path string) (bool, error) {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		a.st.RevokeToken(context.WithoutCancel(ctx), tok.ID)
+		a.Revoke(context.WithoutCancel(ctx), tok.ID)
 		return false, fmt.Errorf("write admin token: %w", err)
 	}
 	return true, nil
@@ -165,30 +321,6 @@ func FromContext(ctx context.Context) (Principal, bool) {
 // WithPrincipal returns ctx carrying p (tests and internal callers).
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, ctxKey{}, p)
-}
-
-// Middleware requires "Authorization: Bearer <token>" and puts the principal in the context.
-func (a *Auth) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The scheme is case-insensitive (RFC 9110 section 11.1).
-		scheme, plain, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			deny(w, "missing bearer token: send Authorization: Bearer <token>")
-			return
-		}
-		p, err := a.Verify(r.Context(), strings.TrimSpace(plain))
-		if err != nil {
-			if errors.Is(err, ErrUnauthorized) {
-				deny(w, "unauthorized: unknown or revoked token")
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "internal", "message": "could not check the token"}})
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
-	})
 }
 
 func deny(w http.ResponseWriter, msg string) {

@@ -46,7 +46,7 @@ func TestIssueVerifyRevoke(t *testing.T) {
 	if _, _, err := a.Issue(ctx, "x", "root", ""); err == nil {
 		t.Fatal("an unknown role was accepted")
 	}
-	if err := st.RevokeToken(ctx, "ci"); err != nil {
+	if err := a.Revoke(ctx, "ci"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Verify(ctx, plain); err != ErrUnauthorized {

@@ -127,6 +127,7 @@ Exit codes of run and job submit --wait: 0 ok, 1 user error (script exit 1), 2 a
 		newConfigCmd(g),
 		newStorageCmd(g),
 		newServiceCmd(g),
+		newOpenCmd(g),
 	)
 	return root
 }

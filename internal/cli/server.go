@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type serverFlags struct {
 	maxDataSize  string
 	strictLimits bool
 	svcBuildNet  string
+	sessionTTL   time.Duration
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -52,9 +54,10 @@ func newServerCmd(g *globals) *cobra.Command {
 Events, cancel), /healthz and /metrics (Prometheus), and a pool of workers that run jobs in
 locked-down containers. The store, workspaces, outputs and logs live in --data-dir.
 
-Every request but /healthz needs a bearer token. On its first start the server creates an
-admin token and writes it to <data-dir>/admin-token (mode 0600); make more with
-berth token create. Jobs left running by a server that crashed end failed/internal on the next
+Every request but /healthz needs a bearer token or a browser session: a browser signs in
+with a token at /signin, or follows a one-time link from berth open. On its first start the
+server creates an admin token and writes it to <data-dir>/admin-token (mode 0600); make more
+with berth token create. Jobs left running by a server that crashed end failed/internal on the next
 start, and their containers are removed.`,
 		Example: `  berth server --listen 127.0.0.1:8760
   export BERTH_SERVER=http://127.0.0.1:8760 BERTH_TOKEN=$(cat ~/.local/share/berth/admin-token)
@@ -76,6 +79,7 @@ start, and their containers are removed.`,
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
+	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
 }
@@ -127,6 +131,14 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		shareRoots[i] = abs
 	}
 
+	if f.sessionTTL <= 0 {
+		return withCode(ExitUsage, fmt.Errorf("--session-ttl: %v is not allowed; use a positive duration such as 12h or 30m", f.sessionTTL))
+	}
+	if f.publicURL != "" {
+		if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return withCode(ExitUsage, fmt.Errorf("--public-url: %q is not allowed; use http(s)://host[:port]", f.publicURL))
+		}
+	}
 	if err := service.CheckBuildNetwork(f.svcBuildNet); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--service-build-network: %w", err))
 	}
@@ -154,6 +166,15 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 
 	images := image.NewManager(eng, imageConfig(dataDir, f.pipIndex, f.cranURL), log)
 	a := auth.New(st)
+	a.SessionTTL = f.sessionTTL
+	// Behind a TLS-terminating proxy the request itself is plain HTTP: the public URL tells.
+	a.SecureCookies = strings.HasPrefix(f.publicURL, "https://")
+	if f.publicURL != "" {
+		u, _ := url.Parse(f.publicURL)
+		if err := a.TrustOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return withCode(ExitUsage, fmt.Errorf("--public-url: %w", err))
+		}
+	}
 	tokenPath := filepath.Join(dataDir, adminTokenFile)
 	created, err := a.EnsureAdmin(ctx, tokenPath)
 	if err != nil {
@@ -212,7 +233,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			}
 			return nil
 		}}, svcs)
-	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0]}, api.Deps{
+	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0], PublicURL: f.publicURL}, api.Deps{
 		Services:          svcs,
 		Proxy:             prx,
 		AllowForwardToken: f.forwardToken,

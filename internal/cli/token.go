@@ -71,7 +71,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	}
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
-		Short: "Revoke a token: requests with it are refused from now on",
+		Short: "Revoke a token and end its browser sessions: a running server refuses it within 10 s",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openStore(cmd.Context(), g.dataDir)
@@ -79,7 +79,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 				return withCode(ExitFailure, err)
 			}
 			defer st.Close()
-			return st.RevokeToken(cmd.Context(), args[0])
+			return auth.New(st).Revoke(cmd.Context(), args[0])
 		},
 	}
 	cmd.AddCommand(create, list, revoke)

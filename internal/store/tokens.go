@@ -99,3 +99,12 @@ func scanToken(r jobScanner) (Token, error) {
 	t.RevokedAt = jobParseTSPtr(revoked)
 	return t, nil
 }
+
+// TokenByID finds a token by its ID.
+func (s *Store) TokenByID(ctx context.Context, id string) (Token, error) {
+	t, err := scanToken(s.DB.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
