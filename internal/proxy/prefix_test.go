@@ -279,4 +279,3 @@ func TestProxyWebSocketWithOrigin(t *testing.T) {
 		}
 	}
 }
-
