@@ -95,7 +95,7 @@ func TestPrefixModes(t *testing.T) {
 	}
 	host := strings.TrimPrefix(f.proxy.URL, "http://")
 
-	end, info, jar := browse(t, f.proxy.URL, "/proxy/kept?x=1")
+	end, info, _ := browse(t, f.proxy.URL, "/proxy/kept?x=1")
 	if end.Path != "/proxy/kept/login" || info["path"] != "/proxy/kept/login" || info["base"] != "/proxy/kept/" ||
 		info["host"] != host || info["prefix"] != "/proxy/kept" || info["cookie"] != "sid=42" {
 		t.Errorf("keep: ended at %s, the app saw %v", end, info)
@@ -104,7 +104,7 @@ func TestPrefixModes(t *testing.T) {
 		t.Errorf("keep: mode %q", f.m.Mode("kept"))
 	}
 
-	end, info, jar = browse(t, f.proxy.URL, "/proxy/stripped?x=1")
+	end, info, jar := browse(t, f.proxy.URL, "/proxy/stripped?x=1")
 	if end.Path != "/proxy/stripped/login" || info["path"] != "/login" || info["base"] != "/proxy/stripped/" ||
 		info["host"] != host || info["prefix"] != "/proxy/stripped" || info["cookie"] != "sid=42" {
 		t.Errorf("strip: ended at %s, the app saw %v", end, info)
@@ -116,6 +116,17 @@ func TestPrefixModes(t *testing.T) {
 	u, _ = url.Parse(f.proxy.URL + "/proxy/stripped/x")
 	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Value != "42" {
 		t.Errorf("strip: cookies for the service %v", cs)
+	}
+
+	// A restarted berth re-adopts the running keep-mode container with its mode.
+	f.m.Close()
+	f.start(t)
+	end, info, _ = browse(t, f.proxy.URL, "/proxy/kept/")
+	if end.Path != "/proxy/kept/login" || info["path"] != "/proxy/kept/login" {
+		t.Errorf("keep after a restart: ended at %s, the app saw %v", end, info)
+	}
+	if s, _ := f.m.Get(context.Background(), "kept"); starts(s) != 1 {
+		t.Errorf("keep after a restart: %d starts, want the running container re-adopted", starts(s))
 	}
 }
 
