@@ -2,6 +2,13 @@
 // /proxy/<service>/<path> is forwarded to the service's container on berth's own network,
 // starting the service first when it is not running. The upstream lookup answers from memory;
 // a cold start happens beside it and concurrent requests wait on the same start.
+//
+// The service sees the client's Host and X-Forwarded-Host, -Proto and -Prefix (/proxy/<name>),
+// so its origin checks pass. Its path depends on its prefix mode (the image label
+// berth.proxy.prefix): strip (the default) removes /proxy/<name> and rewrites the Location
+// headers and Set-Cookie paths the service answers back into it; keep passes the full path and
+// rewrites nothing. /proxy/<name> without its slash is redirected (308) to /proxy/<name>/, so
+// the browser resolves the page's relative links inside the service.
 package proxy
 
 import (
@@ -16,6 +23,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/berthproject/berth/internal/spec"
 )
 
 // Services is what the proxy needs of the service manager.
@@ -24,6 +33,9 @@ type Services interface {
 	Addr(name string) string
 	Ensure(ctx context.Context, name string) (string, error)
 	Track(name string) (done func())
+	// Mode is the prefix mode of the service's running container, from its image's label
+	// berth.proxy.prefix (strip when not known). Answered from memory.
+	Mode(name string) spec.PrefixMode
 }
 
 // StartFailure is what a failed start tells the caller.
@@ -76,13 +88,21 @@ func New(cfg Config, svcs Services) *Proxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(ctxKey{}).(target)
 			pr.SetURL(&url.URL{Scheme: "http", Host: t.addr})
-			pr.Out.URL.Path = t.path
-			pr.Out.URL.RawPath = ""
-			pr.Out.Host = t.service
+			pr.Out.URL.Path, pr.Out.URL.RawPath = t.path, t.rawPath
+			// The client's Host: an app comparing Origin with Host (most do, for WebSockets and
+			// POSTs) sees the browser's own.
+			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Forwarded-Prefix", cfg.Prefix+t.service)
 			// The caller's berth token is for berth, not for the service.
 			pr.Out.Header.Del("Authorization")
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			t, ok := resp.Request.Context().Value(ctxKey{}).(target)
+			if ok && t.mode != spec.PrefixKeep {
+				p.rewriteResponse(resp, t)
+			}
+			return nil
 		},
 		Transport:     transport,
 		FlushInterval: -1, // stream every write: SSE and chunked responses are not buffered
@@ -97,14 +117,17 @@ func New(cfg Config, svcs Services) *Proxy {
 }
 
 type target struct {
-	service, addr, path string
+	service, addr string
+	mode          spec.PrefixMode
+	path, rawPath string // the path the service is asked for
+	clientHost    string // the Host the client asked
+	clientScheme  string // http or https, as the client reached berth
 }
 
 // ServeHTTP forwards /proxy/<service>/<path>.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, p.cfg.Prefix)
-	name, path, _ := strings.Cut(rest, "/")
-	path = "/" + path
+	name, _, hasSlash := strings.Cut(rest, "/")
 	if name == "" || !p.svcs.Exists(r.Context(), name) {
 		writeError(w, http.StatusNotFound, "not_found", "no service "+name, "service")
 		return
@@ -114,6 +137,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "forbidden", err.Error(), "")
 			return
 		}
+	}
+	if !hasSlash {
+		// /proxy/<name>: the page's relative links would resolve outside the service.
+		u := p.cfg.Prefix + name + "/"
+		if r.URL.RawQuery != "" {
+			u += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", u)
+		w.WriteHeader(http.StatusPermanentRedirect)
+		return
 	}
 	done := p.svcs.Track(name)
 	defer done()
@@ -135,7 +168,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, target{service: name, addr: addr, path: path})
+	t := target{service: name, addr: addr, mode: p.svcs.Mode(name), clientHost: r.Host, clientScheme: "http"}
+	if r.TLS != nil {
+		t.clientScheme = "https"
+	}
+	if t.mode == spec.PrefixKeep {
+		t.path, t.rawPath = r.URL.Path, r.URL.RawPath
+	} else {
+		// The name is [a-z0-9-]: its escaped form is itself.
+		strip := p.cfg.Prefix + name
+		t.path = strings.TrimPrefix(r.URL.Path, strip)
+		if r.URL.RawPath != "" {
+			t.rawPath = strings.TrimPrefix(r.URL.RawPath, strip)
+		}
+	}
+	ctx := context.WithValue(r.Context(), ctxKey{}, t)
 	if !isUpgrade(r) && !acceptsStream(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.RequestTimeout)

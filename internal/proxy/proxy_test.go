@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berthproject/berth/internal/spec"
 )
 
 // fakeServices is a scriptable service manager for the proxy's own logic; the real manager and
@@ -21,10 +23,17 @@ type fakeServices struct {
 	ensures atomic.Int32
 	active  atomic.Int32
 	fail    error
+	modes   map[string]spec.PrefixMode // by service; "svc" exists always
 }
 
-func (f *fakeServices) Exists(ctx context.Context, name string) bool { return name == "svc" }
-func (f *fakeServices) Addr(name string) string                      { return "" }
+func (f *fakeServices) Exists(ctx context.Context, name string) bool {
+	_, ok := f.modes[name]
+	return ok || name == "svc"
+}
+func (f *fakeServices) Addr(name string) string { return "" }
+func (f *fakeServices) Mode(name string) spec.PrefixMode {
+	return f.modes[name]
+}
 func (f *fakeServices) Ensure(ctx context.Context, name string) (string, error) {
 	f.ensures.Add(1)
 	return f.addr, f.fail

@@ -184,6 +184,7 @@ type Manager struct {
 	mu    sync.Mutex
 	svcs  map[string]*svc
 	known map[string]bool // defined services, so the proxy's lookup never touches the store
+	modes sync.Map        // service name → spec.PrefixMode of its running container (prefix.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -317,6 +318,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		case r.ContainerState == Started && ok && t.Running:
 			addr, err := m.rt.Address(ctx, t.ID, r.Port)
 			if err == nil {
+				if err := m.notePrefixMode(ctx, r.Name, t.Image); err != nil {
+					m.log.Warn("re-adopted service: its prefix mode is not known, strip is used", "service", r.Name, "err", err)
+				}
 				s.addr, s.task = addr, t.ID
 				m.log.Info("re-adopted a running service", "service", r.Name, "container", string(t.ID))
 				continue
@@ -422,7 +426,7 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	}
 	port, dfErr := spec.ExposedPort(df)
 	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
-	if err := joinProblems(dfErr, cjErr); err != nil {
+	if err := joinProblems(dfErr, checkPrefixLabel(df, dfErr), cjErr); err != nil {
 		return Service{}, err
 	}
 	// Env expressions may only name this package's entities; checked now, resolved at start.
@@ -697,6 +701,10 @@ func (m *Manager) build(ctx context.Context, name string) {
 		fail(fmt.Sprintf("label %s=%q must be a path starting with /", LabelHealthPath, hp))
 		return
 	}
+	if err := checkImagePrefixLabel(img); err != nil {
+		fail(err.Error())
+		return
+	}
 	row.HealthPath = img.Labels[LabelHealthPath]
 	row.ImageRef = ref
 	row.ImageState = ImageReady
@@ -866,6 +874,11 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	m.st.SetContainerState(ctx, name, PendingStart, "", "")
 	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, p, n) })
 	if err != nil {
+		m.st.SetContainerState(ctx, name, Error, "", err.Error())
+		return "", "", &StartError{Reason: err.Error()}
+	}
+	env[EnvBaseURL] = BaseURL(name)
+	if err := m.notePrefixMode(ctx, name, r.ImageRef); err != nil {
 		m.st.SetContainerState(ctx, name, Error, "", err.Error())
 		return "", "", &StartError{Reason: err.Error()}
 	}

@@ -23,6 +23,14 @@ type dfStage struct {
 	line  int      // FROM's line
 	env   envMap   // ARG and ENV in scope at the end of the stage
 	ports []dfPort // EXPOSE, the base stage's first
+	// labels are the LABELs set in the stage (or the earlier stage it builds on), expanded,
+	// with the line that set each last.
+	labels map[string]dfLabel
+}
+
+type dfLabel struct {
+	value string
+	line  int
 }
 
 type dfPort struct {
@@ -81,7 +89,7 @@ func parseDockerfile(dockerfile []byte, buildArgs map[string]string) ([]dfStage,
 			if len(words) == 0 {
 				continue
 			}
-			st := dfStage{base: expand(words[0], global), line: n.StartLine, env: envMap{}}
+			st := dfStage{base: expand(words[0], global), line: n.StartLine, env: envMap{}, labels: map[string]dfLabel{}}
 			if len(words) >= 3 && strings.EqualFold(words[1], "as") {
 				st.name = strings.ToLower(words[2])
 			}
@@ -89,6 +97,9 @@ func parseDockerfile(dockerfile []byte, buildArgs map[string]string) ([]dfStage,
 				if prev.name != "" && prev.name == strings.ToLower(st.base) {
 					st.env = prev.env.clone()
 					st.ports = append(st.ports, prev.ports...)
+					for k, v := range prev.labels {
+						st.labels[k] = v
+					}
 				}
 			}
 			stages = append(stages, st)
@@ -123,6 +134,20 @@ func parseDockerfile(dockerfile []byte, buildArgs map[string]string) ([]dfStage,
 			for k := n.Next; k != nil && k.Next != nil; {
 				v := k.Next
 				cur.env[k.Value] = expand(v.Value, cur.env)
+				if v.Next == nil {
+					break
+				}
+				k = v.Next.Next
+			}
+		case "label":
+			if cur == nil {
+				continue
+			}
+			// key, value, separator, like ENV; keys and values are quoted and expanded as
+			// the builder does.
+			for k := n.Next; k != nil && k.Next != nil; {
+				v := k.Next
+				cur.labels[expand(k.Value, cur.env)] = dfLabel{value: expand(v.Value, cur.env), line: n.StartLine}
 				if v.Next == nil {
 					break
 				}
