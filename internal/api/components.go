@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/component"
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/spec"
@@ -575,7 +576,7 @@ func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case final.State == job.StateSucceeded:
 	case final.Reason == job.ReasonTimeout:
-		writeError(w, http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the action ran longer than %s (job %s)", job.SyncActionTimeout, j.ID), "")
+		writeError(w, http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the action ran longer than %s (job %s)", component.SyncActionTimeout, j.ID), "")
 		return
 	case final.Reason == job.ReasonUserError:
 		writeError(w, http.StatusBadRequest, "action_failed", final.Message, "")

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/berthproject/berth/internal/block"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/pkgindex"
@@ -83,6 +84,7 @@ func Run(ctx context.Context, eng *docker.Engine, cfg Config, dataDir string, w 
 	jcfg := job.DefaultConfig(dataDir)
 	jcfg.Workers = 1
 	jcfg.Instance = "bench"
+	jcfg.Executors = map[string]job.Executor{job.KindBlock: block.New()}
 	m, err := job.New(jcfg, st, eng, images, log)
 	if err != nil {
 		return res, err
@@ -124,7 +126,7 @@ func Run(ctx context.Context, eng *docker.Engine, cfg Config, dataDir string, w 
 		if err := os.WriteFile(filepath.Join(dir, "main.sh"), []byte("echo ok\n"), 0o644); err != nil {
 			return runtime.TaskSpec{}, nil, err
 		}
-		t := job.TaskFor(jcfg, blk, shellRef, "bench-raw", dir, dir)
+		t := block.TaskFor(jcfg, blk, shellRef, "bench-raw", dir, dir)
 		return t, func() { os.RemoveAll(dir) }, nil
 	}
 	runRaw := func() (time.Duration, error) {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthproject/berth/internal/block"
+	"github.com/berthproject/berth/internal/component"
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
@@ -140,6 +142,8 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 	jcfg.Workers = 1
 	jcfg.Instance = instance
 	jcfg.Reconcile = reconcile
+	// `berth run` has no storage: it runs blocks, and refuses components with the reason.
+	jcfg.Executors = map[string]job.Executor{job.KindBlock: block.New(), job.KindComponent: component.New(component.Config{})}
 	jcfg.ShareRoots = append([]string{specDir}, f.shareRoots...)
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
 	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/berthproject/berth/internal/api"
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/block"
+	"github.com/berthproject/berth/internal/component"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/proxy"
@@ -192,18 +194,17 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
+	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL}
+	if ccfg.PublicURL == "" {
+		ccfg.PublicURL = "http://" + f.listen
+	}
 	jcfg := job.DefaultConfig(dataDir)
-	jcfg.Storage = stor
-	jcfg.Sealer = sealer
+	jcfg.Executors = map[string]job.Executor{job.KindBlock: block.New(), job.KindComponent: component.New(ccfg)}
 	jcfg.Workers = f.workers
 	jcfg.Instance = instance
 	jcfg.ShareRoots = shareRoots
 	jcfg.AllowedNetworks = append([]string{"none"}, f.allowNet...)
 	jcfg.ExtraLabels = extra
-	jcfg.PublicURL = f.publicURL
-	if jcfg.PublicURL == "" {
-		jcfg.PublicURL = "http://" + f.listen
-	}
 	if jcfg.MaxDataSize, err = parseMaxDataSize(f.maxDataSize); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package job
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/spec"
-	"github.com/berthproject/berth/internal/storage"
 )
 
 // Config is the job manager's configuration: the admin policy a block is held to.
@@ -62,20 +60,9 @@ type Config struct {
 	Reconcile bool
 	// ExtraLabels are added to every container (server --label; tests set berth.test=1).
 	ExtraLabels map[string]string
-	// Storage holds the tables and files components read and write; nil: no component jobs.
-	Storage *storage.Storage
-	// ProjectID is KBC_PROJECTID in component containers (default "berth").
-	ProjectID string
-	// Sealer opens a configuration's stored credentials (nil: none are given to runs).
-	Sealer Unsealer
-	// ProjectName is KBC_PROJECTNAME, given with a forwarded token (default "berth").
-	ProjectName string
-	// PublicURL is the address users reach the server at (server --public-url, env
-	// BERTH_PUBLIC_URL; default http://<listen address>). Its host is KBC_STACKID, and it is
-	// KBC_URL for a component that gets the caller's token.
-	PublicURL string
-	// SyncActionTimeout bounds a component's sync action (default 30 s).
-	SyncActionTimeout time.Duration
+	// Executors run the jobs of each kind, by kind (KindBlock, KindComponent): the wiring
+	// passes them in. A submission of a kind without one is refused.
+	Executors map[string]Executor
 	// OutputLimits cap what berth reads back from a job's /data/out: out/state.json (default
 	// 1 MiB), each manifest (default 1 MiB) and how many files and folders it holds (default
 	// 10,000). A zero field takes its default (datadir.DefaultLimits).
@@ -120,8 +107,8 @@ func (e *PolicyError) Error() string { return fmt.Sprintf("not allowed: %s: %s",
 // PolicyField lets the API name the field without importing this package's types.
 func (e *PolicyError) PolicyField() string { return e.Field }
 
-// effectiveLimits fills the block's unset limits from the defaults and checks the maximums.
-func (c Config) effectiveLimits(l spec.Limits) (spec.Limits, error) {
+// EffectiveLimits fills the block's unset limits from the defaults and checks the maximums.
+func (c Config) EffectiveLimits(l spec.Limits) (spec.Limits, error) {
 	d, mx := c.DefaultLimits, c.MaxLimits
 	if l.CPU == 0 {
 		l.CPU = d.CPU
@@ -161,8 +148,8 @@ func (c Config) effectiveLimits(l spec.Limits) (spec.Limits, error) {
 	return l, nil
 }
 
-// checkNetwork refuses a network the policy does not allow.
-func (c Config) checkNetwork(n string) error {
+// CheckNetwork refuses a network the policy does not allow.
+func (c Config) CheckNetwork(n string) error {
 	if n == "" || n == "none" {
 		return nil
 	}
@@ -187,9 +174,9 @@ func (c Config) allowedNetworks() []string {
 	return out
 }
 
-// resolveMount turns a block mount's source into an absolute host path inside a share root,
+// ResolveMount turns a block mount's source into an absolute host path inside a share root,
 // following symlinks first so a link cannot point out of the root.
-func (c Config) resolveMount(baseDir string, i int, m spec.Mount) (string, error) {
+func (c Config) ResolveMount(baseDir string, i int, m spec.Mount) (string, error) {
 	field := fmt.Sprintf("mounts[%d].source", i)
 	if len(c.ShareRoots) == 0 {
 		return "", &PolicyError{field, "mounts are not allowed: no sharing folder is configured"}
@@ -231,25 +218,4 @@ func isEngineSocket(p string) bool {
 		return true
 	}
 	return filepath.Base(p) == "docker.sock"
-}
-
-// publicURL is PublicURL, or a local default.
-func (c Config) publicURL() string {
-	if c.PublicURL != "" {
-		return strings.TrimRight(c.PublicURL, "/")
-	}
-	return "http://localhost"
-}
-
-// stackID is the host of the public URL (KBC_STACKID).
-func (c Config) stackID() string {
-	if u, err := url.Parse(c.publicURL()); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return "localhost"
-}
-
-// Unsealer decrypts secrets kept at rest.
-type Unsealer interface {
-	Open(sealed []byte) ([]byte, error)
 }

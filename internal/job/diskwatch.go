@@ -164,7 +164,7 @@ func (e *DiskLimitError) Error() string { return e.Message }
 
 // measureDiskBase records, once per job, what its folder holds before its first container
 // starts: the cap counts what the job writes beyond that (inputs and code are not counted).
-func (r *run) measureDiskBase() {
+func (r *Run) measureDiskBase() {
 	if r.diskBaseSet || r.workDir == "" {
 		return
 	}
@@ -178,7 +178,7 @@ func (r *run) measureDiskBase() {
 
 // watchDisk holds container id to a /data cap of limit bytes (none when limit ≤ 0): past
 // it, the container is killed with no grace.
-func (r *run) watchDisk(id runtime.TaskID, limit int64) *diskWatch {
+func (r *Run) watchDisk(id runtime.TaskID, limit int64) *diskWatch {
 	if limit <= 0 || r.workDir == "" {
 		return nil
 	}

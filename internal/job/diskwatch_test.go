@@ -1,16 +1,13 @@
 package job
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/spec"
 )
 
@@ -76,137 +73,18 @@ func TestDiskLimitPolicy(t *testing.T) {
 	if cfg.MaxDataSize != 10<<30 {
 		t.Fatalf("default cap %d, want 10 GiB", cfg.MaxDataSize)
 	}
-	l, err := cfg.effectiveLimits(spec.Limits{})
+	l, err := cfg.EffectiveLimits(spec.Limits{})
 	if err != nil || int64(l.Disk) != cfg.MaxDataSize {
 		t.Fatalf("unset: %d %v", l.Disk, err)
 	}
-	l, err = cfg.effectiveLimits(spec.Limits{Disk: 20 << 20})
+	l, err = cfg.EffectiveLimits(spec.Limits{Disk: 20 << 20})
 	if err != nil || l.Disk != 20<<20 {
 		t.Fatalf("less: %d %v", l.Disk, err)
 	}
-	_, err = cfg.effectiveLimits(spec.Limits{Disk: 11 << 30})
+	_, err = cfg.EffectiveLimits(spec.Limits{Disk: 11 << 30})
 	var pe *PolicyError
 	if !errors.As(err, &pe) || pe.Field != "limits.disk" {
 		t.Fatalf("more than the cap: %v", err)
-	}
-}
-
-// freeBytes is the space left for root on the filesystem holding dir.
-func freeBytes(t *testing.T, dir string) int64 {
-	t.Helper()
-	var s syscall.Statfs_t
-	if err := syscall.Statfs(dir, &s); err != nil {
-		t.Fatal(err)
-	}
-	return int64(s.Bfree) * s.Bsize
-}
-
-// bound is how much less free space the host may have after a capped job than before: the
-// job's folder is removed, so what remains is noise from whatever else runs on the machine.
-const freeSpaceBound = 512 << 20
-
-// TestBlockDiskLimit: a block that writes far past its /data cap is killed, ends
-// failed/disk_limit with a message naming the cap, keeps nothing, and the host gets its space
-// back.
-func TestBlockDiskLimit(t *testing.T) {
-	h := newHarness(t, nil)
-	os.MkdirAll(h.cfg.DataDir, 0o755)
-	before := freeBytes(t, h.cfg.DataDir)
-	b := h.block("dd if=/dev/zero of=/data/out/big bs=1M count=2000; echo finished")
-	b.Limits.Disk = 20 << 20
-	j, out := h.run(t, b)
-	if j.State != StateFailed || j.Reason != ReasonDiskLimit {
-		t.Fatalf("state %s/%s (%s) exit %v out %q", j.State, j.Reason, j.Message, j.ExitCode, out)
-	}
-	t.Logf("message: %s", j.Message)
-	if !strings.Contains(j.Message, "20MiB") || !strings.Contains(j.Message, "/data") {
-		t.Errorf("message %q does not name the cap", j.Message)
-	}
-	if strings.Contains(out, "finished") {
-		t.Errorf("the script ran to its end: %q", out)
-	}
-	if j.OutputDir != "" {
-		t.Errorf("outputs kept at %s", j.OutputDir)
-	}
-	for _, p := range []string{"work", "out"} {
-		if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, p)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the job's %s folder is still there: %v", p, err)
-		}
-	}
-	if n := h.containers(t, j.ID); n != 0 {
-		t.Errorf("%d containers left for the job", n)
-	}
-	if after := freeBytes(t, h.cfg.DataDir); after < before-freeSpaceBound {
-		t.Errorf("free space %d MiB before, %d MiB after the job", before>>20, after>>20)
-	}
-}
-
-// TestComponentDiskLimit: a component that writes past its cap ends disk_limit and nothing
-// of it is loaded, not even a write_always table.
-func TestComponentDiskLimit(t *testing.T) {
-	h, st := componentHarness(t, nil)
-	img := h.componentImage(t, `printf 'id\n1\n' > /data/out/tables/log.csv
-dd if=/dev/zero of=/data/out/files/big bs=1M count=2000
-echo finished
-`)
-	cfg := spec.ComponentConfig{ID: "w-1", Component: "w", Storage: datadir.StorageMapping{Output: datadir.OutputMapping{
-		Tables: []datadir.OutputTable{{Source: "log.csv", Destination: "out.c-main.log", WriteAlways: true}}}}}
-	j := h.runConfig(t, spec.Component{ID: "w", Image: img, Limits: spec.Limits{Disk: 20 << 20}}, cfg)
-	if j.State != StateFailed || j.Reason != ReasonDiskLimit || !strings.Contains(j.Message, "20MiB") {
-		t.Fatalf("state %s/%s (%s)", j.State, j.Reason, j.Message)
-	}
-	if _, err := st.GetTable(t.Context(), st.DB(), "out.c-main.log"); err == nil {
-		t.Error("a table was loaded from a job that passed its disk cap")
-	}
-	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the job's folder is still there: %v", err)
-	}
-}
-
-// TestProcessorDiskLimit: a processor is held to the job's cap too and the job ends
-// disk_limit naming it; the main component never runs.
-func TestProcessorDiskLimit(t *testing.T) {
-	h, _ := componentHarness(t, nil)
-	// Written a MiB at a time, each write closed, with a pause every 10: the cap (20 MiB) is
-	// passed in about two seconds and the whole 2000 would take minutes, so the kill, not the
-	// machine's speed, decides whether "finished" is printed.
-	proc := h.componentImage(t, `i=0
-while [ $i -lt 2000 ]; do
-  dd if=/dev/zero bs=1M count=1 2>/dev/null >> /data/out/files/big
-  i=$((i+1))
-  [ $((i % 10)) -eq 0 ] && sleep 1
-done
-echo finished
-`)
-	main := h.componentImage(t, "echo main ran\n")
-	comp := spec.Component{ID: "m", Image: main, Limits: spec.Limits{Disk: 20 << 20}}
-	cfg := spec.ComponentConfig{ID: "m-1", Component: "m"}
-	ctx := t.Context()
-	body, _ := json.Marshal(cfg)
-	compBody, _ := json.Marshal(comp)
-	if err := h.st.PutComponent(ctx, comp.ID, string(compBody)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body)); err != nil {
-		t.Fatal(err)
-	}
-	j, err := h.m.Submit(ctx, Submission{Owner: "tester", Component: &ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1,
-		Before: []ProcessorRun{{Component: spec.Component{ID: "p", Image: proc}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j, err = h.m.Wait(ctx, j.ID); err != nil {
-		t.Fatal(err)
-	}
-	out := h.output(t, j.ID, "")
-	if j.State != StateFailed || j.Reason != ReasonDiskLimit || !strings.Contains(j.Message, "processor p") || !strings.Contains(j.Message, "20MiB") {
-		t.Fatalf("state %s/%s (%s) out %q", j.State, j.Reason, j.Message, out)
-	}
-	if strings.Contains(out, "main ran") || strings.Contains(out, "finished") {
-		t.Errorf("ran on past the cap: %q", out)
-	}
-	if _, err := os.Lstat(filepath.Join(h.cfg.DataDir, "jobs", j.ID, "work")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the job's folder is still there: %v", err)
 	}
 }
 

@@ -25,7 +25,7 @@ const shutdownProbe = 5 * time.Second
 // engineGoingAway reports whether a container killed by a signal (exit code above 128, not
 // out of memory) was killed by its engine shutting down: the engine stops answering within
 // shutdownProbe. A job killed by anything else reports its exit that much later.
-func (r *run) engineGoingAway(ctx context.Context, exit runtime.Exit) bool {
+func (r *Run) engineGoingAway(ctx context.Context, exit runtime.Exit) bool {
 	if exit.Code <= 128 || exit.OOMKilled {
 		return false
 	}
@@ -53,7 +53,7 @@ func (r *run) engineGoingAway(ctx context.Context, exit runtime.Exit) bool {
 //     the container (reconcile).
 //
 // ctx ending (cancel, shutdown, the job's timeout) returns its error, as a Wait would.
-func (r *run) waitThroughRestart(ctx context.Context, id runtime.TaskID, cause error) (runtime.Exit, error) {
+func (r *Run) waitThroughRestart(ctx context.Context, id runtime.TaskID, cause error) (runtime.Exit, error) {
 	m := r.m
 	bound := m.cfg.EngineRetry
 	if bound <= 0 {
@@ -87,7 +87,7 @@ func (r *run) waitThroughRestart(ctx context.Context, id runtime.TaskID, cause e
 
 // afterEngineAnswers looks for the job's container once. done is false while the engine does
 // not answer (err then says why).
-func (r *run) afterEngineAnswers(ctx context.Context, id runtime.TaskID) (exit runtime.Exit, err error, done bool) {
+func (r *Run) afterEngineAnswers(ctx context.Context, id runtime.TaskID) (exit runtime.Exit, err error, done bool) {
 	m := r.m
 	tasks, err := m.rt.List(ctx, map[string]string{runtime.LabelJob: r.j.ID})
 	if err != nil {

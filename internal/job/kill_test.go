@@ -1,4 +1,4 @@
-package job
+package job_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
@@ -17,31 +18,31 @@ func TestKilledFromOutsideIsNotOOM(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	j, err := h.m.Submit(ctx, Submission{Block: h.block("echo started; sleep 60")})
+	j, err := h.M.Submit(ctx, job.Submission{Block: h.Block("echo started; sleep 60")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, h.m, j.ID, StateRunning)
+	waitState(t, h.M, j.ID, job.StateRunning)
 	var tasks []runtime.TaskStatus
 	for deadline := time.Now().Add(30 * time.Second); len(tasks) == 0 || !tasks[0].Running; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the job's container never ran: %+v", tasks)
 		}
 		time.Sleep(20 * time.Millisecond)
-		tasks, err = h.eng.List(ctx, map[string]string{runtime.LabelJob: j.ID, runtime.LabelInstance: h.instance})
+		tasks, err = h.Eng.List(ctx, map[string]string{runtime.LabelJob: j.ID, runtime.LabelInstance: h.Instance})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !strings.Contains(tasks[0].Name, h.instance) {
-		t.Errorf("container name %q does not carry the instance %s", tasks[0].Name, h.instance)
+	if !strings.Contains(tasks[0].Name, h.Instance) {
+		t.Errorf("container name %q does not carry the instance %s", tasks[0].Name, h.Instance)
 	}
 	enginetest.Kill(t, string(tasks[0].ID), "KILL")
-	j, err = h.m.Wait(ctx, j.ID)
+	j, err = h.M.Wait(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.State != StateFailed || j.Reason != ReasonKilled {
+	if j.State != job.StateFailed || j.Reason != job.ReasonKilled {
 		t.Fatalf("got %s/%s (%s), want failed/killed", j.State, j.Reason, j.Message)
 	}
 	if j.ExitCode == nil || *j.ExitCode != 137 {

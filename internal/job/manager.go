@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/runtime"
-	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/store"
 )
 
@@ -166,51 +164,43 @@ func (m *Manager) worker() {
 	}
 }
 
-// Submit validates a block against the spec rules and the policy, stores it as a queued job
-// and queues it. Nothing runs when it returns an error (a *spec.ValidationError or a
-// *PolicyError).
+// Submit hands a submission to the executor of its kind (Config.Executors), which checks it
+// against its rules and the policy, then stores it as a queued job and queues it. Nothing runs
+// when it returns an error (a *spec.ValidationError or a *PolicyError).
 func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
-	if s.Component != nil {
-		return m.submitComponent(ctx, s)
+	kind := s.Kind()
+	ex, ok := m.cfg.Executors[kind]
+	if !ok {
+		return Job{}, fmt.Errorf("submit: this berth runs no %s jobs", kind)
 	}
-	b := s.Block
-	if err := b.Validate(); err != nil {
-		return Job{}, err
-	}
-	if err := m.cfg.checkNetwork(b.Network); err != nil {
-		return Job{}, err
-	}
-	if _, err := m.cfg.effectiveLimits(b.Limits); err != nil {
-		return Job{}, err
-	}
-	for i, mt := range b.Mounts {
-		if _, err := m.cfg.resolveMount(s.BaseDir, i, mt); err != nil {
-			return Job{}, err
-		}
-	}
-	files := map[string][]byte{}
-	for name, data := range s.Files {
-		if !safeRelPath(name) {
-			return Job{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "files", Message: fmt.Sprintf("%q: file names must be relative paths inside the block's folder", name)}}}
-		}
-		files[name] = data
-	}
-	if b.Code != "" {
-		files[ScriptName(b)] = []byte(b.Code)
-	} else if _, ok := files[b.Script]; !ok {
-		return Job{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "script", Message: fmt.Sprintf("the script file %q was not sent with the block", b.Script)}}}
-	}
-	blockJSON, err := storedBlockJSON(b)
+	a, err := ex.Admit(ctx, m.cfg, s)
 	if err != nil {
-		return Job{}, fmt.Errorf("submit: %w", err)
+		return Job{}, err
 	}
-	filesJSON, err := json.Marshal(files)
-	if err != nil {
-		return Job{}, fmt.Errorf("submit: %w", err)
-	}
-	j := Job{ID: newID(), Kind: KindBlock, Name: b.Name, Owner: s.Owner, State: StateQueued, Block: b, CreatedAt: time.Now().UTC()}
+	j := a.Job
+	j.ID, j.Owner, j.State, j.CreatedAt = newID(), s.Owner, StateQueued, time.Now().UTC()
+	j.Kind = kind
 	row := toRow(j)
-	row.Block, row.Files, row.BaseDir = string(blockJSON), string(filesJSON), s.BaseDir
+	blockJSON := []byte(a.StoredBlock)
+	if blockJSON == nil {
+		if blockJSON, err = json.Marshal(j.Block); err != nil {
+			return Job{}, fmt.Errorf("submit: %w", err)
+		}
+	}
+	row.Block, row.BaseDir = string(blockJSON), a.BaseDir
+	if a.Files != nil {
+		filesJSON, err := json.Marshal(a.Files)
+		if err != nil {
+			return Job{}, fmt.Errorf("submit: %w", err)
+		}
+		row.Files = string(filesJSON)
+	}
+	if a.Token != "" {
+		// Before the job is queued, so a worker never runs it without its token.
+		m.mu.Lock()
+		m.tokens[j.ID] = a.Token
+		m.mu.Unlock()
+	}
 	return m.enqueue(ctx, j, row)
 }
 
@@ -484,14 +474,6 @@ func newID() string {
 	return "j" + time.Now().UTC().Format("060102") + hex.EncodeToString(b[:])
 }
 
-func safeRelPath(p string) bool {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
-		return false
-	}
-	c := path.Clean(p)
-	return c == p && c != "." && c != ".." && !strings.HasPrefix(c, "../")
-}
-
 func toRow(j Job) store.JobRow {
 	timings, _ := json.Marshal(j.Timings)
 	payload := []byte("{}")
@@ -518,34 +500,14 @@ func fromRow(r store.JobRow) Job {
 	_ = json.Unmarshal([]byte(r.Timings), &j.Timings)
 	j.Kind = r.Kind
 	if j.Kind == "" {
-		j.Kind = KindBlock
+		j.Kind = KindBlock // rows from before kinds existed
 	}
-	if j.Kind == KindComponent {
+	// The payload is the kind's part of the record; a job without one stores "{}".
+	if r.Payload != "" && r.Payload != "{}" {
 		var cr ComponentRun
 		if json.Unmarshal([]byte(r.Payload), &cr) == nil {
 			j.Component = &cr
 		}
 	}
 	return j
-}
-
-// storedBlockJSON is the block as the store keeps it: like its JSON, but with secret values
-// (which the block's own JSON hides) so the job can run after a restart.
-func storedBlockJSON(b spec.Block) ([]byte, error) {
-	env := b.Env
-	b.Env = nil
-	raw, err := json.Marshal(b)
-	if err != nil || len(env) == 0 {
-		return raw, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	se := map[string]spec.StoredEnv{}
-	for k, v := range env {
-		se[k] = spec.StoredEnv{Value: v.Value, Secret: v.Secret}
-	}
-	m["env"] = se
-	return json.Marshal(m)
 }

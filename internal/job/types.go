@@ -1,5 +1,6 @@
-// Package job is berth's job model: the state machine, the durable queue, the worker pool and
-// the run pipeline (DESIGN.md "The pipeline of a run").
+// Package job is berth's job core: the model, the state machine, the durable queue, the worker
+// pool, and the Executor interface each kind of job implements (internal/block,
+// internal/component). The core knows no kind: it hands a job to its kind's executor.
 package job
 
 import (
@@ -52,7 +53,7 @@ var (
 	ErrTerminal = errors.New("job: already finished")
 )
 
-// Kinds of job.
+// Kinds of job: each has an Executor (Config.Executors).
 const (
 	KindBlock     = "block"
 	KindComponent = "component"
@@ -129,6 +130,14 @@ type Submission struct {
 	// Token is the caller's API token, given to a component that opted in (forward_token) as
 	// KBC_TOKEN. It is kept in memory only, never stored, and redacted from the output.
 	Token string
+}
+
+// Kind is the kind of job the submission asks for: component when Component is set, else block.
+func (s Submission) Kind() string {
+	if s.Component != nil {
+		return KindComponent
+	}
+	return KindBlock
 }
 
 // LogChunk is a piece of a job's output.

@@ -1,4 +1,4 @@
-package job
+package component
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/spec"
 )
 
@@ -14,7 +15,7 @@ import (
 // was given (forward_token) nor the main component's network: it has no network unless its
 // own definition asks for one the admin allows.
 func TestProcessorRunsAsItself(t *testing.T) {
-	h, _ := componentHarness(t, func(c *Config) { c.AllowedNetworks = []string{"none", "bridge"} })
+	h, _ := componentHarness(t, func(c *testConfig) { c.AllowedNetworks = []string{"none", "bridge"} })
 	ctx := context.Background()
 	probe := func(who string) string {
 		return "echo \"" + who + ": token=${KBC_TOKEN:-none} nets=$(ls /sys/class/net | tr '\\n' ,)\"\n"
@@ -26,20 +27,20 @@ func TestProcessorRunsAsItself(t *testing.T) {
 	cfg := spec.ComponentConfig{ID: "fw-main-1", Component: comp.ID}
 	body, _ := json.Marshal(cfg)
 	cb, _ := json.Marshal(comp)
-	h.st.PutComponent(ctx, comp.ID, string(cb))
-	h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
-	submit := func(cr *ComponentRun) (Job, error) {
-		return h.m.Submit(ctx, Submission{Token: "berth_callertoken", Component: cr})
+	h.St.PutComponent(ctx, comp.ID, string(cb))
+	h.St.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+	submit := func(cr *job.ComponentRun) (job.Job, error) {
+		return h.M.Submit(ctx, job.Submission{Token: "berth_callertoken", Component: cr})
 	}
-	j, err := submit(&ComponentRun{Component: comp, Config: cfg, Action: "run",
-		Before: []ProcessorRun{{Component: spec.Component{ID: "proc", Image: proc}}},
-		After:  []ProcessorRun{{Component: spec.Component{ID: "netproc", Image: netProc, Network: "bridge"}}}})
+	j, err := submit(&job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+		Before: []job.ProcessorRun{{Component: spec.Component{ID: "proc", Image: proc}}},
+		After:  []job.ProcessorRun{{Component: spec.Component{ID: "netproc", Image: netProc, Network: "bridge"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _ = h.m.Wait(ctx, j.ID)
-	out := h.output(t, j.ID, "stdout")
-	if j.State != StateSucceeded {
+	j, _ = h.M.Wait(ctx, j.ID)
+	out := h.Output(t, j.ID, "stdout")
+	if j.State != job.StateSucceeded {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, out)
 	}
 	for _, want := range []string{
@@ -52,9 +53,9 @@ func TestProcessorRunsAsItself(t *testing.T) {
 		}
 	}
 	// A processor asking for a network the admin does not allow is refused at submission.
-	_, err = submit(&ComponentRun{Component: comp, Config: cfg, Action: "run",
-		After: []ProcessorRun{{Component: spec.Component{ID: "wide", Image: netProc, Network: "other-net"}}}})
-	var pe *PolicyError
+	_, err = submit(&job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+		After: []job.ProcessorRun{{Component: spec.Component{ID: "wide", Image: netProc, Network: "other-net"}}}})
+	var pe *job.PolicyError
 	if !errors.As(err, &pe) || pe.Field != "processors.after[0].network" {
 		t.Fatalf("a processor's network the admin does not allow: %v", err)
 	}

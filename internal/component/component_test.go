@@ -1,4 +1,4 @@
-package job
+package component
 
 import (
 	"bytes"
@@ -12,79 +12,96 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/internal/datadir"
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
 
+// harness is a job manager on the real engine (jobtest) running components with this
+// package's executor, over a storage of its own.
+type harness struct{ *jobtest.Harness }
+
+// testConfig is what a test may change before its harness starts: the job core's policy and
+// the component executor's configuration.
+type testConfig struct {
+	*jobConfig
+	*Config
+}
+
+type jobConfig = job.Config
+
 // componentHarness is a harness with storage, for component jobs.
-func componentHarness(t *testing.T, mutate func(*Config)) (*harness, *storage.Storage) {
+func componentHarness(t *testing.T, mutate func(*testConfig)) (*harness, *storage.Storage) {
 	t.Helper()
 	var stor *storage.Storage
-	h := newHarness(t, func(c *Config) {
+	var ccfg Config
+	h := jobtest.New(t, func(c *job.Config) {
 		if mutate != nil {
-			mutate(c)
+			mutate(&testConfig{c, &ccfg})
 		}
+	}, func(h *jobtest.Harness) map[string]job.Executor {
+		var err error
+		if stor, err = storage.New(h.St, filepath.Join(t.TempDir(), "storage")); err != nil {
+			t.Fatal(err)
+		}
+		ccfg.Storage = stor
+		return map[string]job.Executor{job.KindComponent: New(ccfg)}
 	})
-	stor, err := storage.New(h.st, filepath.Join(t.TempDir(), "storage"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.m.cfg.Storage = stor
-	h.cfg.Storage = stor
-	return h, stor
+	return &harness{h}, stor
 }
 
 // componentImage builds a test component: the busybox image running script as its command.
 func (h *harness) componentImage(t *testing.T, script string) string {
 	t.Helper()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+h.img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+h.Img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(script), 0o644)
 	ref := "berth/test-component:" + enginetest.Unique(t)
-	if _, err := h.eng.BuildImage(context.Background(), runtime.BuildSpec{ContextDir: dir, Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
+	if _, err := h.Eng.BuildImage(context.Background(), runtime.BuildSpec{ContextDir: dir, Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.eng.RemoveImage(context.Background(), ref) })
+	t.Cleanup(func() { h.Eng.RemoveImage(context.Background(), ref) })
 	return ref
 }
 
 // runConfig saves a configuration of a component and runs it to its end.
-func (h *harness) runConfig(t *testing.T, comp spec.Component, cfg spec.ComponentConfig) Job {
+func (h *harness) runConfig(t *testing.T, comp spec.Component, cfg spec.ComponentConfig) job.Job {
 	t.Helper()
 	ctx := context.Background()
 	j, err := h.submitConfig(t, comp, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err = h.m.Wait(ctx, j.ID)
+	j, err = h.M.Wait(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return j
 }
 
-func (h *harness) submitConfig(t *testing.T, comp spec.Component, cfg spec.ComponentConfig) (Job, error) {
+func (h *harness) submitConfig(t *testing.T, comp spec.Component, cfg spec.ComponentConfig) (job.Job, error) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := h.submitConfigBodies(ctx, comp, cfg); err != nil {
 		t.Fatal(err)
 	}
-	return h.m.Submit(ctx, Submission{Owner: "tester", Component: &ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1}})
+	return h.M.Submit(ctx, job.Submission{Owner: "tester", Component: &job.ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1}})
 }
 
 // submitConfigBodies stores a component and, once, its configuration.
 func (h *harness) submitConfigBodies(ctx context.Context, comp spec.Component, cfg spec.ComponentConfig) (int, error) {
 	body, _ := json.Marshal(cfg)
 	compBody, _ := json.Marshal(comp)
-	if err := h.st.PutComponent(ctx, comp.ID, string(compBody)); err != nil {
+	if err := h.St.PutComponent(ctx, comp.ID, string(compBody)); err != nil {
 		return 0, err
 	}
-	if _, err := h.st.GetConfig(ctx, cfg.ID); err == nil {
+	if _, err := h.St.GetConfig(ctx, cfg.ID); err == nil {
 		return 0, nil
 	}
-	return h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+	return h.St.PutConfig(ctx, cfg.ID, comp.ID, string(body))
 }
 
 func exportCSV(t *testing.T, st *storage.Storage, id string) string {
@@ -113,17 +130,17 @@ func loadCSV(t *testing.T, st *storage.Storage, id, csvText string, o storage.Lo
 func TestExampleComponentCarriesState(t *testing.T) {
 	h, st := componentHarness(t, nil)
 	ctx := context.Background()
-	if _, err := h.eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
+	if _, err := h.Eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the python base is missing: `make test` bootstraps it")
 		}
 		t.Skip("python base not built")
 	}
 	ref := "berth/test-component-sales:" + enginetest.Unique(t)
-	if _, err := h.eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: "../../examples/component-sales", Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
+	if _, err := h.Eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: "../../examples/component-sales", Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.eng.RemoveImage(context.Background(), ref) })
+	t.Cleanup(func() { h.Eng.RemoveImage(context.Background(), ref) })
 	orders, _ := os.ReadFile("../../examples/component-sales/orders.csv")
 	loadCSV(t, st, "in.c-sales.orders", string(orders), storage.LoadOptions{PrimaryKey: []string{"id"}})
 
@@ -143,8 +160,8 @@ func TestExampleComponentCarriesState(t *testing.T) {
 	}
 
 	j := h.runConfig(t, *comp, *cfg)
-	if j.State != StateSucceeded {
-		t.Fatalf("first run: %s/%s %s\n%s", j.State, j.Reason, j.Message, h.output(t, j.ID, ""))
+	if j.State != job.StateSucceeded {
+		t.Fatalf("first run: %s/%s %s\n%s", j.State, j.Reason, j.Message, h.Output(t, j.ID, ""))
 	}
 	if got := exportCSV(t, st, "out.c-sales.summary"); got != "region,orders,total\neast,1,310.00\nnorth,2,162.75\nsouth,2,99.90\nwest,1,75.10\n" {
 		t.Fatalf("summary table:\n%s", got)
@@ -153,7 +170,7 @@ func TestExampleComponentCarriesState(t *testing.T) {
 	if len(files) != 1 || files[0].Name != "report.txt" {
 		t.Fatalf("report file: %+v", files)
 	}
-	row, _ := h.st.GetConfig(ctx, cfg.ID)
+	row, _ := h.St.GetConfig(ctx, cfg.ID)
 	if !strings.Contains(row.State, `"runs": 1`) {
 		t.Fatalf("state after the first run: %s", row.State)
 	}
@@ -161,10 +178,10 @@ func TestExampleComponentCarriesState(t *testing.T) {
 	// New orders arrive; the second run sees the first run's state and upserts by region.
 	loadCSV(t, st, "in.c-sales.orders", "id,region,amount\n7,north,1.00\n", storage.LoadOptions{Incremental: true})
 	j = h.runConfig(t, *comp, *cfg)
-	if j.State != StateSucceeded {
+	if j.State != job.StateSucceeded {
 		t.Fatalf("second run: %s/%s %s", j.State, j.Reason, j.Message)
 	}
-	if out := h.output(t, j.ID, "stdout"); !strings.Contains(out, `run 2 (previous state: {"runs": 1`) {
+	if out := h.Output(t, j.ID, "stdout"); !strings.Contains(out, `run 2 (previous state: {"runs": 1`) {
 		t.Fatalf("the second run did not see the first run's state: %q", out)
 	}
 	if got := exportCSV(t, st, "out.c-sales.summary"); !strings.Contains(got, "north,3,163.75\n") || strings.Count(got, "\n") != 5 {
@@ -209,11 +226,11 @@ echo '{"seen": 3}' > ${d}out/state.json
 			Files:  []datadir.InputFiles{{Tags: []string{"input"}}},
 		}}}
 	j := h.runConfig(t, comp, cfg)
-	out := h.output(t, j.ID, "")
-	if j.State != StateSucceeded {
+	out := h.Output(t, j.ID, "")
+	if j.State != job.StateSucceeded {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, out)
 	}
-	v := probeValues(out)
+	v := jobtest.ProbeValues(out)
 	for k, want := range map[string]string{
 		"datadir": "/data/ run",
 		"action":  `"action": "run"`,
@@ -238,7 +255,7 @@ echo '{"seen": 3}' > ${d}out/state.json
 	if f, _ := st.ListFiles(ctx, []string{"made"}, 0); len(f) != 1 {
 		t.Errorf("output file with its tags: %+v", f)
 	}
-	if row, _ := h.st.GetConfig(ctx, "probe-1"); row.State != "{\"seen\": 3}\n" {
+	if row, _ := h.St.GetConfig(ctx, "probe-1"); row.State != "{\"seen\": 3}\n" {
 		t.Errorf("state %q", row.State)
 	}
 }
@@ -257,7 +274,7 @@ echo x > ${d}out/files/f.txt
 echo '{"runs": 9}' > ${d}out/state.json
 `)
 	j := h.runConfig(t, spec.Component{ID: "bad", Image: img}, spec.ComponentConfig{ID: "bad-1", Component: "bad"})
-	if j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, "out/tables/out.c-main.new.csv.manifest") {
+	if j.State != job.StateFailed || j.Reason != job.ReasonUserError || !strings.Contains(j.Message, "out/tables/out.c-main.new.csv.manifest") {
 		t.Fatalf("%s/%s %q", j.State, j.Reason, j.Message)
 	}
 	if got := exportCSV(t, st, "out.c-main.keep"); got != "id\n1\n" {
@@ -269,7 +286,7 @@ echo '{"runs": 9}' > ${d}out/state.json
 	if f, _ := st.ListFiles(ctx, nil, 0); len(f) != 0 {
 		t.Errorf("files were stored by a failed job: %+v", f)
 	}
-	if row, _ := h.st.GetConfig(ctx, "bad-1"); row.State != "{}" {
+	if row, _ := h.St.GetConfig(ctx, "bad-1"); row.State != "{}" {
 		t.Errorf("state saved by a failed job: %s", row.State)
 	}
 }
@@ -282,7 +299,7 @@ func TestComponentExitCodes(t *testing.T) {
 	cfg := spec.ComponentConfig{ID: "u-1", Component: "u", Storage: datadir.StorageMapping{Output: datadir.OutputMapping{
 		Tables: []datadir.OutputTable{{Source: "log.csv", Destination: "out.c-main.log", WriteAlways: true}}}}}
 	j := h.runConfig(t, spec.Component{ID: "u", Image: user}, cfg)
-	if j.Reason != ReasonUserError || j.Message != "the parameter x is missing" {
+	if j.Reason != job.ReasonUserError || j.Message != "the parameter x is missing" {
 		t.Fatalf("exit 1: %s %q", j.Reason, j.Message)
 	}
 	if got := exportCSV(t, st, "out.c-main.log"); got != "id\n1\n" {
@@ -290,11 +307,11 @@ func TestComponentExitCodes(t *testing.T) {
 	}
 	app := h.componentImage(t, "echo 'secret internals: stack trace' >&2\nexit 2\n")
 	j = h.runConfig(t, spec.Component{ID: "a", Image: app}, spec.ComponentConfig{ID: "a-1", Component: "a"})
-	if j.Reason != ReasonAppError || strings.Contains(j.Message, "stack trace") || !strings.Contains(j.Message, "error id") {
+	if j.Reason != job.ReasonAppError || strings.Contains(j.Message, "stack trace") || !strings.Contains(j.Message, "error id") {
 		t.Fatalf("exit 2: %s %q", j.Reason, j.Message)
 	}
 	// The operator still has the full output.
-	if !strings.Contains(h.output(t, j.ID, "stderr"), "stack trace") {
+	if !strings.Contains(h.Output(t, j.ID, "stderr"), "stack trace") {
 		t.Fatal("the full output of an application error was not kept")
 	}
 }
@@ -302,11 +319,11 @@ func TestComponentExitCodes(t *testing.T) {
 // TestComponentStateConflict: two runs of one configuration at once: the later to finish
 // fails clearly instead of overwriting the state the other saved.
 func TestComponentStateConflict(t *testing.T) {
-	h, _ := componentHarness(t, func(c *Config) { c.Workers = 2 })
+	h, _ := componentHarness(t, func(c *testConfig) { c.Workers = 2 })
 	img := h.componentImage(t, "sleep 2\necho \"{\\\"by\\\": \\\"$KBC_RUNID\\\"}\" > /data/out/state.json\n")
 	comp := spec.Component{ID: "s", Image: img}
 	cfg := spec.ComponentConfig{ID: "s-1", Component: "s"}
-	var jobs [2]Job
+	var jobs [2]job.Job
 	var wg sync.WaitGroup
 	for i := range jobs {
 		j, err := h.submitConfig(t, comp, cfg)
@@ -321,13 +338,13 @@ func TestComponentStateConflict(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			jobs[i], _ = h.m.Wait(ctx, jobs[i].ID)
+			jobs[i], _ = h.M.Wait(ctx, jobs[i].ID)
 		}()
 	}
 	wg.Wait()
-	var won, lost []Job
+	var won, lost []job.Job
 	for _, j := range jobs {
-		if j.State == StateSucceeded {
+		if j.State == job.StateSucceeded {
 			won = append(won, j)
 		} else {
 			lost = append(lost, j)
@@ -336,7 +353,7 @@ func TestComponentStateConflict(t *testing.T) {
 	if len(won) != 1 || len(lost) != 1 || !strings.Contains(lost[0].Message, "another run saved its state") {
 		t.Fatalf("want one success and one state conflict: %+v / %+v", won, lost)
 	}
-	row, _ := h.st.GetConfig(context.Background(), "s-1")
+	row, _ := h.St.GetConfig(context.Background(), "s-1")
 	if !strings.Contains(row.State, won[0].ID) {
 		t.Fatalf("state %s is not the winner's (%s)", row.State, won[0].ID)
 	}
@@ -367,34 +384,34 @@ cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/ta
 	ctx := context.Background()
 	body, _ := json.Marshal(cfg)
 	compBody, _ := json.Marshal(comp)
-	h.st.PutComponent(ctx, comp.ID, string(compBody))
-	h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
-	run := func(cr *ComponentRun) Job {
-		j, err := h.m.Submit(ctx, Submission{Component: cr})
+	h.St.PutComponent(ctx, comp.ID, string(compBody))
+	h.St.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+	run := func(cr *job.ComponentRun) job.Job {
+		j, err := h.M.Submit(ctx, job.Submission{Component: cr})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ = h.m.Wait(ctx, j.ID)
+		j, _ = h.M.Wait(ctx, j.ID)
 		return j
 	}
-	j := run(&ComponentRun{Component: comp, Config: cfg, Action: "run",
-		Before: []ProcessorRun{{Component: spec.Component{ID: "upper", Image: upper}}},
-		After: []ProcessorRun{
+	j := run(&job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+		Before: []job.ProcessorRun{{Component: spec.Component{ID: "upper", Image: upper}}},
+		After: []job.ProcessorRun{
 			{Component: spec.Component{ID: "append", Image: appendRow}, Parameters: map[string]any{"row": "P1"}},
 			{Component: spec.Component{ID: "append", Image: appendRow}, Parameters: map[string]any{"row": "P2"}},
 		}})
-	out := h.output(t, j.ID, "")
+	out := h.Output(t, j.ID, "")
 	// The component's inputs are its own copy, writable, after before-processors too.
-	if j.State != StateSucceeded || !strings.Contains(out, "inputs=writable") {
+	if j.State != job.StateSucceeded || !strings.Contains(out, "inputs=writable") {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, out)
 	}
 	if got := exportCSV(t, st, "out.c-main.words"); got != "W\nALPHA\nBETA\nMAIN\nP1\nP2\n" {
 		t.Fatalf("processed table:\n%s", got)
 	}
 	failing := h.componentImage(t, "echo 'cannot process' >&2\nexit 3\n")
-	j = run(&ComponentRun{Component: comp, Config: cfg, Action: "run",
-		After: []ProcessorRun{{Component: spec.Component{ID: "broken", Image: failing}}}})
-	if j.State != StateFailed || !strings.Contains(j.Message, "processor broken (after #1) failed with exit code 3") {
+	j = run(&job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+		After: []job.ProcessorRun{{Component: spec.Component{ID: "broken", Image: failing}}}})
+	if j.State != job.StateFailed || !strings.Contains(j.Message, "processor broken (after #1) failed with exit code 3") {
 		t.Fatalf("failing processor: %s/%s %q", j.State, j.Reason, j.Message)
 	}
 }
@@ -402,28 +419,28 @@ cp /data/in/tables/words.csv /data/out/tables/words.csv; echo $v >> /data/out/ta
 // TestSyncActionLimit: a sync action runs with its action set, no mapping, and is stopped at
 // its limit.
 func TestSyncActionLimit(t *testing.T) {
-	h, _ := componentHarness(t, func(c *Config) { c.SyncActionTimeout = 2 * time.Second })
+	h, _ := componentHarness(t, func(c *testConfig) { c.SyncActionTimeout = 2 * time.Second })
 	img := h.componentImage(t, `if grep -q '"action": "slow"' /data/config.json; then sleep 60; fi
 grep -q '"action": "fast"' /data/config.json && echo '{"ok": true}'
 ls /data/in/tables | wc -l
 `)
 	comp := spec.Component{ID: "act", Image: img, Actions: []string{"fast", "slow"}}
 	ctx := context.Background()
-	run := func(action string) Job {
-		j, err := h.m.Submit(ctx, Submission{Component: &ComponentRun{Component: comp, Config: spec.ComponentConfig{ID: "act-" + action, Component: "act"}, Action: action}})
+	run := func(action string) job.Job {
+		j, err := h.M.Submit(ctx, job.Submission{Component: &job.ComponentRun{Component: comp, Config: spec.ComponentConfig{ID: "act-" + action, Component: "act"}, Action: action}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ = h.m.Wait(ctx, j.ID)
+		j, _ = h.M.Wait(ctx, j.ID)
 		return j
 	}
 	j := run("fast")
-	if j.State != StateSucceeded || h.output(t, j.ID, "stdout") != "{\"ok\": true}\n0\n" {
-		t.Fatalf("fast action: %s %q", j.State, h.output(t, j.ID, "stdout"))
+	if j.State != job.StateSucceeded || h.Output(t, j.ID, "stdout") != "{\"ok\": true}\n0\n" {
+		t.Fatalf("fast action: %s %q", j.State, h.Output(t, j.ID, "stdout"))
 	}
 	t0 := time.Now()
 	j = run("slow")
-	if j.Reason != ReasonTimeout || time.Since(t0) > 30*time.Second {
+	if j.Reason != job.ReasonTimeout || time.Since(t0) > 30*time.Second {
 		t.Fatalf("slow action: %s/%s after %s", j.State, j.Reason, time.Since(t0))
 	}
 }
@@ -434,27 +451,27 @@ func TestForwardToken(t *testing.T) {
 	h, _ := componentHarness(t, nil)
 	img := h.componentImage(t, "echo \"token=${KBC_TOKEN:-none}\"\n")
 	ctx := context.Background()
-	run := func(forward bool, token string) (Job, string) {
+	run := func(forward bool, token string) (job.Job, string) {
 		comp := spec.Component{ID: "fw", Image: img, ForwardToken: forward}
 		cfg := spec.ComponentConfig{ID: "fw-1", Component: "fw"}
 		body, _ := json.Marshal(cfg)
 		cb, _ := json.Marshal(comp)
-		h.st.PutComponent(ctx, comp.ID, string(cb))
-		h.st.PutConfig(ctx, cfg.ID, comp.ID, string(body))
-		j, err := h.m.Submit(ctx, Submission{Token: token, Component: &ComponentRun{Component: comp, Config: cfg, Action: "run"}})
+		h.St.PutComponent(ctx, comp.ID, string(cb))
+		h.St.PutConfig(ctx, cfg.ID, comp.ID, string(body))
+		j, err := h.M.Submit(ctx, job.Submission{Token: token, Component: &job.ComponentRun{Component: comp, Config: cfg, Action: "run"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ = h.m.Wait(ctx, j.ID)
-		return j, h.output(t, j.ID, "stdout")
+		j, _ = h.M.Wait(ctx, j.ID)
+		return j, h.Output(t, j.ID, "stdout")
 	}
-	if j, out := run(false, "berth_callertoken"); j.State != StateSucceeded || out != "token=none\n" {
+	if j, out := run(false, "berth_callertoken"); j.State != job.StateSucceeded || out != "token=none\n" {
 		t.Fatalf("without opt-in: %s %q", j.State, out)
 	}
-	if j, out := run(true, "berth_callertoken"); j.State != StateSucceeded || out != "token=[hidden]\n" {
+	if j, out := run(true, "berth_callertoken"); j.State != job.StateSucceeded || out != "token=[hidden]\n" {
 		t.Fatalf("with opt-in: %s %q", j.State, out)
 	}
-	if j, _ := run(true, ""); j.State != StateFailed || !strings.Contains(j.Message, "forward_token") {
+	if j, _ := run(true, ""); j.State != job.StateFailed || !strings.Contains(j.Message, "forward_token") {
 		t.Fatalf("lost token: %s %q", j.State, j.Message)
 	}
 }

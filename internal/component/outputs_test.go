@@ -1,4 +1,4 @@
-package job
+package component
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
@@ -134,8 +135,8 @@ esac
 			cfgID := fmt.Sprintf("links-%d", i)
 			cfg := spec.ComponentConfig{ID: cfgID, Component: "links", Parameters: map[string]any{"case": c.name, "target": c.target}}
 			j := h.runConfig(t, comp, cfg)
-			out := h.output(t, j.ID, "")
-			if j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, "link") {
+			out := h.Output(t, j.ID, "")
+			if j.State != job.StateFailed || j.Reason != job.ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, "link") {
 				t.Fatalf("want a user error naming %s as a link, got %s/%s %q\n%s", c.path, j.State, j.Reason, j.Message, out)
 			}
 			t.Log(j.Message)
@@ -143,7 +144,7 @@ esac
 			if after != before {
 				t.Errorf("storage changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			row, _ := h.st.GetConfig(ctx, cfgID)
+			row, _ := h.St.GetConfig(ctx, cfgID)
 			if row.State != "{}" {
 				t.Errorf("state saved: %q", row.State)
 			}
@@ -155,45 +156,6 @@ esac
 				}
 			}
 		})
-	}
-}
-
-// TestBlockOutputLinksAreRefused: a block that leaves a link (or a hard link) in /data/out
-// fails as a user error naming the path, and its outputs are not kept for `--out` to copy.
-func TestBlockOutputLinksAreRefused(t *testing.T) {
-	h := newHarness(t, nil)
-	host := newHostFiles(t)
-	cases := []struct{ code, path string }{
-		{"echo ok > /data/out/a.txt\nln -s " + host.csv + " /data/out/x.txt\n", "out/x.txt"},
-		{"mkdir /data/out/sub\nln -s /etc /data/out/sub/etc\n", "out/sub/etc"},
-		{"ln -s /etc/passwd /data/out/passwd\n", "out/passwd"},
-		{"echo a > /data/out/a.txt\nln /data/out/a.txt /data/out/b.txt\n", "out/a.txt"},
-	}
-	for i, c := range cases {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			j, out := h.run(t, h.block(c.code))
-			if j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, "link") {
-				t.Fatalf("want a user error naming %s as a link, got %s/%s %q\n%s", c.path, j.State, j.Reason, j.Message, out)
-			}
-			t.Log(j.Message)
-			if j.OutputDir != "" {
-				t.Errorf("outputs kept at %s", j.OutputDir)
-			}
-			if _, err := os.Lstat(filepath.Join(h.m.jobDir(j.ID), "out")); !os.IsNotExist(err) {
-				t.Errorf("the job's out folder exists: %v", err)
-			}
-			if strings.Contains(j.Message+out, host.marker) {
-				t.Error("host content leaked")
-			}
-		})
-	}
-	// A clean block still keeps its outputs.
-	j, out := h.run(t, h.block("mkdir /data/out/sub\necho hi > /data/out/sub/a.txt\n"))
-	if j.State != StateSucceeded || j.OutputDir == "" {
-		t.Fatalf("clean block: %s/%s %q\n%s", j.State, j.Reason, j.Message, out)
-	}
-	if b, err := os.ReadFile(filepath.Join(j.OutputDir, "sub", "a.txt")); err != nil || string(b) != "hi\n" {
-		t.Fatalf("kept output: %q %v", b, err)
 	}
 }
 
@@ -210,31 +172,31 @@ func TestProcessorHandOverRefusesLinks(t *testing.T) {
 	comp := spec.Component{ID: "pmain", Image: main}
 	cfg := spec.ComponentConfig{ID: "pmain-1", Component: "pmain"}
 	body := `{"id": "pmain-1", "component": "pmain"}`
-	h.st.PutComponent(ctx, "pmain", `{"id": "pmain", "image": "`+main+`"}`)
-	h.st.PutConfig(ctx, cfg.ID, "pmain", body)
-	run := func(cr *ComponentRun) Job {
-		j, err := h.m.Submit(ctx, Submission{Component: cr})
+	h.St.PutComponent(ctx, "pmain", `{"id": "pmain", "image": "`+main+`"}`)
+	h.St.PutConfig(ctx, cfg.ID, "pmain", body)
+	run := func(cr *job.ComponentRun) job.Job {
+		j, err := h.M.Submit(ctx, job.Submission{Component: cr})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ = h.m.Wait(ctx, j.ID)
+		j, _ = h.M.Wait(ctx, j.ID)
 		return j
 	}
 	for _, c := range []struct {
 		name string
-		cr   *ComponentRun
+		cr   *job.ComponentRun
 		path string
 	}{
-		{"before-state", &ComponentRun{Component: comp, Config: cfg, Action: "run",
-			Before: []ProcessorRun{{Component: spec.Component{ID: "statelink", Image: stateLink}}}}, "out/state.json"},
-		{"after-table", &ComponentRun{Component: comp, Config: cfg, Action: "run",
-			After: []ProcessorRun{{Component: spec.Component{ID: "tablelink", Image: tableLink}}}}, "out/tables/out.c-main.x.csv"},
+		{"before-state", &job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+			Before: []job.ProcessorRun{{Component: spec.Component{ID: "statelink", Image: stateLink}}}}, "out/state.json"},
+		{"after-table", &job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+			After: []job.ProcessorRun{{Component: spec.Component{ID: "tablelink", Image: tableLink}}}}, "out/tables/out.c-main.x.csv"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := storageSnapshot(t, st)
 			j := run(c.cr)
-			out := h.output(t, j.ID, "")
-			if j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, "link") {
+			out := h.Output(t, j.ID, "")
+			if j.State != job.StateFailed || j.Reason != job.ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, "link") {
 				t.Fatalf("want a user error naming %s as a link, got %s/%s %q\n%s", c.path, j.State, j.Reason, j.Message, out)
 			}
 			t.Log(j.Message)
@@ -244,7 +206,7 @@ func TestProcessorHandOverRefusesLinks(t *testing.T) {
 			if after := storageSnapshot(t, st); after != before || strings.Contains(after, host.marker) {
 				t.Errorf("storage changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			if row, _ := h.st.GetConfig(ctx, cfg.ID); row.State != "{}" {
+			if row, _ := h.St.GetConfig(ctx, cfg.ID); row.State != "{}" {
 				t.Errorf("state saved: %q", row.State)
 			}
 		})
@@ -270,7 +232,7 @@ esac
 `)
 	comp := spec.Component{ID: "caps", Image: img}
 	cfg := spec.ComponentConfig{ID: "caps-1", Component: "caps", Parameters: map[string]any{"case": "small"}}
-	if j := h.runConfig(t, comp, cfg); j.State != StateSucceeded {
+	if j := h.runConfig(t, comp, cfg); j.State != job.StateSucceeded {
 		t.Fatalf("small state: %s/%s %q", j.State, j.Reason, j.Message)
 	}
 	st.Load(ctx, st.DB(), "out.c-main.capped", []string{"id"}, [][]string{{"0"}}, storage.LoadOptions{})
@@ -283,14 +245,14 @@ esac
 			before := storageSnapshot(t, st)
 			cfg.Parameters = map[string]any{"case": c.name}
 			j := h.runConfig(t, comp, cfg)
-			if j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, c.limit) {
+			if j.State != job.StateFailed || j.Reason != job.ReasonUserError || !strings.Contains(j.Message, c.path) || !strings.Contains(j.Message, c.limit) {
 				t.Fatalf("want a user error naming %s and the limit %s, got %s/%s %q", c.path, c.limit, j.State, j.Reason, j.Message)
 			}
 			t.Log(j.Message)
 			if after := storageSnapshot(t, st); after != before {
 				t.Errorf("storage changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			if row, _ := h.st.GetConfig(ctx, cfg.ID); row.State != "{\"v\": 1}\n" {
+			if row, _ := h.St.GetConfig(ctx, cfg.ID); row.State != "{\"v\": 1}\n" {
 				t.Errorf("stored state changed: %.100q", row.State)
 			}
 		})

@@ -1,11 +1,9 @@
-package job
+package component
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/berthproject/berth/internal/auth"
-	"github.com/berthproject/berth/internal/store"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
+	"github.com/berthproject/berth/internal/store"
 
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/runtime"
@@ -257,24 +260,24 @@ func sortedRows(csvText string) string {
 }
 
 // runComponent saves the configuration and runs cr (with token, for forward_token) to its end.
-func (h *harness) runComponent(t *testing.T, cr ComponentRun, token string) Job {
+func (h *harness) runComponent(t *testing.T, cr job.ComponentRun, token string) job.Job {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := h.submitConfigBodies(ctx, cr.Component, cr.Config); err != nil {
 		t.Fatal(err)
 	}
-	j, err := h.m.Submit(ctx, Submission{Owner: "tester", Token: token, Component: &cr})
+	j, err := h.M.Submit(ctx, job.Submission{Owner: "tester", Token: token, Component: &cr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j, err = h.m.Wait(ctx, j.ID); err != nil {
+	if j, err = h.M.Wait(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	return j
 }
 
 func TestKeboolaConformance(t *testing.T) {
-	h, st := componentHarness(t, func(c *Config) {
+	h, st := componentHarness(t, func(c *testConfig) {
 		c.PublicURL = "https://berth.example.com:8443"
 		c.ProjectID = "proj-42"
 	})
@@ -314,20 +317,20 @@ func TestKeboolaConformance(t *testing.T) {
 	const token = "berth_conftoken_0123456789"
 	// The probe runs as row row-7 of its configuration (a row with no parameters or mapping of
 	// its own), so its state is the row's (DB RunnerTest::testExecutorStoreStateRows).
-	probe := ComponentRun{Component: comp, Config: *cfg, ConfigVersion: 3, Action: "run", Rows: []spec.ConfigRow{{ID: "row-7"}}}
+	probe := job.ComponentRun{Component: comp, Config: *cfg, ConfigVersion: 3, Action: "run", Rows: []spec.ConfigRow{{ID: "row-7"}}}
 	rowState := func() store.ConfigRow {
-		s, v, _ := h.st.GetRowState(ctx, "conf-probe", "row-7")
+		s, v, _ := h.St.GetRowState(ctx, "conf-probe", "row-7")
 		return store.ConfigRow{State: s, StateVersion: v}
 	}
 
 	// Run 1: the probe.
 	j1 := h.runComponent(t, probe, token)
-	out1 := h.output(t, j1.ID, "stdout")
-	sys1 := h.output(t, j1.ID, "system")
-	if j1.State != StateSucceeded {
-		t.Fatalf("probe: %s/%s %s\n%s\n%s", j1.State, j1.Reason, j1.Message, h.output(t, j1.ID, ""), sys1)
+	out1 := h.Output(t, j1.ID, "stdout")
+	sys1 := h.Output(t, j1.ID, "system")
+	if j1.State != job.StateSucceeded {
+		t.Fatalf("probe: %s/%s %s\n%s\n%s", j1.State, j1.Reason, j1.Message, h.Output(t, j1.ID, ""), sys1)
 	}
-	v1, s1 := probeValues(out1), sections(out1)
+	v1, s1 := jobtest.ProbeValues(out1), sections(out1)
 	env := envOf(s1["env"])
 	conf := jsonMap(t, s1["config"])
 	stateAfter1 := rowState()
@@ -342,29 +345,29 @@ func TestKeboolaConformance(t *testing.T) {
 
 	// Run 2: a before and an after processor around the component.
 	run2 := probe
-	run2.Before = []ProcessorRun{{Component: spec.Component{ID: "conf-before", Image: img}}}
-	run2.After = []ProcessorRun{{Component: spec.Component{ID: "conf-after", Image: img}}}
+	run2.Before = []job.ProcessorRun{{Component: spec.Component{ID: "conf-before", Image: img}}}
+	run2.After = []job.ProcessorRun{{Component: spec.Component{ID: "conf-after", Image: img}}}
 	j2 := h.runComponent(t, run2, token)
-	out2 := h.output(t, j2.ID, "stdout")
-	if j2.State != StateSucceeded {
-		t.Fatalf("probe with processors: %s/%s %s\n%s", j2.State, j2.Reason, j2.Message, h.output(t, j2.ID, ""))
+	out2 := h.Output(t, j2.ID, "stdout")
+	if j2.State != job.StateSucceeded {
+		t.Fatalf("probe with processors: %s/%s %s\n%s", j2.State, j2.Reason, j2.Message, h.Output(t, j2.ID, ""))
 	}
-	v2, s2 := probeValues(out2), sections(out2)
+	v2, s2 := jobtest.ProbeValues(out2), sections(out2)
 	stateAfter2 := rowState()
 
 	// Run 3: the component writes no state.
 	j3 := h.runComponent(t, probe, token)
-	if j3.State != StateSucceeded {
+	if j3.State != job.StateSucceeded {
 		t.Fatalf("third probe: %s/%s %s", j3.State, j3.Reason, j3.Message)
 	}
 	stateAfter3 := rowState()
 
 	// The output-mapping failures, one run each.
 	plain := spec.Component{ID: "conf", Image: img, ImageParameters: map[string]any{"fooBar": "baz"}}
-	fail := func(id string, out datadir.OutputMapping) (Job, string) {
-		j := h.runComponent(t, ComponentRun{Component: plain, Config: spec.ComponentConfig{ID: id, Component: "conf",
+	fail := func(id string, out datadir.OutputMapping) (job.Job, string) {
+		j := h.runComponent(t, job.ComponentRun{Component: plain, Config: spec.ComponentConfig{ID: id, Component: "conf",
 			Storage: datadir.StorageMapping{Output: out}}, ConfigVersion: 1, Action: "run"}, "")
-		return j, h.output(t, j.ID, "stdout")
+		return j, h.Output(t, j.ID, "stdout")
 	}
 	j6, _ := fail("conf-h6", datadir.OutputMapping{Tables: []datadir.OutputTable{
 		{Source: "normal.csv", Destination: "out.c-conf.h6normal"},
@@ -803,13 +806,13 @@ func TestKeboolaConformance(t *testing.T) {
 
 	// docker-bundle test RunnerTest::testExecutorFillsInputFilesStateAndInputTableResultOnUserError
 	conform(t, "H1 missing sources: a user error naming them, joined by ', '", "OM SourcesValidator/LocalSourcesValidator::validatePhysicalFilesWithConfiguration; DB test RunnerTest::testExecutorFillsInputFilesStateAndInputTableResultOnUserError", func(t *testing.T) {
-		if j7.State != StateFailed || j7.Reason != ReasonUserError || j7.Message != `Table sources not found: "non-existent.csv", "sliced.csv"` {
+		if j7.State != job.StateFailed || j7.Reason != job.ReasonUserError || j7.Message != `Table sources not found: "non-existent.csv", "sliced.csv"` {
 			t.Errorf("%s/%s %q", j7.State, j7.Reason, j7.Message)
 		}
 	})
 	// output-mapping LocalSourcesValidator::validatePhysicalFilesWithManifest
 	conform(t, "H2 a manifest without its data is an orphan", "OM LocalSourcesValidator::validatePhysicalFilesWithManifest", func(t *testing.T) {
-		if j2f.Reason != ReasonUserError || !strings.Contains(j2f.Message, `Found orphaned table manifest: "x.csv.manifest"`) {
+		if j2f.Reason != job.ReasonUserError || !strings.Contains(j2f.Message, `Found orphaned table manifest: "x.csv.manifest"`) {
 			t.Errorf("%s/%s %q", j2f.State, j2f.Reason, j2f.Message)
 		}
 		if _, err := st.GetTable(ctx, st.DB(), "out.c-conf.other"); err == nil {
@@ -818,7 +821,7 @@ func TestKeboolaConformance(t *testing.T) {
 	})
 	// docker-bundle tests testOutputTablesOnJobFailureManifest, testOutputTablesOnJobFailureOriginalErrorNotConcealed
 	conform(t, "H6 a failed component: only write_always tables load, its own error is kept", "DB Runner::runComponent; tests testOutputTablesOnJobFailureManifest, testOutputTablesOnJobFailureOriginalErrorNotConcealed", func(t *testing.T) {
-		if j6.Reason != ReasonUserError || j6.Message != "user error from stdout" {
+		if j6.Reason != job.ReasonUserError || j6.Message != "user error from stdout" {
 			t.Errorf("%s/%s %q", j6.State, j6.Reason, j6.Message)
 		}
 		if got := exportCSV(t, st, "out.c-conf.h6wa"); got != "id\n1\n" {
@@ -836,7 +839,7 @@ func TestKeboolaConformance(t *testing.T) {
 	})
 	// docker-bundle test testOutputTablesOnJobFailureNonRecoverableOutputMappingError
 	conform(t, "H8 a missing write_always source fails naming it, nothing created", "DB test testOutputTablesOnJobFailureNonRecoverableOutputMappingError", func(t *testing.T) {
-		if j8.Reason != ReasonUserError || j8.Message != `Table sources not found: "write-always.csv"` {
+		if j8.Reason != job.ReasonUserError || j8.Message != `Table sources not found: "write-always.csv"` {
 			t.Errorf("%s/%s %q", j8.State, j8.Reason, j8.Message)
 		}
 		if _, err := st.GetTable(ctx, st.DB(), "out.c-conf.h8wa"); err == nil {
@@ -845,7 +848,7 @@ func TestKeboolaConformance(t *testing.T) {
 	})
 	// docker-bundle Container::handleContainerFailure; test ContainerErrorHandlingTest::testGraceful
 	conform(t, "H10 the message is stderr when there is one, else stdout", "DB Container::handleContainerFailure; test ContainerErrorHandlingTest::testGraceful", func(t *testing.T) {
-		if j10.Reason != ReasonUserError || j10.Message != "what the component said is wrong" {
+		if j10.Reason != job.ReasonUserError || j10.Message != "what the component said is wrong" {
 			t.Errorf("stderr and stdout: %s %q", j10.Reason, j10.Message)
 		}
 		if j6.Message != "user error from stdout" {
@@ -887,7 +890,7 @@ func TestKeboolaConformance(t *testing.T) {
 	})
 	// docker-bundle test testExecutorStoreStateWithProcessorError ("State must not be changed")
 	conform(t, "I6 a failed job stores no state", "DB Runner::run, shouldStoreState; test testExecutorStoreStateWithProcessorError", func(t *testing.T) {
-		if row, _ := h.st.GetConfig(ctx, "conf-h6"); row.State != "{}" {
+		if row, _ := h.St.GetConfig(ctx, "conf-h6"); row.State != "{}" {
 			t.Errorf("state %q", row.State)
 		}
 	})
@@ -914,20 +917,19 @@ func TestPythonComponentLikeKeboolaLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, st := componentHarness(t, func(c *Config) { c.Sealer = sealer })
-	h.m.cfg.Sealer = sealer
+	h, st := componentHarness(t, func(c *testConfig) { c.Sealer = sealer })
 	ctx := context.Background()
-	if _, err := h.eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
+	if _, err := h.Eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the python base is missing: `make test` bootstraps it")
 		}
 		t.Skip("python base not built")
 	}
 	ref := "berth/test-kbc-py:" + enginetest.Unique(t)
-	if _, err := h.eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: "testdata/kbc-py", Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
+	if _, err := h.Eng.BuildImage(ctx, runtime.BuildSpec{ContextDir: "testdata/kbc-py", Tags: []string{ref}, Labels: enginetest.Labels(t)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.eng.RemoveImage(context.Background(), ref) })
+	t.Cleanup(func() { h.Eng.RemoveImage(context.Background(), ref) })
 	loadCSV(t, st, "in.c-py.orders", "id,region,amount\n1,east,10\n2,west,5\n3,east,7\n", storage.LoadOptions{PrimaryKey: []string{"id"}})
 	loadCSV(t, st, "out.c-py.regions", "region,total\ngone,1\neast,0\n", storage.LoadOptions{PrimaryKey: []string{"region"}})
 
@@ -941,20 +943,20 @@ func TestPythonComponentLikeKeboolaLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.st.PutCredentials(ctx, cfg.ID, sealed); err != nil {
+	if err := h.St.PutCredentials(ctx, cfg.ID, sealed); err != nil {
 		t.Fatal(err)
 	}
-	run := func(dataTypes string) (Job, map[string]string) {
+	run := func(dataTypes string) (job.Job, map[string]string) {
 		comp := spec.Component{ID: "kbc-py", Image: ref, DataTypeSupport: dataTypes}
-		j := h.runComponent(t, ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1, Action: "run"}, "")
-		out := h.output(t, j.ID, "")
-		if j.State != StateSucceeded {
-			t.Fatalf("%s/%s %s\n%s\n%s", j.State, j.Reason, j.Message, out, h.output(t, j.ID, "system"))
+		j := h.runComponent(t, job.ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1, Action: "run"}, "")
+		out := h.Output(t, j.ID, "")
+		if j.State != job.StateSucceeded {
+			t.Fatalf("%s/%s %s\n%s\n%s", j.State, j.Reason, j.Message, out, h.Output(t, j.ID, "system"))
 		}
-		if sys := h.output(t, j.ID, "system"); strings.Contains(sys, "warning:") {
+		if sys := h.Output(t, j.ID, "system"); strings.Contains(sys, "warning:") {
 			t.Errorf("a manifest key the library writes was not known:\n%s", sys)
 		}
-		return j, probeValues(h.output(t, j.ID, "stdout"))
+		return j, jobtest.ProbeValues(h.Output(t, j.ID, "stdout"))
 	}
 	check := func(run int) {
 		t.Helper()
@@ -997,7 +999,7 @@ func TestPythonComponentLikeKeboolaLibraries(t *testing.T) {
 				t.Errorf("run %d: report %q", run, b)
 			}
 		}
-		if row, _ := h.st.GetConfig(ctx, cfg.ID); strings.ReplaceAll(row.State, " ", "") != fmt.Sprintf(`{"runs":%d}`, run) {
+		if row, _ := h.St.GetConfig(ctx, cfg.ID); strings.ReplaceAll(row.State, " ", "") != fmt.Sprintf(`{"runs":%d}`, run) {
 			t.Errorf("run %d: state %q", run, row.State)
 		}
 	}

@@ -1,4 +1,4 @@
-package job
+package block
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/spec"
 )
@@ -88,27 +90,17 @@ func limitProblems(v map[string]string) []string {
 	return bad
 }
 
-func probeValues(out string) map[string]string {
-	v := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if k, val, ok := strings.Cut(line, "="); ok {
-			v[k] = strings.TrimSpace(val)
-		}
-	}
-	return v
-}
-
 // TestSecurityDefaults checks DESIGN.md's defaults from inside a real container.
 func TestSecurityDefaults(t *testing.T) {
 	h := newHarness(t, nil)
-	b := h.block(probe)
+	b := h.Block(probe)
 	b.Parameters = map[string]any{"who": "probe"}
 	b.Limits = spec.Limits{Memory: 64 << 20, CPU: 0.5, Pids: 50}
-	j, out := h.run(t, b)
-	if j.State != StateSucceeded {
+	j, out := h.Run(t, b)
+	if j.State != job.StateSucceeded {
 		t.Fatalf("probe: %s/%s %s\n%s", j.State, j.Reason, j.Message, out)
 	}
-	v := probeValues(out)
+	v := jobtest.ProbeValues(out)
 	want := map[string]string{
 		"uid": "1000", "gid": "1000",
 		"rootfs": "readonly", "data": "writable", "tmp": "writable", "code": "readonly",
@@ -136,14 +128,14 @@ func TestPidsLimitHolds(t *testing.T) {
 	h := newHarness(t, nil)
 	// A child shell tries to start 60 sleeps and dies when the limit refuses a fork; the
 	// outer shell then reads the cgroup's count with builtins only (no fork left to spare).
-	b := h.block(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
+	b := h.Block(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
 if [ -e /sys/fs/cgroup/cgroup.controllers ]; then read cur < /sys/fs/cgroup/pids.current; else read cur < /sys/fs/cgroup/pids/pids.current; fi
 echo "procs=$cur"
 kill -9 -1 2>/dev/null
 exit 0`)
 	b.Limits = spec.Limits{Pids: 20}
-	j, out := h.run(t, b)
-	v := probeValues(out)
+	j, out := h.Run(t, b)
+	v := jobtest.ProbeValues(out)
 	n := 0
 	for _, c := range v["procs"] {
 		if c < '0' || c > '9' {
@@ -160,7 +152,7 @@ exit 0`)
 func TestMountsAreConfinedToTheSharingFolder(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	share := h.cfg.ShareRoots[0]
+	share := h.Cfg.ShareRoots[0]
 	os.MkdirAll(filepath.Join(share, "in"), 0o755)
 	os.WriteFile(filepath.Join(share, "in", "x.txt"), []byte("shared\n"), 0o644)
 	os.MkdirAll(filepath.Join(share, "rw"), 0o755)
@@ -175,50 +167,50 @@ func TestMountsAreConfinedToTheSharingFolder(t *testing.T) {
 		{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
 	}
 	for _, mt := range refused {
-		b := h.block("true")
+		b := h.Block("true")
 		b.Mounts = []spec.Mount{mt}
-		_, err := h.m.Submit(ctx, Submission{Block: b, BaseDir: share})
-		var pe *PolicyError
+		_, err := h.M.Submit(ctx, job.Submission{Block: b, BaseDir: share})
+		var pe *job.PolicyError
 		if !errors.As(err, &pe) || pe.Field != "mounts[0].source" {
 			t.Errorf("mount %s: err %v, want a policy error on mounts[0].source", mt.Source, err)
 		}
 	}
 	// Refused before any container starts: nothing of this instance exists.
-	if ts, _ := h.eng.List(ctx, map[string]string{runtime.LabelInstance: h.instance}); len(ts) != 0 {
+	if ts, _ := h.Eng.List(ctx, map[string]string{runtime.LabelInstance: h.Instance}); len(ts) != 0 {
 		t.Fatalf("%d containers exist after refused submits", len(ts))
 	}
 	// Even a share root that holds the engine's socket never hands it out.
 	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
-		h.m.cfg.ShareRoots = append(h.m.cfg.ShareRoots, "/var/run")
-		b := h.block("true")
+		// A manager of its own: the policy is fixed once a manager starts.
+		hs := newHarness(t, func(c *job.Config) { c.ShareRoots = append(c.ShareRoots, "/var/run") })
+		b := hs.Block("true")
 		b.Mounts = []spec.Mount{{Source: "/var/run/docker.sock", Target: "/sock"}}
-		if _, err := h.m.Submit(ctx, Submission{Block: b}); err == nil {
+		if _, err := hs.M.Submit(ctx, job.Submission{Block: b}); err == nil {
 			t.Fatal("the engine socket was accepted as a mount")
 		}
-		h.m.cfg.ShareRoots = h.m.cfg.ShareRoots[:1]
 	}
 
 	// Inside: read-only by default, rw when asked.
-	b := h.block(`cat /input/x.txt; if echo x > /input/new 2>/dev/null; then echo ro=writable; else echo ro=readonly; fi; echo y > /rw/made && echo rw=writable`)
+	b := h.Block(`cat /input/x.txt; if echo x > /input/new 2>/dev/null; then echo ro=writable; else echo ro=readonly; fi; echo y > /rw/made && echo rw=writable`)
 	b.Mounts = []spec.Mount{{Source: "in", Target: "/input"}, {Source: "rw", Target: "/rw", Mode: "rw"}}
-	j, out := h.run(t, b)
-	v := probeValues(out)
-	if j.State != StateSucceeded || !strings.Contains(out, "shared\n") || v["ro"] != "readonly" || v["rw"] != "writable" {
+	j, out := h.Run(t, b)
+	v := jobtest.ProbeValues(out)
+	if j.State != job.StateSucceeded || !strings.Contains(out, "shared\n") || v["ro"] != "readonly" || v["rw"] != "writable" {
 		t.Fatalf("mounts: %s/%s %q", j.State, j.Reason, out)
 	}
 }
 
 func TestNetworkPolicy(t *testing.T) {
 	h := newHarness(t, nil)
-	b := h.block("true")
+	b := h.Block("true")
 	b.Network = "bridge"
-	_, err := h.m.Submit(context.Background(), Submission{Block: b})
-	var pe *PolicyError
+	_, err := h.M.Submit(context.Background(), job.Submission{Block: b})
+	var pe *job.PolicyError
 	if !errors.As(err, &pe) || pe.Field != "network" {
 		t.Fatalf("bridge without policy: %v", err)
 	}
 	b.Network = "host"
-	if _, err := h.m.Submit(context.Background(), Submission{Block: b}); err == nil || !strings.Contains(err.Error(), "host network is never given") {
+	if _, err := h.M.Submit(context.Background(), job.Submission{Block: b}); err == nil || !strings.Contains(err.Error(), "host network is never given") {
 		t.Fatalf("host network: %v", err)
 	}
 }
@@ -295,7 +287,7 @@ func TestCgroupProbeReadsBothVersions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("probe: %v\n%s", err, out)
 			}
-			v := probeValues(string(out))
+			v := jobtest.ProbeValues(string(out))
 			if v["cgroup"] != c.version {
 				t.Fatalf("read as cgroup %q, want %s:\n%s", v["cgroup"], c.version, out)
 			}

@@ -1,4 +1,4 @@
-package job
+package component
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/datadir"
+	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/spec"
 )
 
 // runRows saves a configuration with rows and runs it (every enabled row, or only `only`).
-func (h *harness) runRows(t *testing.T, comp spec.Component, cfg spec.ComponentConfig, only string) Job {
+func (h *harness) runRows(t *testing.T, comp spec.Component, cfg spec.ComponentConfig, only string) job.Job {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := h.submitConfigBodies(ctx, comp, cfg); err != nil {
@@ -22,11 +24,11 @@ func (h *harness) runRows(t *testing.T, comp spec.Component, cfg spec.ComponentC
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := h.m.Submit(ctx, Submission{Owner: "tester", Component: &ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1, Action: "run", Rows: rows}})
+	j, err := h.M.Submit(ctx, job.Submission{Owner: "tester", Component: &job.ComponentRun{Component: comp, Config: cfg, ConfigVersion: 1, Action: "run", Rows: rows}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j, err = h.m.Wait(ctx, j.ID); err != nil {
+	if j, err = h.M.Wait(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	return j
@@ -59,11 +61,11 @@ echo "{\"row\": \"$row\"}" > ${d}/out/state.json
 			{ID: "second", Parameters: map[string]any{"common": "mine"}, Storage: out("second")},
 		}}
 	j := h.runRows(t, comp, cfg, "")
-	o := h.output(t, j.ID, "")
-	if j.State != StateSucceeded {
+	o := h.Output(t, j.ID, "")
+	if j.State != job.StateSucceeded {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, o)
 	}
-	v := probeValues(o)
+	v := jobtest.ProbeValues(o)
 	if v["state_first"] != "{}" || v["state_second"] != "{}" {
 		t.Errorf("first run states: %q %q", v["state_first"], v["state_second"])
 	}
@@ -80,24 +82,24 @@ echo "{\"row\": \"$row\"}" > ${d}/out/state.json
 		if got := exportCSV(t, st, "out.c-rows."+r); got != "row,n\n"+r+",1\n" {
 			t.Errorf("row %s table: %q", r, got)
 		}
-		if s, _, _ := h.st.GetRowState(context.Background(), "multi", r); !strings.Contains(s, `"row": "`+r+`"`) {
+		if s, _, _ := h.St.GetRowState(context.Background(), "multi", r); !strings.Contains(s, `"row": "`+r+`"`) {
 			t.Errorf("row %s state %q", r, s)
 		}
 	}
-	if c, _ := h.st.GetConfig(context.Background(), "multi"); c.State != "{}" {
+	if c, _ := h.St.GetConfig(context.Background(), "multi"); c.State != "{}" {
 		t.Errorf("the configuration's own state changed: %q", c.State)
 	}
 
 	// The second run of each row reads that row's state.
 	j = h.runRows(t, comp, cfg, "")
-	v = probeValues(h.output(t, j.ID, ""))
+	v = jobtest.ProbeValues(h.Output(t, j.ID, ""))
 	if v["state_first"] != `{"row":"first"}` || v["state_second"] != `{"row":"second"}` {
 		t.Errorf("second run states: %q %q", v["state_first"], v["state_second"])
 	}
 
 	// A disabled row runs when asked for by id.
 	j = h.runRows(t, comp, cfg, "off")
-	if o := h.output(t, j.ID, ""); j.State != StateSucceeded || !strings.Contains(o, "row=off") || strings.Contains(o, "row=first") {
+	if o := h.Output(t, j.ID, ""); j.State != job.StateSucceeded || !strings.Contains(o, "row=off") || strings.Contains(o, "row=first") {
 		t.Fatalf("only row off: %s %s\n%s", j.State, j.Message, o)
 	}
 
@@ -106,7 +108,7 @@ echo "{\"row\": \"$row\"}" > ${d}/out/state.json
 	cfg2.ID = "multi-fail"
 	cfg2.Rows = []spec.ConfigRow{{ID: "bad", Parameters: map[string]any{"fail": true}, Storage: out("bad")}, {ID: "after", Storage: out("after")}}
 	j = h.runRows(t, comp, cfg2, "")
-	if o := h.output(t, j.ID, ""); j.State != StateFailed || j.Reason != ReasonUserError || !strings.Contains(j.Message, "row bad") ||
+	if o := h.Output(t, j.ID, ""); j.State != job.StateFailed || j.Reason != job.ReasonUserError || !strings.Contains(j.Message, "row bad") ||
 		!strings.Contains(j.Message, "row bad fails") || strings.Contains(o, "row=after") {
 		t.Fatalf("failing row: %s/%s %q\n%s", j.State, j.Reason, j.Message, o)
 	}
@@ -121,8 +123,7 @@ func TestStoredCredentialsReachTheComponentHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := componentHarness(t, func(c *Config) { c.Sealer = sealer })
-	h.m.cfg.Sealer = sealer
+	h, _ := componentHarness(t, func(c *testConfig) { c.Sealer = sealer })
 	img := h.componentImage(t, `tr -d ' \n' < /data/config.json | grep -o '"authorization":{.*}'; echo
 echo "appkey: $(grep -o '"appKey": "[^"]*"' /data/config.json)"
 `)
@@ -137,12 +138,12 @@ echo "appkey: $(grep -o '"appKey": "[^"]*"' /data/config.json)"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.st.PutCredentials(ctx, cfg.ID, sealed); err != nil {
+	if err := h.St.PutCredentials(ctx, cfg.ID, sealed); err != nil {
 		t.Fatal(err)
 	}
 	j := h.runConfig(t, comp, cfg)
-	o := h.output(t, j.ID, "")
-	if j.State != StateSucceeded {
+	o := h.Output(t, j.ID, "")
+	if j.State != job.StateSucceeded {
 		t.Fatalf("%s/%s %s\n%s", j.State, j.Reason, j.Message, o)
 	}
 	if !strings.Contains(o, `"authorization":{"oauth_api":{"credentials":{`) || !strings.Contains(o, `"oauthVersion":"2.0"`) {
@@ -157,7 +158,7 @@ echo "appkey: $(grep -o '"appKey": "[^"]*"' /data/config.json)"
 		t.Errorf("the component did not read appKey (hidden in the output):\n%s", o)
 	}
 	// The stored row holds no plain text.
-	raw, _, _ := h.st.GetCredentials(ctx, cfg.ID)
+	raw, _, _ := h.St.GetCredentials(ctx, cfg.ID)
 	if strings.Contains(string(raw), "SECRET") {
 		t.Fatal("credentials stored in plain text")
 	}
@@ -184,34 +185,34 @@ echo "{\"runs\": $((n+1))}" > /data/out/state.json
 	if _, err := h.submitConfigBodies(ctx, comp, cfg); err != nil {
 		t.Fatal(err)
 	}
-	chain := func() Job {
-		cr := &ComponentRun{Component: comp, Config: cfg, Action: "run",
-			Before: []ProcessorRun{{Component: spec.Component{ID: "pass-before", Image: pass}}},
-			After: []ProcessorRun{
+	chain := func() job.Job {
+		cr := &job.ComponentRun{Component: comp, Config: cfg, Action: "run",
+			Before: []job.ProcessorRun{{Component: spec.Component{ID: "pass-before", Image: pass}}},
+			After: []job.ProcessorRun{
 				{Component: spec.Component{ID: "pass-after-1", Image: pass}},
 				{Component: spec.Component{ID: "pass-after-2", Image: pass}},
 			}}
-		j, err := h.m.Submit(ctx, Submission{Component: cr})
+		j, err := h.M.Submit(ctx, job.Submission{Component: cr})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _ = h.m.Wait(ctx, j.ID)
+		j, _ = h.M.Wait(ctx, j.ID)
 		return j
 	}
 	j := chain()
-	o := h.output(t, j.ID, "")
-	if j.State != StateSucceeded || !strings.Contains(o, "state_read={}") {
+	o := h.Output(t, j.ID, "")
+	if j.State != job.StateSucceeded || !strings.Contains(o, "state_read={}") {
 		t.Fatalf("run 1: %s/%s %s\n%s", j.State, j.Reason, j.Message, o)
 	}
 	if strings.Contains(o, "processor saw") {
 		t.Errorf("a processor saw the state:\n%s", o)
 	}
 	j = chain()
-	o = h.output(t, j.ID, "")
-	if j.State != StateSucceeded || !strings.Contains(o, `state_read={"runs":1}`) {
+	o = h.Output(t, j.ID, "")
+	if j.State != job.StateSucceeded || !strings.Contains(o, `state_read={"runs":1}`) {
 		t.Fatalf("run 2 did not read run 1's state: %s/%s %s\n%s", j.State, j.Reason, j.Message, o)
 	}
-	if c, _ := h.st.GetConfig(ctx, cfg.ID); !strings.Contains(c.State, `"runs": 2`) {
+	if c, _ := h.St.GetConfig(ctx, cfg.ID); !strings.Contains(c.State, `"runs": 2`) {
 		t.Fatalf("state after run 2: %q", c.State)
 	}
 }
