@@ -299,7 +299,13 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	var cfg spec.ComponentConfig
 	json.Unmarshal([]byte(row.Body), &cfg)
-	cr := &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run"}
+	mode := r.URL.Query().Get("mode")
+	if mode != "" && mode != "run" && mode != "debug" {
+		writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("mode %q: allowed: run (the default), debug", mode), "mode")
+		return
+	}
+	cr := &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run", Mode: mode,
+		TokenID: p.TokenID, TokenName: p.Name}
 	if len(cfg.Rows) > 0 {
 		rows, err := cfg.RowsToRun(r.URL.Query().Get("row"))
 		if err != nil {

@@ -275,14 +275,15 @@ func newConfigCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	var wait bool
+	var wait, debug bool
 	var row, stateRow string
 	run := &cobra.Command{
 		Use:   "run ID",
 		Short: "Run a configuration as a job (inputs mapped, outputs loaded, state saved)",
 		Long: `Run a configuration as a job. A configuration with rows runs each enabled row in order
 (the configuration's parameters merged under the row's, the row's own mapping and state);
---row runs only that row, even a disabled one.`,
+--row runs only that row, even a disabled one. --debug tells the component it runs in debug
+mode (KBC_COMPONENT_RUN_MODE=debug; Keboola's libraries then log more).`,
 		Example: "  berth config run sales-daily --wait\n  berth config run sales-daily --row eu --wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -291,9 +292,16 @@ func newConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var j job.Job
-			path := "/api/v1/configs/" + url.PathEscape(args[0]) + "/run"
+			q := url.Values{}
 			if row != "" {
-				path += "?row=" + url.QueryEscape(row)
+				q.Set("row", row)
+			}
+			if debug {
+				q.Set("mode", "debug")
+			}
+			path := "/api/v1/configs/" + url.PathEscape(args[0]) + "/run"
+			if len(q) > 0 {
+				path += "?" + q.Encode()
 			}
 			if err := c.do(cmd.Context(), http.MethodPost, path, nil, &j); err != nil {
 				return err
@@ -313,6 +321,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 	}
 	run.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job's output and exit with its code")
 	run.Flags().StringVar(&row, "row", "", "run only this row of the configuration")
+	run.Flags().BoolVar(&debug, "debug", false, "run in debug mode: the component sees KBC_COMPONENT_RUN_MODE=debug")
 	state := &cobra.Command{
 		Use:   "state ID",
 		Short: "Print a configuration's state (what its last successful run wrote to out/state.json)",
@@ -574,9 +583,13 @@ func newStorageCmd(g *globals) *cobra.Command {
 				return printJSON(g.stdout, out.Files)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tTAGS\tCREATED")
+			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tTAGS\tCREATED\tEXPIRES")
 			for _, f := range out.Files {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", f.ID, f.Name, f.Size, strings.Join(f.Tags, ","), f.Created.Local().Format("2006-01-02 15:04:05"))
+				expires := "never"
+				if f.Expires != nil {
+					expires = f.Expires.Local().Format("2006-01-02 15:04:05")
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.ID, f.Name, f.Size, strings.Join(f.Tags, ","), f.Created.Local().Format("2006-01-02 15:04:05"), expires)
 			}
 			return tw.Flush()
 		},

@@ -3,6 +3,8 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,10 +180,11 @@ func TestRowsAndCredentialsThroughCLI(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+img+"\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`echo "row=$KBC_CONFIGROWID region=$(tr -d ' \n' < /data/config.json | grep -o '"region":"[a-z]*"')"
 echo "secret=$(tr -d ' \n' < /data/config.json | grep -o '"#token":"[^"]*"')"
+echo "mode=$KBC_COMPONENT_RUN_MODE tokenid=${KBC_TOKENID:-none} tokendesc=${KBC_TOKENDESC:-none} token=${KBC_TOKEN:-none}"
 echo "{\"seen\": \"$KBC_CONFIGROWID\"}" > /data/out/state.json
 `), 0o644)
 	comp := filepath.Join(t.TempDir(), "component.json")
-	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": ""}`), 0o644)
+	os.WriteFile(comp, []byte(`{"id": "`+id+`", "image": "", "forward_token_details": true}`), 0o644)
 	cfg := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(cfg, []byte(`{"id": "rows-cfg", "component": "`+id+`", "parameters": {"region": "none"},
 	  "rows": {"0": {"id": "eu", "parameters": {"region": "eu"}}, "1": {"id": "us", "is_disabled": true, "parameters": {"region": "us"}}}}`), 0o644)
@@ -207,8 +210,22 @@ echo "{\"seen\": \"$KBC_CONFIGROWID\"}" > /data/out/state.json
 	if !strings.Contains(r.stdout, `secret="#token":"[hidden]"`) || strings.Contains(r.stdout+r.stderr, "tok-e2e-98765") {
 		t.Fatalf("the credentials did not arrive hidden:\n%s", r.stdout)
 	}
-	if r := berth(t, env, "config", "run", "rows-cfg", "--row", "us", "--wait"); r.code != 0 || !strings.Contains(r.stdout, "row=us") {
-		t.Fatalf("run --row us: %d %s %s", r.code, r.stdout, r.stderr)
+	if !strings.Contains(r.stdout, "mode=run tokenid=tok_") || !strings.Contains(r.stdout, "tokendesc=admin token=none") {
+		t.Fatalf("forward_token_details gave no token id and name, or gave the token:\n%s", r.stdout)
+	}
+	if r := berth(t, env, "config", "run", "rows-cfg", "--row", "us", "--debug", "--wait"); r.code != 0 || !strings.Contains(r.stdout, "row=us") || !strings.Contains(r.stdout, "mode=debug") {
+		t.Fatalf("run --row us --debug: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+"/api/v1/configs/rows-cfg/run?mode=fast", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"mode"`) || !strings.Contains(string(body), "debug") {
+		t.Fatalf("an unknown mode: %d %s", resp.StatusCode, body)
 	}
 	if r := berth(t, env, "config", "state", "rows-cfg", "--row", "eu"); strings.TrimSpace(r.stdout) != `{"seen": "eu"}` {
 		t.Fatalf("state of row eu: %q %s", r.stdout, r.stderr)

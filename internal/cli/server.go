@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -271,6 +272,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		ln.Addr(), dataDir, jcfg.Workers, strings.Join(shareRoots, ", "))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go purgeExpiredFiles(ctx, stor, log)
 	select {
 	case err := <-errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -284,4 +286,23 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	srv.Shutdown(sctx)
 	m.Close(sctx)
 	return nil
+}
+
+// purgeExpiredFiles removes stored files whose time ran out (files a component wrote without
+// is_permanent), at start and then every hour, until ctx ends.
+func purgeExpiredFiles(ctx context.Context, stor *storage.Storage, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := stor.PurgeExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("remove expired files", "err", err)
+		} else if n > 0 {
+			log.Info("removed expired files", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

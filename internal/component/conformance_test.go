@@ -132,6 +132,8 @@ echo "report" > $f/report.txt
 echo '{"tags": ["conf", "report"], "is_public": false, "is_permanent": true, "is_encrypted": true, "notify": true}' > $f/report.txt.manifest
 echo "mapped" > $f/mapped.txt
 echo '{"tags": ["from-manifest"], "is_permanent": true}' > $f/mapped.txt.manifest
+echo "scratch" > $f/scratch.txt
+echo '{"tags": ["conf-scratch"], "is_permanent": false, "is_public": true}' > $f/scratch.txt.manifest
 
 if grep -q '"run"' $d/in/state.json; then
 	echo "state=none written"
@@ -293,7 +295,7 @@ func TestKeboolaConformance(t *testing.T) {
 	}
 
 	comp := spec.Component{ID: "conf", Image: img, ImageParameters: map[string]any{"fooBar": "baz"},
-		ForwardToken: true, DataTypeSupport: "authoritative"}
+		ForwardToken: true, ForwardTokenDetails: true, DataTypeSupport: "authoritative"}
 	compBody, _ := json.Marshal(comp)
 	pcomp, err := spec.ParseComponent(compBody, "component.json")
 	if err != nil {
@@ -317,7 +319,8 @@ func TestKeboolaConformance(t *testing.T) {
 	const token = "berth_conftoken_0123456789"
 	// The probe runs as row row-7 of its configuration (a row with no parameters or mapping of
 	// its own), so its state is the row's (DB RunnerTest::testExecutorStoreStateRows).
-	probe := job.ComponentRun{Component: comp, Config: *cfg, ConfigVersion: 3, Action: "run", Rows: []spec.ConfigRow{{ID: "row-7"}}}
+	probe := job.ComponentRun{Component: comp, Config: *cfg, ConfigVersion: 3, Action: "run", Rows: []spec.ConfigRow{{ID: "row-7"}},
+		TokenID: "tok_conf01", TokenName: "conformance runner"}
 	rowState := func() store.ConfigRow {
 		s, v, _ := h.St.GetRowState(ctx, "conf-probe", "row-7")
 		return store.ConfigRow{State: s, StateVersion: v}
@@ -339,7 +342,7 @@ func TestKeboolaConformance(t *testing.T) {
 		exports[id] = exportCSV(t, st, id)
 	}
 	files1 := map[string][]storage.File{}
-	for _, tag := range []string{"report", "from-mapping", "from-manifest"} {
+	for _, tag := range []string{"report", "from-mapping", "from-manifest", "conf-scratch"} {
 		files1[tag], _ = st.ListFiles(ctx, []string{tag}, 0)
 	}
 
@@ -364,9 +367,15 @@ func TestKeboolaConformance(t *testing.T) {
 
 	// The output-mapping failures, one run each.
 	plain := spec.Component{ID: "conf", Image: img, ImageParameters: map[string]any{"fooBar": "baz"}}
+	// Each runs as the same token as the probe; the one of H8 in debug mode.
 	fail := func(id string, out datadir.OutputMapping) (job.Job, string) {
+		mode := ""
+		if id == "conf-h8" {
+			mode = "debug"
+		}
 		j := h.runComponent(t, job.ComponentRun{Component: plain, Config: spec.ComponentConfig{ID: id, Component: "conf",
-			Storage: datadir.StorageMapping{Output: out}}, ConfigVersion: 1, Action: "run"}, "")
+			Storage: datadir.StorageMapping{Output: out}}, ConfigVersion: 1, Action: "run", Mode: mode,
+			TokenID: "tok_conf01", TokenName: "conformance runner"}, "")
 		return j, h.Output(t, j.ID, "stdout")
 	}
 	j6, _ := fail("conf-h6", datadir.OutputMapping{Tables: []datadir.OutputTable{
@@ -595,9 +604,10 @@ func TestKeboolaConformance(t *testing.T) {
 			t.Errorf("%q", env["KBC_PROJECT_FEATURE_GATES"])
 		}
 	})
-	conform(t, "C10 KBC_COMPONENT_RUN_MODE is run", "DB Environment.php", func(t *testing.T) {
-		if env["KBC_COMPONENT_RUN_MODE"] != "run" {
-			t.Errorf("%q", env["KBC_COMPONENT_RUN_MODE"])
+	conform(t, "C10 KBC_COMPONENT_RUN_MODE is run, or debug for a debug run", "DB Environment.php", func(t *testing.T) {
+		env8 := envOf(sections(out8)["env"])
+		if env["KBC_COMPONENT_RUN_MODE"] != "run" || env8["KBC_COMPONENT_RUN_MODE"] != "debug" {
+			t.Errorf("run: %q; debug run: %q", env["KBC_COMPONENT_RUN_MODE"], env8["KBC_COMPONENT_RUN_MODE"])
 		}
 	})
 	// test testDataTypeSupportWithoutFeature: absent without it.
@@ -642,8 +652,19 @@ func TestKeboolaConformance(t *testing.T) {
 			t.Errorf("without forward_token: %q", v)
 		}
 	})
-	// berth gives KBC_PROJECTNAME with forward_token (it has no forward_token_details):
-	// a deliberate difference.
+	// test testExecutorForwardDetails: the token's id and description and the project's name
+	// with forward_token_details, never the token; none of them without it.
+	conform(t, "C16 KBC_PROJECTNAME, KBC_TOKENID, KBC_TOKENDESC with forward_token_details", "DB Environment.php; test testExecutorForwardDetails", func(t *testing.T) {
+		env8 := envOf(sections(out8)["env"])
+		if env["KBC_TOKENID"] != "tok_conf01" || env["KBC_TOKENDESC"] != "conformance runner" || env["KBC_PROJECTNAME"] != "berth" {
+			t.Errorf("with forward_token_details: id %q desc %q project %q", env["KBC_TOKENID"], env["KBC_TOKENDESC"], env["KBC_PROJECTNAME"])
+		}
+		for _, k := range []string{"KBC_TOKENID", "KBC_TOKENDESC", "KBC_PROJECTNAME"} {
+			if v, ok := env8[k]; ok {
+				t.Errorf("without forward_token_details: %s=%q", k, v)
+			}
+		}
+	})
 	conform(t, "C19 no other KBC_* variables", "DB Environment.php; test testExecutorForwardDetails", func(t *testing.T) {
 		var keys []string
 		for k := range env {
@@ -651,7 +672,7 @@ func TestKeboolaConformance(t *testing.T) {
 		}
 		sort.Strings(keys)
 		want := "KBC_COMPONENTID,KBC_COMPONENT_RUN_MODE,KBC_CONFIGID,KBC_CONFIGROWID,KBC_CONFIGVERSION,KBC_DATADIR,KBC_DATA_TYPE_SUPPORT," +
-			"KBC_PROJECTID,KBC_PROJECTNAME,KBC_PROJECT_FEATURE_GATES,KBC_RUNID,KBC_STACKID,KBC_STAGING_FILE_PROVIDER,KBC_TOKEN,KBC_URL"
+			"KBC_PROJECTID,KBC_PROJECTNAME,KBC_PROJECT_FEATURE_GATES,KBC_RUNID,KBC_STACKID,KBC_STAGING_FILE_PROVIDER,KBC_TOKEN,KBC_TOKENDESC,KBC_TOKENID,KBC_URL"
 		if got := strings.Join(keys, ","); got != want {
 			t.Errorf("KBC_* = %s\nwant     %s", got, want)
 		}
@@ -789,6 +810,16 @@ func TestKeboolaConformance(t *testing.T) {
 		f := files1["report"]
 		if len(f) != 1 || f[0].Name != "report.txt" || strings.Join(f[0].Tags, ",") != "conf,report" {
 			t.Errorf("report file: %+v", f)
+		}
+	})
+	// Keboola keeps a file that is not permanent 15 days (DOCS manifest-files/out-files-manifests.md).
+	conform(t, "G2 file attributes kept; a file that is not permanent expires after 15 days", "OM Configuration/File/Manifest.php; DOCS out-files-manifests.md", func(t *testing.T) {
+		r, sc := files1["report"], files1["conf-scratch"]
+		if len(r) != 1 || !r[0].IsPermanent || !r[0].Notify || r[0].IsPublic || r[0].Expires != nil {
+			t.Errorf("report file: %+v", r)
+		}
+		if len(sc) != 1 || sc[0].IsPermanent || !sc[0].IsPublic || sc[0].Expires == nil || sc[0].Expires.Sub(sc[0].Created) != storage.FileRetention {
+			t.Errorf("scratch file: %+v", sc)
 		}
 	})
 	// output-mapping Writer/FileWriter::uploadFiles (elseif ($configFromMapping || !$configFromManifest))

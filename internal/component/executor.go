@@ -84,6 +84,9 @@ func (e *Executor) Admit(ctx context.Context, cfg job.Config, s job.Submission) 
 	if cr.Action == "" {
 		cr.Action = "run"
 	}
+	if cr.Mode != "" && cr.Mode != "run" && cr.Mode != "debug" {
+		return job.Admission{}, fmt.Errorf("submit: mode %q: allowed: run (the default), debug", cr.Mode)
+	}
 	if err := cfg.CheckNetwork(cr.Component.Network); err != nil {
 		return job.Admission{}, err
 	}

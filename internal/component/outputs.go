@@ -80,6 +80,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 			if err != nil {
 				return "", &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
 			}
+			sf.SetAttributes(storage.FileAttributes{IsPermanent: f.IsPermanent, IsPublic: f.IsPublic, Notify: f.Notify})
 			staged = append(staged, sf)
 			if _, err := sf.Commit(ctx, tx); err != nil {
 				return "", err

@@ -22,7 +22,13 @@ func (r *run) componentTask(ref, dataDir string) runtime.TaskSpec {
 	if cr.Component.ForwardToken && r.Token() != "" {
 		t.Env["KBC_TOKEN"] = r.Token()
 		t.Env["KBC_URL"] = r.e.cfg.publicURL()
+	}
+	if cr.Component.ForwardTokenDetails {
 		t.Env["KBC_PROJECTNAME"] = orDefault(r.e.cfg.ProjectName, "berth")
+		if cr.TokenID != "" {
+			t.Env["KBC_TOKENID"] = cr.TokenID
+			t.Env["KBC_TOKENDESC"] = cr.TokenName
+		}
 	}
 	delete(t.Env, "PYTHONDONTWRITEBYTECODE")
 	return t

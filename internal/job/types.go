@@ -68,6 +68,10 @@ type ComponentRun struct {
 	Action        string               `json:"action,omitempty"` // run (default)
 	// Mode is run (default) or debug: KBC_COMPONENT_RUN_MODE.
 	Mode string `json:"mode,omitempty"`
+	// TokenID and TokenName are the caller's token (its id and name, never its value): a
+	// component with forward_token_details gets them as KBC_TOKENID and KBC_TOKENDESC.
+	TokenID   string `json:"token_id,omitempty"`
+	TokenName string `json:"token_name,omitempty"`
 	// Rows are the configuration rows this job runs, in order (none: the configuration itself).
 	Rows []spec.ConfigRow `json:"rows,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.

@@ -33,6 +33,10 @@ type Component struct {
 	// ForwardToken gives the caller's API token to the component as KBC_TOKEN. An explicit
 	// opt-in the admin must allow (server --allow-forward-token); off by default.
 	ForwardToken bool `json:"forward_token,omitempty"`
+	// ForwardTokenDetails gives the component who runs it, never the token itself: the
+	// caller's token id and name as KBC_TOKENID and KBC_TOKENDESC, and KBC_PROJECTNAME (Keboola's
+	// forward_token_details). Harmless, so it needs no server setting.
+	ForwardTokenDetails bool `json:"forward_token_details,omitempty"`
 	// DataTypeSupport is the component's typed-columns support (authoritative | hints | none),
 	// given as KBC_DATA_TYPE_SUPPORT; Keboola's libraries pick their manifest format by it.
 	DataTypeSupport string `json:"data_type_support,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,6 +87,43 @@ type File struct {
 	Tags    []string  `json:"tags"`
 	SHA256  string    `json:"sha256"`
 	Created time.Time `json:"created"`
+	// IsPermanent, IsPublic and Notify are the file's attributes, as a component's file
+	// manifest sets them; uploads are permanent. A file that is not permanent expires at
+	// Expires (FileRetention after it was stored) and is then gone from listings and mappings.
+	IsPermanent bool       `json:"is_permanent"`
+	IsPublic    bool       `json:"is_public"`
+	Notify      bool       `json:"notify"`
+	Expires     *time.Time `json:"expires,omitempty"`
+}
+
+// FileAttributes are what a component's file manifest says of a file besides its tags.
+type FileAttributes struct {
+	IsPermanent, IsPublic, Notify bool
+}
+
+// FileRetention is how long a file that is not permanent is kept: 15 days, as on Keboola,
+// where files a component writes without is_permanent are deleted after 15 days.
+const FileRetention = 15 * 24 * time.Hour
+
+// fileColumns are the columns scanFile reads, in its order.
+const fileColumns = `id, name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanFile(r scanner) (File, error) {
+	var f File
+	var tj, created string
+	var expires sql.NullString
+	if err := r.Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created, &f.IsPermanent, &f.IsPublic, &f.Notify, &expires); err != nil {
+		return f, err
+	}
+	json.Unmarshal([]byte(tj), &f.Tags)
+	f.Created = parseTS(created)
+	if expires.Valid {
+		t := parseTS(expires.String)
+		f.Expires = &t
+	}
+	return f, nil
 }
 
 var (
@@ -108,6 +146,9 @@ func SplitTableID(id string) (bucket, name string, err error) {
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// tsSortable is a time of fixed width, so times compare in SQL as text (expires_at).
+func tsSortable(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 
 func parseTS(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, s)
@@ -570,9 +611,14 @@ type StagedFile struct {
 	size   int64
 	sha    string
 	tags   []string
+	attrs  FileAttributes
 	s      *Storage
 	fileID int64
 }
+
+// SetAttributes gives the file a manifest's attributes (before Commit). A staged file is
+// permanent unless this says otherwise.
+func (f *StagedFile) SetAttributes(a FileAttributes) { f.attrs = a }
 
 // Stage copies a file's content into storage, to be committed with Commit in a transaction.
 func (s *Storage) Stage(name string, r io.Reader, tags []string) (*StagedFile, error) {
@@ -583,7 +629,7 @@ func (s *Storage) Stage(name string, r io.Reader, tags []string) (*StagedFile, e
 	if err != nil {
 		return nil, err
 	}
-	return &StagedFile{path: p, name: name, size: n, sha: sum, tags: tags, s: s}, nil
+	return &StagedFile{path: p, name: name, size: n, sha: sum, tags: tags, attrs: FileAttributes{IsPermanent: true}, s: s}, nil
 }
 
 // Commit records the file in q (a transaction) and returns its metadata. Finish must follow
@@ -596,13 +642,21 @@ func (f *StagedFile) Commit(ctx context.Context, q Q) (File, error) {
 	sort.Strings(tags)
 	tj, _ := json.Marshal(tags)
 	now := time.Now().UTC()
-	res, err := q.ExecContext(ctx, `INSERT INTO storage_files (name, size, tags, sha256, created_at) VALUES (?, ?, ?, ?, ?)`,
-		f.name, f.size, string(tj), f.sha, ts(now))
+	var expires *time.Time
+	var expiresCol any
+	if !f.attrs.IsPermanent {
+		e := now.Add(FileRetention)
+		expires, expiresCol = &e, tsSortable(e)
+	}
+	res, err := q.ExecContext(ctx, `INSERT INTO storage_files (name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.name, f.size, string(tj), f.sha, ts(now), f.attrs.IsPermanent, f.attrs.IsPublic, f.attrs.Notify, expiresCol)
 	if err != nil {
 		return File{}, err
 	}
 	f.fileID, _ = res.LastInsertId()
-	return File{ID: f.fileID, Name: f.name, Size: f.size, Tags: tags, SHA256: f.sha, Created: now}, nil
+	return File{ID: f.fileID, Name: f.name, Size: f.size, Tags: tags, SHA256: f.sha, Created: now,
+		IsPermanent: f.attrs.IsPermanent, IsPublic: f.attrs.IsPublic, Notify: f.attrs.Notify, Expires: expires}, nil
 }
 
 // Finish moves the committed content into place.
@@ -631,20 +685,53 @@ func (s *Storage) UploadFile(ctx context.Context, name string, r io.Reader, tags
 	return f, sf.Finish()
 }
 
-// ListFiles returns files carrying every tag, newest first.
+// PurgeExpired removes the files whose time ran out (their rows, then their content) and
+// returns how many went.
+func (s *Storage) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT id FROM storage_files WHERE expires_at IS NOT NULL AND expires_at <= ?`, tsSortable(now))
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if _, err := s.st.DB.ExecContext(ctx, `DELETE FROM storage_files WHERE id = ?`, id); err != nil {
+			return 0, err
+		}
+		if err := os.Remove(s.filePath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// live is the condition of files whose time has not run out.
+const live = `(expires_at IS NULL OR expires_at > ?)`
+
+// ListFiles returns files carrying every tag, newest first; expired files are not listed.
 func (s *Storage) ListFiles(ctx context.Context, tags []string, limit int) ([]File, error) {
-	rows, err := s.st.DB.QueryContext(ctx, `SELECT id, name, size, tags, sha256, created_at FROM storage_files ORDER BY id DESC`)
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT `+fileColumns+` FROM storage_files WHERE `+live+` ORDER BY id DESC`, tsSortable(time.Now()))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []File
 	for rows.Next() {
-		var f File
-		var tj, created string
-		rows.Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created)
-		json.Unmarshal([]byte(tj), &f.Tags)
-		f.Created = parseTS(created)
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
 		ok := true
 		for _, t := range tags {
 			ok = ok && indexOf(f.Tags, t) >= 0
@@ -659,17 +746,12 @@ func (s *Storage) ListFiles(ctx context.Context, tags []string, limit int) ([]Fi
 	return out, rows.Err()
 }
 
-// GetFile returns a file's metadata.
+// GetFile returns a file's metadata; an expired file is not found.
 func (s *Storage) GetFile(ctx context.Context, id int64) (File, error) {
-	var f File
-	var tj, created string
-	err := s.st.DB.QueryRowContext(ctx, `SELECT id, name, size, tags, sha256, created_at FROM storage_files WHERE id = ?`, id).
-		Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created)
+	f, err := scanFile(s.st.DB.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM storage_files WHERE id = ? AND `+live, id, tsSortable(time.Now())))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, fmt.Errorf("file %d: %w", id, ErrNotFound)
 	}
-	json.Unmarshal([]byte(tj), &f.Tags)
-	f.Created = parseTS(created)
 	return f, err
 }
 

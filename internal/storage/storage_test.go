@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,5 +174,59 @@ func TestMetadataKeptPerTableAndColumn(t *testing.T) {
 	}
 	if cm := tbl.ColumnMetadata["v"]; len(cm) != 1 || cm[0].Key != "KBC.datatype.basetype" || cm[0].Value != "STRING" {
 		t.Fatalf("column metadata %+v", tbl.ColumnMetadata)
+	}
+}
+
+// TestFileAttributesAndExpiry: a file staged with a manifest's attributes keeps them; one that
+// is not permanent expires after FileRetention, as on Keboola, and is then neither listed nor
+// found, and its content is removed; an upload is permanent.
+func TestFileAttributesAndExpiry(t *testing.T) {
+	s := newStorage(t)
+	ctx := context.Background()
+	up, err := s.UploadFile(ctx, "kept.txt", strings.NewReader("kept"), []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.IsPermanent || up.Expires != nil {
+		t.Fatalf("an upload is not permanent: %+v", up)
+	}
+	sf, err := s.Stage("temp.txt", strings.NewReader("temp"), []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf.SetAttributes(FileAttributes{IsPermanent: false, IsPublic: true, Notify: true})
+	f, err := sf.Commit(ctx, s.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sf.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetFile(ctx, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IsPermanent || !got.IsPublic || !got.Notify || got.Expires == nil {
+		t.Fatalf("attributes not kept: %+v", got)
+	}
+	if d := got.Expires.Sub(got.Created); d != FileRetention {
+		t.Errorf("expires %s after it was stored, want %s", d, FileRetention)
+	}
+	if n, err := s.PurgeExpired(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("purged %d (%v) before anything expired", n, err)
+	}
+	n, err := s.PurgeExpired(ctx, time.Now().Add(FileRetention+time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d (%v) after the retention, want 1", n, err)
+	}
+	if _, err := s.GetFile(ctx, f.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired file is still found: %v", err)
+	}
+	if _, err := os.Stat(s.filePath(f.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an expired file's content is still there: %v", err)
+	}
+	list, err := s.ListFiles(ctx, []string{"t"}, 0)
+	if err != nil || len(list) != 1 || list[0].ID != up.ID {
+		t.Errorf("listed %+v (%v), want only the upload", list, err)
 	}
 }
