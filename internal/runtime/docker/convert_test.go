@@ -16,9 +16,16 @@ func TestContainerConfigAppliesSecurityAndLimits(t *testing.T) {
 		Limits:       runtime.Limits{NanoCPUs: 5e8, MemoryBytes: 64 << 20, PidsLimit: 50, ShmSizeBytes: 1 << 20},
 		Security:     runtime.Security{User: "1000:1000", ReadOnlyRootfs: true, DropAllCaps: true, NoNewPrivileges: true},
 		ExposedPorts: []int{8080},
+		Init:         true,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hc.Init == nil || !*hc.Init {
+		t.Errorf("init %v, want true", hc.Init)
+	}
+	if _, plain, _, _ := containerConfig(runtime.TaskSpec{Image: "img"}); plain.Init != nil {
+		t.Errorf("init %v without TaskSpec.Init, want the engine's default (nil)", *plain.Init)
 	}
 	if strings.Join(cfg.Env, ",") != "A=1,B=2" || cfg.User != "1000:1000" || cfg.Labels[runtime.LabelManaged] != "true" {
 		t.Errorf("config: %+v", cfg)
