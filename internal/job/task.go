@@ -96,6 +96,9 @@ func TaskFor(cfg Config, b spec.Block, imageRef, jobID, codeDir, dataDir string)
 			NoNewPrivileges: true,
 		},
 		Network: network,
+		// An init as PID 1 passes berth's stop signal on to the script (a script that never
+		// handles SIGTERM ignores it as PID 1) and reaps what it leaves behind.
+		Init: true,
 	}
 }
 

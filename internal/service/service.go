@@ -927,7 +927,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	// refuse records ERROR before anything runs; a failed write is part of the error.
 	refuse := func(reason string) (string, runtime.TaskID, error) {
 		err := m.setContainer(context.WithoutCancel(ctx), name, Error, "", reason)
-		return "", "", errors.Join(&StartError{Reason: reason}, err)
+		return "", "", startFailed(&StartError{Reason: reason}, err)
 	}
 	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, p, n) })
 	if err != nil {
@@ -965,7 +965,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 			m.removeTask(context.WithoutCancel(ctx), name, id)
 		}
 		err := m.setContainer(context.WithoutCancel(ctx), name, Error, "", reason)
-		return "", "", errors.Join(&StartError{Reason: reason, LogTail: tail}, err)
+		return "", "", startFailed(&StartError{Reason: reason, LogTail: tail}, err)
 	}
 	id, err := m.rt.Start(ctx, t)
 	if err != nil {
@@ -992,6 +992,14 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	}
 	m.svc(name).lastActivity.Store(time.Now().UnixNano())
 	return addr, id, nil
+}
+
+// startFailed is a failed start, and the failed write of its ERROR state if that failed too.
+func startFailed(se *StartError, writeErr error) error {
+	if writeErr != nil {
+		return errors.Join(se, writeErr)
+	}
+	return se
 }
 
 // readyTimeout bounds a start of the service: container.json's timeout_minutes, else the

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/system"
+
 	"github.com/berthproject/berth/internal/runtime"
 )
 
@@ -64,5 +66,15 @@ func TestContainerConfigRefuses(t *testing.T) {
 		if _, _, _, err := containerConfig(ts); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The engine's init binary is what says whether a task may run under an init.
+func TestCapabilitiesSayWhetherAnInitRuns(t *testing.T) {
+	if c := capabilitiesFromInfo(system.Info{InitBinary: "docker-init"}); !c.Init || c.InitBinary != "docker-init" || strings.Contains(c.String(), "no init process") {
+		t.Errorf("with an init binary: %+v %q", c, c)
+	}
+	if c := capabilitiesFromInfo(system.Info{}); c.Init || !strings.Contains(c.String(), "no init process") {
+		t.Errorf("without an init binary: %+v %q", c, c)
 	}
 }
