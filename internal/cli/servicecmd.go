@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -197,13 +198,21 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 				"application/json", strings.NewReader(args[2]), nil)
 		},
 	}
+	var linger time.Duration
 	ws := &cobra.Command{
 		Use:   "ws NAME [PATH]",
-		Short: "Open a WebSocket to a service through the proxy: lines from stdin are sent, replies printed",
+		Short: "Open a WebSocket to a service through the proxy: lines from stdin are sent, every message received is printed",
+		Long: `Open a WebSocket to a service through the proxy. Each line read from stdin is sent as a text
+message; every message the service sends is printed on its own line as it arrives, however
+many it sends for each one received, and also when nothing was sent. When stdin ends, the
+command keeps printing until the service has sent nothing for --linger, or closes.`,
 		Example: `  echo hello | berth service ws echo /ws
   berth service ws echo /ws          # type lines; Ctrl-D closes`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if linger < 0 {
+				return withCode(ExitUsage, fmt.Errorf("--linger %s: must be 0 or more", linger))
+			}
 			c, err := cf.client(g)
 			if err != nil {
 				return err
@@ -213,26 +222,18 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 				path = "/" + strings.TrimPrefix(args[1], "/")
 			}
 			u := "ws" + strings.TrimPrefix(c.base, "http") + "/proxy/" + url.PathEscape(args[0]) + path
-			conn, _, err := websocket.Dial(cmd.Context(), u, &websocket.DialOptions{
+			ctx := cmd.Context()
+			conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 				HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
 			if err != nil {
 				return withCode(ExitFailure, fmt.Errorf("websocket %s: %w", u, err))
 			}
-			defer conn.Close(websocket.StatusNormalClosure, "")
-			sc := bufio.NewScanner(cmd.InOrStdin())
-			for sc.Scan() {
-				if err := conn.Write(cmd.Context(), websocket.MessageText, sc.Bytes()); err != nil {
-					return withCode(ExitFailure, err)
-				}
-				_, b, err := conn.Read(cmd.Context())
-				if err != nil {
-					return withCode(ExitFailure, err)
-				}
-				fmt.Fprintln(g.stdout, string(b))
-			}
-			return nil
+			defer conn.CloseNow()
+			conn.SetReadLimit(-1) // a service's message is printed whole, however large
+			return wsSession(ctx, conn, cmd.InOrStdin(), g.stdout, linger)
 		},
 	}
+	ws.Flags().DurationVar(&linger, "linger", time.Second, "after stdin ends, keep printing until the service has been quiet this long (0: close at once)")
 	cmd.AddCommand(ws, create, list,
 		simple("get", "Show a service with its state transitions", http.MethodGet, ""),
 		simple("start", "Start a service and wait until it is ready", http.MethodPost, "/start"),
@@ -295,4 +296,85 @@ func tarFolder(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// wsSession sends each line of in as a text message and prints every message received, as it
+// arrives, from a reader of its own. Once in ends it waits until nothing came for linger (or
+// the service closed), then closes.
+func wsSession(ctx context.Context, conn *websocket.Conn, in io.Reader, out io.Writer, linger time.Duration) error {
+	got := make(chan struct{}, 1) // a message was printed
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			_, b, err := conn.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			fmt.Fprintln(out, string(b))
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	closed := func(err error) error {
+		switch websocket.CloseStatus(err) {
+		case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+			return nil
+		}
+		return withCode(ExitFailure, fmt.Errorf("websocket: %w", err))
+	}
+	lines := make(chan string)
+	scanErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		scanErr <- sc.Err()
+	}()
+	for done := false; !done; {
+		select {
+		case l := <-lines:
+			if err := conn.Write(ctx, websocket.MessageText, []byte(l)); err != nil {
+				return withCode(ExitFailure, fmt.Errorf("websocket: send: %w", err))
+			}
+		case err := <-scanErr:
+			if err != nil {
+				return withCode(ExitFailure, fmt.Errorf("read stdin: %w", err))
+			}
+			done = true
+		case err := <-readErr:
+			return closed(err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// stdin ended: print what still comes until the service is quiet for linger.
+	quiet := time.NewTimer(linger)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-got:
+			quiet.Reset(linger)
+		case err := <-readErr:
+			return closed(err)
+		case <-quiet.C:
+			conn.Close(websocket.StatusNormalClosure, "")
+			// The reader ends with the connection: nothing is printed after the return.
+			select {
+			case <-readErr:
+			case <-time.After(5 * time.Second):
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -57,5 +57,8 @@ func Task(cfg Config, limits spec.Limits, network string, env map[string]string,
 			NoNewPrivileges: true,
 		},
 		Network: network,
+		// An init as PID 1 passes berth's stop signal on to the script (a script that never
+		// handles SIGTERM ignores it as PID 1) and reaps what it leaves behind.
+		Init: true,
 	}
 }

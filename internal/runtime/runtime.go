@@ -138,6 +138,11 @@ type TaskSpec struct {
 	NetworkAliases []string
 	// ExposedPorts are container ports reachable through Address (never published on the host).
 	ExposedPorts []int
+	// Init runs a small init process as the task's PID 1 (Docker's --init): it forwards
+	// signals to the task's command and reaps its zombies, so a command that never handles
+	// SIGTERM (PID 1 ignores it) still stops at once. A backend that cannot refuses the task
+	// with an error saying so (see Capabilities.Init).
+	Init bool
 }
 
 // Mount binds a host path into the task.
@@ -249,6 +254,10 @@ type Capabilities struct {
 	// GPURuntimes are the engine's runtimes that give GPUs (e.g. nvidia); none means a task
 	// asking for a GPU cannot run.
 	GPURuntimes []string
+	// Init: the engine can run a task under an init process (TaskSpec.Init); InitBinary
+	// names it (Docker: its init-path, docker-init by default).
+	Init       bool
+	InitBinary string
 	// What the kernel lets the engine limit; false means such a limit is not applied.
 	MemoryLimit bool
 	SwapLimit   bool
@@ -294,7 +303,7 @@ func (c Capabilities) String() string {
 	for _, l := range []struct {
 		ok   bool
 		what string
-	}{{c.MemoryLimit, "no memory limit"}, {c.SwapLimit, "no swap limit"}, {c.CPUQuota, "no CPU quota"}, {c.PidsLimit, "no pids limit"}} {
+	}{{c.MemoryLimit, "no memory limit"}, {c.SwapLimit, "no swap limit"}, {c.CPUQuota, "no CPU quota"}, {c.PidsLimit, "no pids limit"}, {c.Init, "no init process"}} {
 		if !l.ok {
 			parts = append(parts, l.what)
 		}

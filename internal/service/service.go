@@ -164,6 +164,7 @@ type svc struct {
 	addr     string
 	task     runtime.TaskID
 	starting chan struct{} // closed when the start in flight ends
+	stopping chan struct{} // closed when the stop in flight ends; a start waits for it
 	startErr error
 	busy     bool // a start, stop or build is in flight (stuck detection leaves it alone)
 
@@ -267,6 +268,25 @@ func (m *Manager) labels(name string) map[string]string {
 
 func (m *Manager) dir(name string) string { return filepath.Join(m.cfg.DataDir, name) }
 
+// setContainer stores a container state transition. A failed write is logged and returned:
+// the caller decides what it undoes, nothing goes on as if it had been stored.
+func (m *Manager) setContainer(ctx context.Context, name, state, id, reason string) error {
+	if err := m.st.SetContainerState(ctx, name, state, id, reason); err != nil {
+		m.log.Error("record a service's container state", "service", name, "state", state, "err", err)
+		return fmt.Errorf("record service %s as %s: %w", name, state, err)
+	}
+	return nil
+}
+
+// setImage stores an image state transition; a failed write is logged and returned.
+func (m *Manager) setImage(ctx context.Context, name, state, ref, reason string) error {
+	if err := m.st.SetImageState(ctx, name, state, ref, reason); err != nil {
+		m.log.Error("record a service's image state", "service", name, "state", state, "err", err)
+		return fmt.Errorf("record the image of service %s as %s: %w", name, state, err)
+	}
+	return nil
+}
+
 // own selects this instance's service containers (of one service, when name is set): another
 // berth on the engine may run a service of the same name.
 func (m *Manager) own(name string) map[string]string {
@@ -313,8 +333,10 @@ func (m *Manager) Start(ctx context.Context) error {
 		switch {
 		case r.ContainerState == Started && ok && t.Running && t.Labels[LabelNetwork] != m.cfg.ServiceNetwork(r.Name):
 			// Started by an older berth on a network other services share: start it again alone.
-			m.rt.Remove(ctx, t.ID)
-			m.st.SetContainerState(ctx, r.Name, Stopped, "", "its container was not on the service's own network")
+			m.removeTask(ctx, r.Name, t.ID)
+			if err := m.setContainer(ctx, r.Name, Stopped, "", "its container was not on the service's own network"); err != nil {
+				return err
+			}
 		case r.ContainerState == Started && ok && t.Running:
 			addr, err := m.rt.Address(ctx, t.ID, r.Port)
 			if err == nil {
@@ -325,28 +347,45 @@ func (m *Manager) Start(ctx context.Context) error {
 				m.log.Info("re-adopted a running service", "service", r.Name, "container", string(t.ID))
 				continue
 			}
-			m.rt.Remove(ctx, t.ID)
-			m.st.SetContainerState(ctx, r.Name, Stopped, "", "its container had no address after a restart")
+			m.removeTask(ctx, r.Name, t.ID)
+			if err := m.setContainer(ctx, r.Name, Stopped, "", "its container had no address after a restart"); err != nil {
+				return err
+			}
+		case r.ContainerState == Started && ok:
+			// It ended while berth was away: say how, as the liveness check does.
+			if err := m.recordDead(ctx, r.Name, t, "while berth was not running"); err != nil {
+				return err
+			}
 		case r.ContainerState == Started || r.ContainerState == Starting || r.ContainerState == PendingStart || r.ContainerState == PendingStop:
 			if ok {
-				m.rt.Remove(ctx, t.ID)
+				m.removeTask(ctx, r.Name, t.ID)
 			}
-			m.st.SetContainerState(ctx, r.Name, Stopped, "", "berth restarted while the service was "+r.ContainerState)
+			if err := m.setContainer(ctx, r.Name, Stopped, "", "berth restarted while the service was "+r.ContainerState); err != nil {
+				return err
+			}
 		case ok:
-			m.rt.Remove(ctx, t.ID)
+			m.removeTask(ctx, r.Name, t.ID)
 		}
 		if r.ImageState == ImagePendingValidation || r.ImageState == ImageValidating {
 			m.wg.Add(1)
 			go func(name string) { defer m.wg.Done(); m.build(m.ctx, name) }(r.Name)
 		}
 	}
-	for _, t := range byName {
-		m.rt.Remove(ctx, t.ID) // a service container no service owns
+	for name, t := range byName {
+		m.removeTask(ctx, name, t.ID) // a service container no service owns
 	}
 	m.removeOrphanNetworks(ctx, rows)
 	m.wg.Add(1)
 	go m.loop()
 	return nil
+}
+
+// removeTask removes a service's container; a failure is logged (the container is looked for
+// again by the next start, which removes what holds the service's name).
+func (m *Manager) removeTask(ctx context.Context, name string, id runtime.TaskID) {
+	if err := m.rt.Remove(ctx, id); err != nil {
+		m.log.Warn("remove a service container", "service", name, "container", string(id), "err", err)
+	}
 }
 
 // removeOrphanNetworks removes this instance's service networks that no defined service owns
@@ -463,7 +502,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	m.mu.Lock()
 	m.known[name] = true
 	m.mu.Unlock()
-	m.st.SetImageState(ctx, name, ImagePendingValidation, "", "")
+	if err := m.setImage(ctx, name, ImagePendingValidation, "", ""); err != nil {
+		return Service{}, err
+	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.build(m.ctx, name) }()
 	svc, err := m.Get(ctx, name)
@@ -660,10 +701,12 @@ func (m *Manager) build(ctx context.Context, name string) {
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
 	fail := func(reason string) {
-		m.st.SetImageState(context.WithoutCancel(ctx), name, ImageError, "", reason)
 		m.log.Warn("service image failed", "service", name, "reason", reason)
+		m.setImage(context.WithoutCancel(ctx), name, ImageError, "", reason) // a failed write is logged
 	}
-	m.st.SetImageState(ctx, name, ImageValidating, "", "")
+	if err := m.setImage(ctx, name, ImageValidating, "", ""); err != nil {
+		return // logged; the stuck check turns the image into ERROR
+	}
 	b, ok := m.rt.(runtime.Builder)
 	if !ok {
 		fail("the runtime cannot build images")
@@ -712,7 +755,10 @@ func (m *Manager) build(ctx context.Context, name string) {
 		fail(err.Error())
 		return
 	}
-	m.st.SetImageState(ctx, name, ImageReady, ref, "")
+	if err := m.setImage(ctx, name, ImageReady, ref, ""); err != nil {
+		fail(err.Error())
+		return
+	}
 	fmt.Fprintf(logf, "ready: %s (port %d, health path %q)\n", ref, row.Port, row.HealthPath)
 	var cj spec.ContainerJSON
 	json.Unmarshal([]byte(row.ContainerJSON), &cj)
@@ -805,6 +851,18 @@ func (e *StartError) Tail() string { return e.LogTail }
 func (m *Manager) Ensure(ctx context.Context, name string) (string, error) {
 	s := m.svc(name)
 	s.mu.Lock()
+	// A stop in flight ends first: the request then starts the service again, and never
+	// races the stop for the container's name.
+	for s.stopping != nil {
+		stopping := s.stopping
+		s.mu.Unlock()
+		select {
+		case <-stopping:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		s.mu.Lock()
+	}
 	if s.addr != "" {
 		a := s.addr
 		s.mu.Unlock()
@@ -871,23 +929,29 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	}
 	var cj spec.ContainerJSON
 	json.Unmarshal([]byte(r.ContainerJSON), &cj)
-	m.st.SetContainerState(ctx, name, PendingStart, "", "")
+	if err := m.setContainer(ctx, name, PendingStart, "", ""); err != nil {
+		return "", "", err
+	}
+	// refuse records ERROR before anything runs; a failed write is part of the error.
+	refuse := func(reason string) (string, runtime.TaskID, error) {
+		err := m.setContainer(context.WithoutCancel(ctx), name, Error, "", reason)
+		return "", "", startFailed(&StartError{Reason: reason}, err)
+	}
 	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, p, n) })
 	if err != nil {
-		m.st.SetContainerState(ctx, name, Error, "", err.Error())
-		return "", "", &StartError{Reason: err.Error()}
+		return refuse(err.Error())
+	}
+	if err := m.setContainer(ctx, name, Starting, "", ""); err != nil {
+		return "", "", err
 	}
 	env[EnvBaseURL] = BaseURL(name)
 	if err := m.notePrefixMode(ctx, name, r.ImageRef); err != nil {
-		m.st.SetContainerState(ctx, name, Error, "", err.Error())
-		return "", "", &StartError{Reason: err.Error()}
+		return refuse(err.Error())
 	}
-	m.st.SetContainerState(ctx, name, Starting, "", "")
 	lim := m.limits(ctx, cj)
 	netName, err := m.network(ctx, name)
 	if err != nil {
-		m.st.SetContainerState(ctx, name, Error, "", err.Error())
-		return "", "", &StartError{Reason: err.Error()}
+		return refuse(err.Error())
 	}
 	labels := m.labels(name)
 	labels[LabelNetwork] = netName
@@ -896,31 +960,24 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		Limits: lim, Network: netName, ExposedPorts: []int{r.Port},
 		Tmpfs:    []runtime.Tmpfs{{Target: "/tmp", SizeBytes: 256 << 20}},
 		Security: runtime.Security{DropAllCaps: true, NoNewPrivileges: true},
+		// An init as PID 1 passes the stop signal on: an app that never handles SIGTERM
+		// (PID 1 ignores it) stops at once instead of after the grace period.
+		Init: true,
 	}
 	// A container of an earlier start may still hold the name.
 	if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
 		for _, o := range old {
-			m.rt.Remove(ctx, o.ID)
+			m.removeTask(ctx, name, o.ID)
 		}
 	}
 	failed := func(id runtime.TaskID, reason string) (string, runtime.TaskID, error) {
 		tail := ""
 		if id != "" {
-			var out bytes.Buffer
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			// Only the end is shown: read only the end, so a container that printed a lot
-			// still shows its last lines (reading it all may not finish in time).
-			if lt, ok := m.rt.(runtime.LogTailer); ok {
-				lt.LogsTail(lctx, id, 30, &out, &out)
-			} else {
-				m.rt.Logs(lctx, id, false, &out, &out)
-			}
-			cancel()
-			tail = lastLines(out.String(), 30)
-			m.rt.Remove(context.WithoutCancel(ctx), id)
+			tail = m.logTail(ctx, id)
+			m.removeTask(context.WithoutCancel(ctx), name, id)
 		}
-		m.st.SetContainerState(context.WithoutCancel(ctx), name, Error, "", reason)
-		return "", "", &StartError{Reason: reason, LogTail: tail}
+		err := m.setContainer(context.WithoutCancel(ctx), name, Error, "", reason)
+		return "", "", startFailed(&StartError{Reason: reason, LogTail: tail}, err)
 	}
 	id, err := m.rt.Start(ctx, t)
 	if err != nil {
@@ -940,9 +997,21 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 	if err := m.waitReady(ctx, id, addr, r.HealthPath, m.readyTimeout(cj)); err != nil {
 		return failed(id, err.Error())
 	}
-	m.st.SetContainerState(ctx, name, Started, string(id), "")
+	if err := m.setContainer(ctx, name, Started, string(id), ""); err != nil {
+		// Not recorded as running: it does not run.
+		m.removeTask(context.WithoutCancel(ctx), name, id)
+		return "", "", err
+	}
 	m.svc(name).lastActivity.Store(time.Now().UnixNano())
 	return addr, id, nil
+}
+
+// startFailed is a failed start, and the failed write of its ERROR state if that failed too.
+func startFailed(se *StartError, writeErr error) error {
+	if writeErr != nil {
+		return errors.Join(se, writeErr)
+	}
+	return se
 }
 
 // readyTimeout bounds a start of the service: container.json's timeout_minutes, else the
@@ -1010,30 +1079,52 @@ func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
 	}
 	s := m.svc(name)
 	s.mu.Lock()
-	if s.starting != nil {
+	// One start or stop at a time: wait for the one in flight.
+	for s.starting != nil || s.stopping != nil {
 		ch := s.starting
+		if ch == nil {
+			ch = s.stopping
+		}
 		s.mu.Unlock()
-		<-ch
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		s.mu.Lock()
 	}
 	task := s.task
-	s.addr, s.task = "", ""
 	s.busy = true
+	stopping := make(chan struct{})
+	s.stopping = stopping // requests arriving from now on wait for the stop, then start again
 	s.mu.Unlock()
-	defer func() { s.mu.Lock(); s.busy = false; s.mu.Unlock() }()
-	m.st.SetContainerState(ctx, name, PendingStop, string(task), "")
-	if task == "" {
-		if old, _ := m.rt.List(ctx, m.own(name)); len(old) > 0 {
-			task = old[0].ID
+	defer func() {
+		s.mu.Lock()
+		s.busy, s.stopping = false, nil
+		s.mu.Unlock()
+		close(stopping)
+	}()
+	if err := m.setContainer(ctx, name, PendingStop, string(task), ""); err != nil {
+		return err // nothing stopped: it still runs, and still answers
+	}
+	s.mu.Lock()
+	s.addr, s.task = "", ""
+	s.mu.Unlock()
+	var old []runtime.TaskID
+	if task != "" {
+		old = append(old, task)
+	} else if ts, err := m.rt.List(ctx, m.own(name)); err == nil {
+		for _, t := range ts {
+			old = append(old, t.ID)
 		}
 	}
-	if task != "" {
-		if err := m.rt.Stop(ctx, task, m.cfg.StopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+	for _, id := range old {
+		if err := m.rt.Stop(ctx, id, m.cfg.StopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			m.log.Warn("stop service", "service", name, "err", err)
 		}
-		if err := m.rt.Remove(ctx, task); err != nil {
-			m.st.SetContainerState(ctx, name, Error, "", "remove container: "+err.Error())
-			return err
+		if err := m.rt.Remove(ctx, id); err != nil {
+			werr := m.setContainer(context.WithoutCancel(ctx), name, Error, "", "remove container: "+err.Error())
+			return errors.Join(fmt.Errorf("stop service %s: %w", name, err), werr)
 		}
 	}
 	state, reason := Stopped, ""
@@ -1043,7 +1134,7 @@ func (m *Manager) Stop(ctx context.Context, name string, system bool) error {
 		// Stopped by a user: its network goes too (an idle stop keeps it for the next start).
 		m.removeNetwork(ctx, name)
 	}
-	return m.st.SetContainerState(ctx, name, state, "", reason)
+	return m.setContainer(ctx, name, state, "", reason)
 }
 
 // Rebuild builds the image again from the stored folder (a running service keeps running on
@@ -1052,7 +1143,9 @@ func (m *Manager) Rebuild(ctx context.Context, name string) error {
 	if !m.Exists(ctx, name) {
 		return fmt.Errorf("service %s: %w", name, ErrNotFound)
 	}
-	m.st.SetImageState(ctx, name, ImagePendingValidation, "", "rebuild")
+	if err := m.setImage(ctx, name, ImagePendingValidation, "", "rebuild"); err != nil {
+		return err
+	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.build(m.ctx, name) }()
 	return nil
@@ -1096,6 +1189,9 @@ func (m *Manager) check(ctx context.Context) {
 	m.checkAlive(ctx)
 	rows, err := m.st.ListServices(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("list services for the idle and stuck checks", "err", err)
+		}
 		return
 	}
 	now := time.Now()
@@ -1110,7 +1206,9 @@ func (m *Manager) check(ctx context.Context) {
 			idle := now.Sub(time.Unix(0, s.lastActivity.Load()))
 			if idle > time.Duration(*cj.ShutdownTimeout*float64(time.Minute)) {
 				m.log.Info("stopping an idle service", "service", r.Name, "idle", idle.Round(time.Second))
-				m.Stop(ctx, r.Name, true)
+				if err := m.Stop(ctx, r.Name, true); err != nil {
+					m.log.Warn("stop an idle service", "service", r.Name, "err", err)
+				}
 				continue
 			}
 		}
@@ -1120,13 +1218,13 @@ func (m *Manager) check(ctx context.Context) {
 		switch r.ContainerState {
 		case PendingStart, Starting, PendingStop:
 			if now.Sub(r.ContainerChangedAt) > m.cfg.StuckTimeout {
-				m.st.SetContainerState(ctx, r.Name, Error, r.ContainerID, fmt.Sprintf("stuck in %s for more than %s", r.ContainerState, m.cfg.StuckTimeout))
+				m.setContainer(ctx, r.Name, Error, r.ContainerID, fmt.Sprintf("stuck in %s for more than %s", r.ContainerState, m.cfg.StuckTimeout)) // a failed write is logged; the next tick tries again
 			}
 		}
 		switch r.ImageState {
 		case ImagePendingValidation, ImageValidating:
 			if now.Sub(r.ImageChangedAt) > m.cfg.StuckTimeout {
-				m.st.SetImageState(ctx, r.Name, ImageError, "", fmt.Sprintf("stuck in %s for more than %s", r.ImageState, m.cfg.StuckTimeout))
+				m.setImage(ctx, r.Name, ImageError, "", fmt.Sprintf("stuck in %s for more than %s", r.ImageState, m.cfg.StuckTimeout)) // a failed write is logged; the next tick tries again
 			}
 		}
 	}

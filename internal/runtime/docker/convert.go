@@ -66,6 +66,10 @@ func containerConfig(t runtime.TaskSpec) (*container.Config, *container.HostConf
 		CapAdd:         t.Security.CapAdd,
 		Tmpfs:          map[string]string{},
 	}
+	if t.Init {
+		init := true
+		hc.Init = &init
+	}
 	if t.Security.DropAllCaps {
 		hc.CapDrop = []string{"ALL"}
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/system"
+
 	"github.com/berthproject/berth/internal/runtime"
 )
 
@@ -16,9 +18,16 @@ func TestContainerConfigAppliesSecurityAndLimits(t *testing.T) {
 		Limits:       runtime.Limits{NanoCPUs: 5e8, MemoryBytes: 64 << 20, PidsLimit: 50, ShmSizeBytes: 1 << 20},
 		Security:     runtime.Security{User: "1000:1000", ReadOnlyRootfs: true, DropAllCaps: true, NoNewPrivileges: true},
 		ExposedPorts: []int{8080},
+		Init:         true,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hc.Init == nil || !*hc.Init {
+		t.Errorf("init %v, want true", hc.Init)
+	}
+	if _, plain, _, _ := containerConfig(runtime.TaskSpec{Image: "img"}); plain.Init != nil {
+		t.Errorf("init %v without TaskSpec.Init, want the engine's default (nil)", *plain.Init)
 	}
 	if strings.Join(cfg.Env, ",") != "A=1,B=2" || cfg.User != "1000:1000" || cfg.Labels[runtime.LabelManaged] != "true" {
 		t.Errorf("config: %+v", cfg)
@@ -57,5 +66,15 @@ func TestContainerConfigRefuses(t *testing.T) {
 		if _, _, _, err := containerConfig(ts); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The engine's init binary is what says whether a task may run under an init.
+func TestCapabilitiesSayWhetherAnInitRuns(t *testing.T) {
+	if c := capabilitiesFromInfo(system.Info{InitBinary: "docker-init"}); !c.Init || c.InitBinary != "docker-init" || strings.Contains(c.String(), "no init process") {
+		t.Errorf("with an init binary: %+v %q", c, c)
+	}
+	if c := capabilitiesFromInfo(system.Info{}); c.Init || !strings.Contains(c.String(), "no init process") {
+		t.Errorf("without an init binary: %+v %q", c, c)
 	}
 }

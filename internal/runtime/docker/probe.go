@@ -66,6 +66,10 @@ func capabilitiesFromInfo(inf system.Info) runtime.Capabilities {
 		SwapLimit:     inf.SwapLimit,
 		CPUQuota:      inf.CPUCfsQuota,
 		PidsLimit:     inf.PidsLimit,
+		// The engine names its init binary when it has one configured; whether the file is
+		// really there shows only when a task starts with it (see Start).
+		Init:       inf.InitBinary != "",
+		InitBinary: inf.InitBinary,
 	}
 	for _, kv := range inf.DriverStatus {
 		if kv[0] == "Backing Filesystem" {

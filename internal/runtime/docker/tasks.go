@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,12 @@ func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID,
 			return "", fmt.Errorf("start task: %d gpu(s) requested but the engine has no GPU runtime", t.Limits.GPUs)
 		}
 	}
+	if t.Init {
+		// Refused here only when the probe says so; without an answer the engine decides.
+		if c, err := e.Capabilities(ctx); err == nil && !c.Init {
+			return "", fmt.Errorf("start task: %w", errNoInit)
+		}
+	}
 	// The create is not cancelled half-way: an aborted request may still leave a container the
 	// engine made, with no ID to remove it by. A cancelled ctx is honoured right after.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
@@ -57,9 +64,21 @@ func (e *Engine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID,
 	}
 	if err != nil {
 		e.cli.ContainerRemove(cctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if t.Init && missingInit(err) {
+			return "", fmt.Errorf("start container: %w (the engine said: %s)", errNoInit, clean(err))
+		}
 		return "", classify("start container", err)
 	}
 	return id, nil
+}
+
+// errNoInit: the task asks for an init process the engine cannot run.
+var errNoInit = errors.New("the engine cannot run an init process (its init binary, docker-init by default, is not configured or not installed: install tini as docker-init, or set dockerd's init-path)")
+
+// missingInit says whether a start failed for the engine's init binary.
+func missingInit(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "docker-init") || (strings.Contains(m, "init") && strings.Contains(m, "executable file not found"))
 }
 
 // Wait blocks until the task is not running and reports how it ended.
