@@ -84,8 +84,13 @@ func New(cfg Config, svcs Services) *Proxy {
 			// The caller's berth token is for berth, not for the service.
 			pr.Out.Header.Del("Authorization")
 		},
-		Transport:     transport,
-		FlushInterval: -1, // stream every write: SSE and chunked responses are not buffered
+		Transport: transport,
+		// 0: a response of known length is written in one go. ReverseProxy itself streams every
+		// write of event streams and of responses of unknown length (chunked); -1 here would
+		// also flush each fixed-length response's head on a goroutine of its own, a second
+		// write per request.
+		FlushInterval: 0,
+		BufferPool:    newBufferPool(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
