@@ -71,6 +71,9 @@ func New(cfg Config, svcs Services) *Proxy {
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
+		// The client's Accept-Encoding goes through as sent; the transport asks for no gzip
+		// of its own.
+		DisableCompression: true,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
