@@ -29,7 +29,8 @@ test: prereqs build ## run every test against the real Docker Engine
 	@status=0; $(GO) test -p 2 -timeout 40m -count=1 ./... || status=$$?; \
 	  $(BIN) sweep --tests >/dev/null 2>&1; exit $$status
 
-bench: prereqs build ## compare berth's overhead with raw Engine API calls (prints P1, P3)
+bench: prereqs build ## compare berth with its baselines in the same run (prints P1, P3, P4, P5)
+	@scripts/bench-prereqs.sh
 	@$(BIN) runtime bootstrap shell python
 	@$(BIN) bench
 

@@ -164,6 +164,11 @@ func New(cfg Config, d Deps) *Server {
 
 // ServeHTTP serves the API, logging each request at debug.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.d.Log.Enabled(r.Context(), slog.LevelDebug) {
+		// No status recorder, clock reads or log attributes for a line nobody keeps.
+		s.handler.ServeHTTP(w, r)
+		return
+	}
 	t0 := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
 	s.handler.ServeHTTP(rec, r)

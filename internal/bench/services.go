@@ -10,13 +10,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/berthproject/berth/internal/api"
+	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/proxy"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker"
@@ -26,17 +32,28 @@ import (
 
 // ServiceConfig sets the service benchmarks' sizes.
 type ServiceConfig struct {
-	Dir         string // the service folder (default examples/service-echo)
-	ColdRounds  int    // P4: cold starts each side (default 5)
-	Requests    int    // P5: HTTP requests each side (default 1000)
-	WSMessages  int    // P5: WebSocket echoes each side (default 1000)
+	Dir        string // the service folder (default examples/service-echo)
+	ColdRounds int    // P4: cold starts each side (default 5)
+	Requests   int    // P5: HTTP requests each side (default 1000)
+	WSMessages int    // P5: WebSocket echoes each side (default 1000)
+	// WrkDuration is the length of each wrk run (berth, nginx, direct; at 1 and 32
+	// connections), WrkRounds how many times each is repeated, alternating the order; the
+	// best run of each side counts. Defaults 3 s and 2.
+	WrkDuration time.Duration
+	WrkRounds   int
+	// WrkOff skips the wrk comparison (no wrk or nginx needed).
+	WrkOff bool
+	// CPUProfile, if set, is where a CPU profile of the whole process during the wrk runs is
+	// written (berth's proxy is the only part of it busy then).
+	CPUProfile  string
 	PollEvery   time.Duration
 	KeepService bool
 }
 
 // DefaultServiceConfig is the issue's sizes.
 func DefaultServiceConfig() ServiceConfig {
-	return ServiceConfig{Dir: "examples/service-echo", ColdRounds: 5, Requests: 1000, WSMessages: 1000, PollEvery: 20 * time.Millisecond}
+	return ServiceConfig{Dir: "examples/service-echo", ColdRounds: 5, Requests: 1000, WSMessages: 1000,
+		WrkDuration: 3 * time.Second, WrkRounds: 2, PollEvery: 20 * time.Millisecond}
 }
 
 // ServiceResult holds P4 and P5.
@@ -46,11 +63,35 @@ type ServiceResult struct {
 	ProxyP50, ProxyP99          time.Duration
 	DirectP50, DirectP99        time.Duration
 	WSProxyP50, WSDirectP50     time.Duration
+	// CookieP50 and CookieP99: the same requests with a session cookie instead of the bearer
+	// token; CookieErr says why they were not measured.
+	CookieP50, CookieP99 time.Duration
+	CookieErr            error
+	// Wrk holds the load generator's runs, by side ("berth", "nginx", "direct") and
+	// connections (1, 32); nil when skipped.
+	Wrk map[string]map[int]WrkResult
+}
+
+// wrkConns are the connection counts of the wrk comparison.
+var wrkConns = []int{1, 32}
+
+// RPSRatio is berth's requests per second over nginx's at conns connections.
+func (r ServiceResult) RPSRatio(conns int) float64 {
+	n := r.Wrk["nginx"][conns].RPS
+	if n == 0 {
+		return 0
+	}
+	return r.Wrk["berth"][conns].RPS / n
 }
 
 // RunServices measures a cold start through the proxy against docker start + readiness done
-// directly (P4), and the latency the proxy adds to HTTP keep-alive requests and WebSocket
-// echoes against the container's own address (P5).
+// directly (P4); the latency berth adds to HTTP keep-alive requests and WebSocket echoes
+// against the container's own address, each request authenticated as real clients do, with a
+// bearer token and with a session cookie (P5); and the requests per second wrk gets through
+// berth and through nginx in front of the same container, in the same run (P5).
+//
+// berth's side is the server's own handler stack (API, token check, scoped-token check, the
+// proxy) on a loopback listener, as `berth server` wires it.
 func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dataDir string, w io.Writer) (ServiceResult, error) {
 	var res ServiceResult
 	st, err := store.OpenSQLite(ctx, filepath.Join(dataDir, "services.db"))
@@ -63,12 +104,27 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 	scfg := service.DefaultConfig(filepath.Join(dataDir, "services"), "bench")
 	scfg.ExtraLabels = labels
 	scfg.PollInterval = cfg.PollEvery
-	m := service.New(scfg, st, eng, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Like the server's logger at its default level: nothing per request is written.
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	m := service.New(scfg, st, eng, log)
 	if err := m.Start(ctx); err != nil {
 		return res, err
 	}
 	defer m.Close()
-	px := httptest.NewServer(proxy.New(proxy.Config{}, m))
+	a := auth.New(st)
+	token, _, err := a.Issue(ctx, "bench", auth.RoleUser, "")
+	if err != nil {
+		return res, err
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+	prx := proxy.New(proxy.Config{Log: log, Authorize: func(r *http.Request, name string) error {
+		p, _ := auth.FromContext(r.Context())
+		if p.Scope != "" && p.Scope != "service:"+name {
+			return fmt.Errorf("this token is scoped to %s", p.Scope)
+		}
+		return nil
+	}}, m)
+	px := httptest.NewServer(api.New(api.Config{}, api.Deps{Services: m, Proxy: prx, Auth: a, Log: log}))
 	defer px.Close()
 
 	tarBytes, err := tarDir(cfg.Dir, map[string][]byte{"container.json": []byte(`{"on_demand": true, "storage": 0, "cpu": 1, "memory": 256}`)})
@@ -94,9 +150,16 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 		time.Sleep(100 * time.Millisecond)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	firstByte := func(url string) (time.Duration, error) {
+	firstByte := func(url string, h http.Header) (time.Duration, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
 		t0 := time.Now()
-		resp, err := client.Get(url)
+		resp, err := client.Do(req)
 		if err != nil {
 			return 0, err
 		}
@@ -108,6 +171,7 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 		}
 		return d, nil
 	}
+	proxyURL := px.URL + "/proxy/" + name + "/healthz"
 
 	// ---- P4: cold start ----
 	fmt.Fprintf(w, "P4: %d cold starts through the proxy, %d docker start + readiness done directly\n", cfg.ColdRounds, cfg.ColdRounds)
@@ -116,7 +180,7 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 		if err := m.Stop(ctx, name, false); err != nil {
 			return res, err
 		}
-		d, err := firstByte(px.URL + "/proxy/" + name + "/healthz")
+		d, err := firstByte(proxyURL, bearer)
 		if err != nil {
 			return res, err
 		}
@@ -124,7 +188,7 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 		if err := m.Stop(ctx, name, false); err != nil {
 			return res, err
 		}
-		d, err = directColdStart(ctx, eng, svc, scfg, labels, firstByte, cfg.PollEvery)
+		d, err = directColdStart(ctx, eng, svc, scfg, labels, func(u string) (time.Duration, error) { return firstByte(u, nil) }, cfg.PollEvery)
 		if err != nil {
 			return res, err
 		}
@@ -133,19 +197,30 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 	res.ProxyColdP50, res.DirectColdP50 = pct(proxyCold, 50), pct(directCold, 50)
 	res.ColdRatio = float64(res.ProxyColdP50) / float64(res.DirectColdP50)
 
-	// ---- P5: proxy added latency ----
+	// ---- P5: what berth adds to a client's request ----
 	addr, err := m.Ensure(ctx, name)
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(w, "P5: %d keep-alive requests and %d WebSocket echoes each, through the proxy and direct\n", cfg.Requests, cfg.WSMessages)
-	var viaProxy, direct []time.Duration
-	for i := 0; i < cfg.Requests; i++ {
-		for _, side := range []struct {
+	cookie, cookieErr := signIn(ctx, px.URL, token, "/proxy/"+name+"/")
+	res.CookieErr = cookieErr
+	fmt.Fprintf(w, "P5: %d keep-alive requests and %d WebSocket echoes each, through the proxy (bearer token%s) and direct\n",
+		cfg.Requests, cfg.WSMessages, map[bool]string{true: ", session cookie", false: ""}[cookieErr == nil])
+	sides := []struct {
+		url string
+		h   http.Header
+		out *[]time.Duration
+	}{{proxyURL, bearer, new([]time.Duration)}, {"http://" + addr + "/healthz", nil, new([]time.Duration)}}
+	if cookieErr == nil {
+		sides = append(sides, struct {
 			url string
+			h   http.Header
 			out *[]time.Duration
-		}{{px.URL + "/proxy/" + name + "/healthz", &viaProxy}, {"http://" + addr + "/healthz", &direct}} {
-			d, err := firstByte(side.url)
+		}{proxyURL, http.Header{"Cookie": {cookie.String()}}, new([]time.Duration)})
+	}
+	for i := 0; i < cfg.Requests+20; i++ {
+		for _, side := range sides {
+			d, err := firstByte(side.url, side.h)
 			if err != nil {
 				return res, err
 			}
@@ -154,22 +229,122 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 			}
 		}
 	}
-	res.ProxyP50, res.ProxyP99 = pct(viaProxy, 50), pct(viaProxy, 99)
-	res.DirectP50, res.DirectP99 = pct(direct, 50), pct(direct, 99)
+	res.ProxyP50, res.ProxyP99 = pct(*sides[0].out, 50), pct(*sides[0].out, 99)
+	res.DirectP50, res.DirectP99 = pct(*sides[1].out, 50), pct(*sides[1].out, 99)
+	if cookieErr == nil {
+		res.CookieP50, res.CookieP99 = pct(*sides[2].out, 50), pct(*sides[2].out, 99)
+	}
 
-	wsP, err := wsEchoes(ctx, "ws"+strings.TrimPrefix(px.URL, "http")+"/proxy/"+name+"/ws", cfg.WSMessages)
+	wsP, err := wsEchoes(ctx, "ws"+strings.TrimPrefix(px.URL, "http")+"/proxy/"+name+"/ws", bearer, cfg.WSMessages)
 	if err != nil {
 		return res, err
 	}
-	wsD, err := wsEchoes(ctx, "ws://"+addr+"/ws", cfg.WSMessages)
+	wsD, err := wsEchoes(ctx, "ws://"+addr+"/ws", nil, cfg.WSMessages)
 	if err != nil {
 		return res, err
 	}
 	res.WSProxyP50, res.WSDirectP50 = pct(wsP, 50), pct(wsD, 50)
+
+	if !cfg.WrkOff {
+		if res.Wrk, err = compareWithNginx(ctx, cfg, w, proxyURL, "http://"+addr+"/healthz", addr, "/proxy/"+name+"/", "Authorization: Bearer "+token); err != nil {
+			return res, err
+		}
+	}
 	if !cfg.KeepService {
 		m.Stop(ctx, name, false)
 	}
 	return res, nil
+}
+
+// signIn gets a session cookie the way a browser does: POST /signin with the token as a form
+// field, answered by a Set-Cookie of berth_session.
+func signIn(ctx context.Context, base, token, next string) (*http.Cookie, error) {
+	form := url.Values{"token": {token}, "next": {next}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/signin", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base) // a browser's same-origin form post
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST /signin: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie && ck.Value != "" {
+			return &http.Cookie{Name: ck.Name, Value: ck.Value}, nil
+		}
+	}
+	return nil, fmt.Errorf("POST /signin answered %d without a %s cookie: this build has no browser sign-in, so the session-cookie requests were not measured", resp.StatusCode, sessionCookie)
+}
+
+// sessionCookie is the name of berth's browser session cookie.
+const sessionCookie = "berth_session"
+
+// compareWithNginx runs wrk at 1 and 32 connections against berth's proxy (with the bearer
+// header), against nginx started here in front of the same container, and against the
+// container directly, alternating the order each round; each side keeps its best run.
+func compareWithNginx(ctx context.Context, cfg ServiceConfig, w io.Writer, berthURL, directURL, upstream, prefix, authHeader string) (map[string]map[int]WrkResult, error) {
+	nx, err := startNginx(ctx, upstream, prefix, goruntime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	defer nx.Stop()
+	type side struct {
+		name, url string
+		headers   []string
+	}
+	sides := []side{
+		{"berth", berthURL, []string{authHeader}},
+		{"nginx", "http://" + nx.Addr + prefix + "healthz", []string{authHeader}},
+		{"direct", directURL, []string{authHeader}},
+	}
+	fmt.Fprintf(w, "P5: wrk for %s at %v connections against berth, nginx and the container directly, %d rounds\n", cfg.WrkDuration, wrkConns, cfg.WrkRounds)
+	// Warm both proxies' upstream pools and the app.
+	for _, s := range sides[:2] {
+		if _, err := wrkRun(ctx, s.url, 32, time.Second, s.headers); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	best := map[string]map[int]WrkResult{}
+	for round := 0; round < max(1, cfg.WrkRounds); round++ {
+		for _, conns := range wrkConns {
+			order := append([]side(nil), sides...)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				r, err := wrkRun(ctx, s.url, conns, cfg.WrkDuration, s.headers)
+				if err != nil {
+					return nil, err
+				}
+				if r.Requests == 0 || r.Errors > 0 {
+					return nil, fmt.Errorf("wrk against %s (%s, %d connections): %d requests, %d errors or non-2xx answers", s.name, s.url, conns, r.Requests, r.Errors)
+				}
+				if best[s.name] == nil {
+					best[s.name] = map[int]WrkResult{}
+				}
+				if r.RPS > best[s.name][conns].RPS {
+					best[s.name][conns] = r
+				}
+			}
+		}
+	}
+	return best, nil
 }
 
 // directColdStart starts the service's image the way the manager does, waits for the port and
@@ -213,8 +388,8 @@ func directColdStart(ctx context.Context, eng *docker.Engine, svc service.Servic
 	return time.Since(t0), nil
 }
 
-func wsEchoes(ctx context.Context, url string, n int) ([]time.Duration, error) {
-	c, _, err := websocket.Dial(ctx, url, nil)
+func wsEchoes(ctx context.Context, url string, h http.Header, n int) ([]time.Duration, error) {
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", url, err)
 	}
@@ -273,7 +448,21 @@ func tarDir(dir string, replace map[string][]byte) ([]byte, error) {
 // PrintServices writes P4 and P5.
 func PrintServices(w io.Writer, r ServiceResult) {
 	fmt.Fprintf(w, "P4 cold_start_ratio=%.3f proxy_cold_p50_ms=%s direct_cold_p50_ms=%s\n", r.ColdRatio, ms(r.ProxyColdP50), ms(r.DirectColdP50))
-	fmt.Fprintf(w, "P5 proxy_added_p50_ms=%s proxy_added_p99_ms=%s proxy_p50_ms=%s direct_p50_ms=%s\n",
+	fmt.Fprintf(w, "P5 proxy_added_p50_ms=%s proxy_added_p99_ms=%s proxy_p50_ms=%s direct_p50_ms=%s (bearer token)\n",
 		ms(r.ProxyP50-r.DirectP50), ms(r.ProxyP99-r.DirectP99), ms(r.ProxyP50), ms(r.DirectP50))
+	if r.CookieErr != nil {
+		fmt.Fprintf(w, "P5 cookie_added_p50_ms=none: %v\n", r.CookieErr)
+	} else {
+		fmt.Fprintf(w, "P5 cookie_added_p50_ms=%s cookie_added_p99_ms=%s cookie_p50_ms=%s (session cookie)\n",
+			ms(r.CookieP50-r.DirectP50), ms(r.CookieP99-r.DirectP99), ms(r.CookieP50))
+	}
 	fmt.Fprintf(w, "P5 ws_added_p50_ms=%s ws_proxy_p50_ms=%s ws_direct_p50_ms=%s\n", ms(r.WSProxyP50-r.WSDirectP50), ms(r.WSProxyP50), ms(r.WSDirectP50))
+	if r.Wrk == nil {
+		return
+	}
+	b, n, d := r.Wrk["berth"], r.Wrk["nginx"], r.Wrk["direct"]
+	fmt.Fprintf(w, "P5 proxy_rps_vs_nginx_c1=%.3f proxy_rps_vs_nginx_c32=%.3f berth_rps_c1=%.0f nginx_rps_c1=%.0f berth_rps_c32=%.0f nginx_rps_c32=%.0f direct_rps_c1=%.0f direct_rps_c32=%.0f\n",
+		r.RPSRatio(1), r.RPSRatio(32), b[1].RPS, n[1].RPS, b[32].RPS, n[32].RPS, d[1].RPS, d[32].RPS)
+	fmt.Fprintf(w, "P5 wrk_c1_added_p50_ms_berth=%s wrk_c1_added_p50_ms_nginx=%s wrk_c1_p50_ms_direct=%s\n",
+		ms(b[1].P50Latency-d[1].P50Latency), ms(n[1].P50Latency-d[1].P50Latency), ms(d[1].P50Latency))
 }

@@ -12,6 +12,7 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	scfg := bench.DefaultServiceConfig()
+	servicesOnly := false
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure berth's overhead against raw engine calls in the same run",
@@ -23,10 +24,18 @@ func newBenchCmd(g *globals) *cobra.Command {
   P3 cache_hit_p99_ms     p99 of "ensure generated image" for an already-built dependency set
   P4 cold_start_ratio     first byte through the proxy of a stopped on-demand service, over
                           docker start + app ready + first byte measured directly
-  P5 proxy_added_*_ms     what the proxy adds to HTTP keep-alive requests (p50, p99) and to
-                          WebSocket echoes (p50), against the container's own address
+  P5 proxy_added_*_ms     what berth adds to HTTP keep-alive requests (p50, p99) and to
+                          WebSocket echoes (p50), against the container's own address; every
+                          request carries a bearer token, as real clients' do
+  P5 cookie_added_*_ms    the same with a browser session cookie (from POST /signin)
+  P5 proxy_rps_vs_nginx_c1, _c32
+                          requests per second wrk gets through berth's proxy over those it gets
+                          through nginx (keep-alive upstream) in front of the same container,
+                          at 1 and 32 connections, same run; the raw figures are printed beside
 
-Needs the shell and python base images (berth runtime bootstrap shell python).`,
+berth's side is the server's own handler stack (API, token check, proxy) on loopback.
+Needs the shell and python base images (berth runtime bootstrap shell python), and wrk and
+nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			eng, err := openEngine(cmd.Context(), "bench")
@@ -39,24 +48,36 @@ Needs the shell and python base images (berth runtime bootstrap shell python).`,
 				return withCode(ExitFailure, err)
 			}
 			defer os.RemoveAll(dir)
-			res, err := bench.Run(cmd.Context(), eng, cfg, dir, g.stderr)
-			if err != nil {
-				return withCode(ExitFailure, fmt.Errorf("bench: %w", err))
+			var res bench.Result
+			if !servicesOnly {
+				if res, err = bench.Run(cmd.Context(), eng, cfg, dir, g.stderr); err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bench: %w", err))
+				}
 			}
 			sres, err := bench.RunServices(cmd.Context(), eng, scfg, dir, g.stderr)
 			if err != nil {
 				return withCode(ExitFailure, fmt.Errorf("bench services: %w", err))
 			}
-			bench.Print(g.stdout, res)
+			if !servicesOnly {
+				bench.Print(g.stdout, res)
+			}
 			bench.PrintServices(g.stdout, sres)
+			if sres.CookieErr != nil {
+				return withCode(ExitFailure, fmt.Errorf("bench: P5 session cookie: %w", sres.CookieErr))
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&servicesOnly, "services-only", false, "run only P4 and P5")
 	cmd.Flags().IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "P1: sequential jobs on each side")
 	cmd.Flags().IntVar(&cfg.EnsureCalls, "ensures", cfg.EnsureCalls, "P3: timed ensure calls")
 	cmd.Flags().IntVar(&scfg.ColdRounds, "cold-starts", scfg.ColdRounds, "P4: cold starts on each side")
 	cmd.Flags().IntVar(&scfg.Requests, "requests", scfg.Requests, "P5: HTTP requests on each side")
 	cmd.Flags().IntVar(&scfg.WSMessages, "ws-messages", scfg.WSMessages, "P5: WebSocket echoes on each side")
 	cmd.Flags().StringVar(&scfg.Dir, "service-dir", scfg.Dir, "P4/P5: the service folder to measure")
+	cmd.Flags().DurationVar(&scfg.WrkDuration, "wrk-duration", scfg.WrkDuration, "P5: length of each wrk run (whole seconds)")
+	cmd.Flags().IntVar(&scfg.WrkRounds, "wrk-rounds", scfg.WrkRounds, "P5: wrk rounds; each side keeps its best")
+	cmd.Flags().BoolVar(&scfg.WrkOff, "no-wrk", false, "P5: skip the wrk comparison with nginx")
+	cmd.Flags().StringVar(&scfg.CPUProfile, "proxy-cpuprofile", "", "P5: write a CPU profile of berth's proxy under wrk to this file")
 	return cmd
 }

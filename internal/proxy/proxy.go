@@ -83,6 +83,9 @@ func New(cfg Config, svcs Services) *Proxy {
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
+		// The client's Accept-Encoding goes through as sent; the transport asks for no gzip
+		// of its own.
+		DisableCompression: true,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -104,8 +107,13 @@ func New(cfg Config, svcs Services) *Proxy {
 			}
 			return nil
 		},
-		Transport:     transport,
-		FlushInterval: -1, // stream every write: SSE and chunked responses are not buffered
+		Transport: transport,
+		// 0: a response of known length is written in one go. ReverseProxy itself streams every
+		// write of event streams and of responses of unknown length (chunked); -1 here would
+		// also flush each fixed-length response's head on a goroutine of its own, a second
+		// write per request.
+		FlushInterval: 0,
+		BufferPool:    newBufferPool(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
