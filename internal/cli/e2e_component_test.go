@@ -224,7 +224,11 @@ echo "{\"seen\": \"$KBC_CONFIGROWID\"}" > /data/out/state.json
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"mode"`) || !strings.Contains(string(body), "debug") {
+	var apiErr struct {
+		Error struct{ Field, Message string }
+	}
+	json.Unmarshal(body, &apiErr)
+	if resp.StatusCode != http.StatusUnprocessableEntity || apiErr.Error.Field != "mode" || !strings.Contains(apiErr.Error.Message, "debug") {
 		t.Fatalf("an unknown mode: %d %s", resp.StatusCode, body)
 	}
 	if r := berth(t, env, "config", "state", "rows-cfg", "--row", "eu"); strings.TrimSpace(r.stdout) != `{"seen": "eu"}` {
