@@ -21,8 +21,9 @@ func newJobCmd(g *globals) *cobra.Command {
 		Use:   "job",
 		Short: "Submit and follow jobs on a berth server",
 		Long: `Talk to a running berth server (see berth server). The server and token come from
---server/BERTH_SERVER and --token/BERTH_TOKEN; on the server's own machine the admin token
-file in --data-dir is used when no token is given.`,
+--server and --token, else BERTH_SERVER and BERTH_TOKEN, else the current context of
+berth login; on the server's own machine the admin token file in --data-dir is used when no
+token is given.`,
 	}
 	cf.register(cmd)
 	cmd.AddCommand(newJobSubmitCmd(g, &cf), newJobListCmd(g, &cf), newJobGetCmd(g, &cf),
