@@ -242,10 +242,10 @@ func TestOutputFormats(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(r.stdout), &buckets); err != nil || len(buckets) != 1 || buckets[0] != "in.c-fmt" {
 		t.Fatalf("bucket list -o yaml: %v %q", err, r.stdout)
 	}
-	for _, args := range [][]string{{"service", "list"}, {"component", "list"}, {"config", "list"}, {"storage", "file", "list"}} {
+	for _, args := range [][]string{{"service", "list"}, {"component", "list"}, {"config", "list"}, {"storage", "file", "list"}, {"runtime", "list"}} {
 		r = berth(t, env, append(args, "-o", "yaml")...)
-		var empty []any
-		if err := yaml.Unmarshal([]byte(r.stdout), &empty); err != nil || r.code != 0 {
+		var items []any
+		if err := yaml.Unmarshal([]byte(r.stdout), &items); err != nil || r.code != 0 {
 			t.Fatalf("%v -o yaml: %v %d %q %q", args, err, r.code, r.stdout, r.stderr)
 		}
 	}

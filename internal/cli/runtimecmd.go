@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +18,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 		Use:   "runtime",
 		Short: "Build and list the base runtime images blocks run in",
 	}
-	var mirror string
+	var mirror, listFormat string
 	boot := &cobra.Command{
 		Use:   "bootstrap [LANGUAGE...]",
 		Short: "Build base images from Debian packages (python, r, shell; default python)",
@@ -83,15 +82,20 @@ root filesystem is also cached by recipe hash, so re-creating a removed image sk
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KIND\tTAGS\tID\tSIZE\tCREATED")
+			views := make([]imageView, 0, len(imgs))
 			for _, im := range imgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Labels[runtime.LabelKind], strings.Join(im.Tags, ","),
-					shortID(im.ID), humanBytes(im.Size), im.Created.Local().Format("2006-01-02 15:04"))
+				views = append(views, imageView{Kind: im.Labels[runtime.LabelKind], Tags: im.Tags, ID: im.ID, SizeBytes: im.Size, Created: im.Created})
 			}
-			return tw.Flush()
+			return printOut(g.stdout, listFormat, views, func(w io.Writer) error {
+				t := newTable(w, "KIND", "TAGS", "ID", "SIZE", "CREATED")
+				for _, v := range views {
+					t.row(v.Kind, strings.Join(v.Tags, ","), shortID(v.ID), humanBytes(v.SizeBytes), humanTime(v.Created))
+				}
+				return t.flush()
+			})
 		},
 	}
+	registerOutput(list, &listFormat)
 	buildLog := &cobra.Command{
 		Use:   "build-log HASH",
 		Short: "Print the stored build log of a generated image (a job's spec_hash, or the tag's 16 characters)",
@@ -183,4 +187,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// imageView is an image as runtime list prints it.
+type imageView struct {
+	Kind      string    `json:"kind"`
+	Tags      []string  `json:"tags"`
+	ID        string    `json:"id"`
+	SizeBytes int64     `json:"size_bytes"`
+	Created   time.Time `json:"created"`
 }
