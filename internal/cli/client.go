@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,42 +21,43 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+	from  target // where the server and token came from, for error messages
 }
 
 // clientFlags are the flags of commands that talk to a server.
 type clientFlags struct {
 	server string
 	token  string
-	output string // "" (human) | json
+	output string // table | json | yaml
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
-	def := os.Getenv("BERTH_SERVER")
-	if def == "" {
-		def = "http://127.0.0.1:8760"
-	}
-	cmd.PersistentFlags().StringVar(&f.server, "server", def, "berth server URL (env BERTH_SERVER)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", "", "API token (env BERTH_TOKEN; default: the admin token file in --data-dir, if readable)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "", `output format: "" (human) or json`)
+	cmd.PersistentFlags().StringVar(&f.server, "server", "", "berth server URL (default: env BERTH_SERVER, else the current context of berth login, else "+defaultServer+")")
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "API token (default: env BERTH_TOKEN, else the current context's, else the admin token file in --data-dir, if readable)")
+	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", formatTable, outputFlagUsage)
 }
 
 func (f *clientFlags) client(g *globals) (*client, error) {
-	tok := f.token
-	if tok == "" {
-		tok = os.Getenv("BERTH_TOKEN")
+	format, err := checkOutput(f.output)
+	if err != nil {
+		return nil, err
 	}
-	if tok == "" {
-		if b, err := os.ReadFile(filepath.Join(g.dataDir, adminTokenFile)); err == nil {
-			tok = strings.TrimSpace(string(b))
-		}
+	f.output = format
+	t, err := resolveTarget(f.server, f.token, g.dataDir)
+	if err != nil {
+		return nil, err
 	}
-	if tok == "" {
-		return nil, withCode(ExitUsage, fmt.Errorf("no API token: pass --token or set BERTH_TOKEN (the server wrote its admin token to <data-dir>/%s on first start)", adminTokenFile))
+	if err := checkServerURL(t.server); err != nil {
+		return nil, withCode(ExitUsage, fmt.Errorf("server from %s: %w", t.serverFrom, err))
 	}
-	if f.output != "" && f.output != "json" {
-		return nil, withCode(ExitUsage, fmt.Errorf("--output: %q is not allowed; use json or leave it empty", f.output))
-	}
-	return &client{base: strings.TrimRight(f.server, "/"), token: tok, http: &http.Client{}}, nil
+	return &client{base: t.server, token: t.token, http: &http.Client{}, from: t}, nil
+}
+
+// unreachable says which server was tried, where that came from and how to choose another.
+func (c *client) unreachable(err error) error {
+	return withCode(ExitFailure, fmt.Errorf("reach berth server at %s (from %s): %w\n"+
+		"  is the server running there? Choose another with --server URL, BERTH_SERVER=URL, or berth login --server URL",
+		c.base, c.from.serverFrom, err))
 }
 
 // apiError is the server's error body.
@@ -96,7 +95,7 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -139,7 +138,7 @@ func (c *client) followLogs(ctx context.Context, id string, fn func(job.LogChunk
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return job.Job{}, withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+		return job.Job{}, c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -236,7 +235,7 @@ func (c *client) raw(ctx context.Context, method, path, contentType string, body
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return withCode(ExitFailure, fmt.Errorf("reach berth server at %s: %w", c.base, err))
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

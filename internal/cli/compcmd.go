@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -107,15 +107,45 @@ once (admin token), then create configurations for it (berth config).`,
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/components", nil, &out); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, out.Components)
+			return printOut(g.stdout, cf.output, out.Components, func(w io.Writer) error {
+				t := newTable(w, "ID", "IMAGE", "ACTIONS")
+				for _, c := range out.Components {
+					t.row(c.ID, c.Image, strings.Join(c.Actions, ","))
+				}
+				return t.flush()
+			})
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one component's definition",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tIMAGE\tACTIONS")
-			for _, c := range out.Components {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Image, strings.Join(c.Actions, ","))
+			// The API has no route for one component: the list is short, pick it from there.
+			var out struct {
+				Components []json.RawMessage `json:"components"`
 			}
-			return tw.Flush()
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/components", nil, &out); err != nil {
+				return err
+			}
+			for _, raw := range out.Components {
+				var comp spec.Component
+				if json.Unmarshal(raw, &comp) != nil || comp.ID != args[0] {
+					continue
+				}
+				return printOut(g.stdout, cf.output, raw, func(w io.Writer) error {
+					schema := "none"
+					if len(comp.Schema) > 0 {
+						schema = fmt.Sprintf("%d bytes", len(comp.Schema))
+					}
+					return fields(w, "id", comp.ID, "image", comp.Image, "actions", strings.Join(comp.Actions, ","), "schema", schema)
+				})
+			}
+			return withCode(ExitUsage, fmt.Errorf("component %q: not found (berth component list shows the registered ones)", args[0]))
 		},
 	}
 	var params string
@@ -143,7 +173,7 @@ once (admin token), then create configurations for it (berth config).`,
 		},
 	}
 	action.Flags().StringVar(&params, "parameters", "", "the action's parameters as JSON")
-	cmd.AddCommand(reg, list, action)
+	cmd.AddCommand(reg, list, get, action)
 	return cmd
 }
 
@@ -385,6 +415,7 @@ and never shown again: "status" says only whether some are stored.`,
 			return c.raw(cmd.Context(), http.MethodDelete, "/api/v1/configs/"+url.PathEscape(args[0])+"/credentials", "", nil, io.Discard)
 		},
 	})
+	var component string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List configurations",
@@ -394,11 +425,62 @@ and never shown again: "status" says only whether some are stored.`,
 			if err != nil {
 				return err
 			}
-			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/configs", "", nil, g.stdout)
+			var out struct {
+				Configs []json.RawMessage `json:"configs"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/configs?component="+url.QueryEscape(component), nil, &out); err != nil {
+				return err
+			}
+			return printOut(g.stdout, cf.output, out.Configs, func(w io.Writer) error {
+				t := newTable(w, "ID", "COMPONENT", "NAME", "VERSION", "ROWS", "UPDATED")
+				for _, raw := range out.Configs {
+					var v configView
+					json.Unmarshal(raw, &v)
+					t.row(v.Config.ID, v.Config.Component, v.Config.Name, fmt.Sprint(v.Version), fmt.Sprint(len(v.Config.Rows)), humanTime(v.UpdatedAt))
+				}
+				return t.flush()
+			})
 		},
 	}
-	cmd.AddCommand(create, run, state, list, creds)
+	list.Flags().StringVar(&component, "component", "", "only configurations of this component")
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a configuration: its body, version and state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(g)
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/configs/"+url.PathEscape(args[0]), nil, &raw); err != nil {
+				return err
+			}
+			return printOut(g.stdout, cf.output, raw, func(w io.Writer) error {
+				var v configView
+				json.Unmarshal(raw, &v)
+				if err := fields(w, "id", v.Config.ID, "component", v.Config.Component, "name", v.Config.Name,
+					"version", fmt.Sprint(v.Version), "rows", fmt.Sprint(len(v.Config.Rows)),
+					"state version", fmt.Sprint(v.StateVersion), "updated", humanTime(v.UpdatedAt)); err != nil {
+					return err
+				}
+				params, _ := json.MarshalIndent(v.Config.Parameters, "", "  ")
+				_, err := fmt.Fprintf(w, "parameters:\n%s\nstate:\n%s\n", params, v.State)
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(create, run, state, list, get, creds)
 	return cmd
+}
+
+// configView is a configuration as the API returns it.
+type configView struct {
+	Config       spec.ComponentConfig `json:"config"`
+	Version      int                  `json:"version"`
+	State        json.RawMessage      `json:"state"`
+	StateVersion int                  `json:"state_version"`
+	UpdatedAt    time.Time            `json:"updated_at"`
 }
 
 // jsonInto decodes a response body into v.
@@ -447,8 +529,13 @@ func newStorageCmd(g *globals) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/buckets", nil, &out); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, strings.Join(out.Buckets, "\n"))
-			return nil
+			return printOut(g.stdout, cf.output, out.Buckets, func(w io.Writer) error {
+				t := newTable(w, "ID")
+				for _, b := range out.Buckets {
+					t.row(b)
+				}
+				return t.flush()
+			})
 		},
 	})
 
@@ -527,18 +614,34 @@ func newStorageCmd(g *globals) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/tables?bucket="+url.QueryEscape(b), nil, &out); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, out.Tables)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROWS\tPRIMARY KEY\tCOLUMNS\tCHANGED")
-			for _, t := range out.Tables {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", t.ID, t.RowsCount, strings.Join(t.PrimaryKey, ","), strings.Join(t.Columns, ","), t.LastChangeAt.Local().Format("2006-01-02 15:04:05"))
-			}
-			return tw.Flush()
+			return printOut(g.stdout, cf.output, out.Tables, func(w io.Writer) error {
+				tb := newTable(w, "ID", "ROWS", "PRIMARY KEY", "COLUMNS", "CHANGED")
+				for _, t := range out.Tables {
+					tb.row(t.ID, fmt.Sprint(t.RowsCount), strings.Join(t.PrimaryKey, ","), strings.Join(t.Columns, ","), humanTime(t.LastChangeAt))
+				}
+				return tb.flush()
+			})
 		},
 	}
-	table.AddCommand(load, export, preview, tlist)
+	tget := &cobra.Command{
+		Use: "get TABLE_ID", Short: "Show a table: columns, primary key, rows, times, metadata", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var t storage.Table
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/tables/"+url.PathEscape(args[0]), nil, &t); err != nil {
+				return err
+			}
+			return printOut(g.stdout, cf.output, t, func(w io.Writer) error {
+				return fields(w, "id", t.ID, "bucket", t.Bucket, "name", t.Name, "rows", fmt.Sprint(t.RowsCount),
+					"primary key", strings.Join(t.PrimaryKey, ","), "columns", strings.Join(t.Columns, ","),
+					"created", humanTime(t.Created), "changed", humanTime(t.LastChangeAt), "metadata", fmt.Sprintf("%d entries", len(t.Metadata)))
+			})
+		},
+	}
+	table.AddCommand(load, export, preview, tlist, tget)
 
 	file := &cobra.Command{Use: "file", Short: "Upload, list, tag and download files"}
 	var tags []string
@@ -579,19 +682,17 @@ func newStorageCmd(g *globals) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/files?"+url.Values{"tag": listTags}.Encode(), nil, &out); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, out.Files)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tTAGS\tCREATED\tEXPIRES")
-			for _, f := range out.Files {
-				expires := "never"
-				if f.Expires != nil {
-					expires = f.Expires.Local().Format("2006-01-02 15:04:05")
+			return printOut(g.stdout, cf.output, out.Files, func(w io.Writer) error {
+				t := newTable(w, "ID", "NAME", "SIZE", "TAGS", "CREATED", "EXPIRES")
+				for _, f := range out.Files {
+					expires := "never"
+					if f.Expires != nil {
+						expires = f.Expires.Local().Format("2006-01-02 15:04")
+					}
+					t.row(fmt.Sprint(f.ID), f.Name, humanBytes(f.Size), strings.Join(f.Tags, ","), humanTime(f.Created), expires)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.ID, f.Name, f.Size, strings.Join(f.Tags, ","), f.Created.Local().Format("2006-01-02 15:04:05"), expires)
-			}
-			return tw.Flush()
+				return t.flush()
+			})
 		},
 	}
 	flist.Flags().StringArrayVar(&listTags, "tag", nil, "only files with this tag (repeatable)")

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,8 +21,9 @@ func newJobCmd(g *globals) *cobra.Command {
 		Use:   "job",
 		Short: "Submit and follow jobs on a berth server",
 		Long: `Talk to a running berth server (see berth server). The server and token come from
---server/BERTH_SERVER and --token/BERTH_TOKEN; on the server's own machine the admin token
-file in --data-dir is used when no token is given.`,
+--server and --token, else BERTH_SERVER and BERTH_TOKEN, else the current context of
+berth login; on the server's own machine the admin token file in --data-dir is used when no
+token is given.`,
 	}
 	cf.register(cmd)
 	cmd.AddCommand(newJobSubmitCmd(g, &cf), newJobListCmd(g, &cf), newJobGetCmd(g, &cf),
@@ -65,21 +64,20 @@ func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if !wait {
-				if cf.output == "json" {
-					return printJSON(g.stdout, j)
-				}
-				fmt.Fprintln(g.stdout, j.ID)
-				return nil
+				return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, j.ID)
+					return err
+				})
 			}
 			fmt.Fprintf(g.stderr, "berth: job %s queued\n", j.ID)
 			final, err := c.followLogs(cmd.Context(), j.ID, func(ch job.LogChunk) { printChunk(g.stdout, g.stderr, ch) })
 			if err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				printJSON(g.stdout, final)
-			} else {
+			if cf.output == formatTable {
 				printSummary(g.stderr, final)
+			} else if err := printOut(g.stdout, cf.output, final, nil); err != nil {
+				return err
 			}
 			return jobExit(final)
 		},
@@ -126,16 +124,13 @@ func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, out.Jobs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tREASON\tCREATED\tDURATION")
-			for _, j := range out.Jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, j.Reason,
-					j.CreatedAt.Local().Format("2006-01-02 15:04:05"), jobDuration(j))
-			}
-			return tw.Flush()
+			return printOut(g.stdout, cf.output, out.Jobs, func(w io.Writer) error {
+				t := newTable(w, "ID", "NAME", "STATE", "REASON", "CREATED", "DURATION")
+				for _, j := range out.Jobs {
+					t.row(j.ID, j.Name, string(j.State), string(j.Reason), humanTime(j.CreatedAt), jobDuration(j))
+				}
+				return t.flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state (queued, running, succeeded, failed, ...)")
@@ -157,11 +152,10 @@ func newJobGetCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+url.PathEscape(args[0]), nil, &j); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, j)
-			}
-			printSummary(g.stdout, j)
-			return nil
+			return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
+				printSummary(w, j)
+				return nil
+			})
 		},
 	}
 }
@@ -176,6 +170,9 @@ func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
 			c, err := cf.client(g)
 			if err != nil {
 				return err
+			}
+			if cf.output == formatYAML {
+				return withCode(ExitUsage, fmt.Errorf("--output (-o): yaml is not allowed for logs; use table or json (one JSON object a line)"))
 			}
 			id := url.PathEscape(args[0])
 			if follow {
@@ -222,11 +219,10 @@ func newJobCancelCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/jobs/"+url.PathEscape(args[0])+"/cancel", nil, &j); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, j)
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", j.ID, j.State)
-			return nil
+			return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s %s\n", j.ID, j.State)
+				return err
+			})
 		},
 	}
 }
@@ -301,11 +297,3 @@ func printSummary(w io.Writer, j job.Job) {
 		fmt.Fprintf(w, "  outputs: %s\n", j.OutputDir)
 	}
 }
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func printJSONLine(w io.Writer, v any) { json.NewEncoder(w).Encode(v) }

@@ -103,8 +103,21 @@ Start here:
   berth run examples/shell-hello/block.yaml
   berth server                           serve the API; then berth job submit|list|logs
 
-Exit codes of run and job submit --wait: 0 ok, 1 user error (script exit 1), 2 app error
-(exit > 1), 3 timeout, 4 out of memory, 5 berth could not run it, 6 cancelled, 64 bad input.`,
+Connect to a server once: berth login --server URL (the token from --token, BERTH_TOKEN or
+stdin) stores a context; flags and BERTH_SERVER/BERTH_TOKEN override it (berth context list).
+
+Exit codes (run, job submit --wait and config run --wait map the job's end to 0-8):
+  0   ok
+  1   user error: the script exited 1
+  2   app error: the script exited with more than 1
+  3   timeout: the job's timeout passed
+  4   out of memory
+  5   internal: berth could not run the job (image build, engine, crash)
+  6   cancelled
+  7   killed by a signal from outside berth (e.g. docker kill)
+  8   disk limit: the job wrote more to /data than its cap
+  64  bad input: bad flags, an invalid spec, or a request the server refused (4xx); nothing ran
+  70  berth itself failed: server unreachable, engine unreachable, store error, server 5xx`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -128,6 +141,9 @@ Exit codes of run and job submit --wait: 0 ok, 1 user error (script exit 1), 2 a
 		newStorageCmd(g),
 		newServiceCmd(g),
 		newOpenCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(g),
+		newContextCmd(g),
 	)
 	return root
 }

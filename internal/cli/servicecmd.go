@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/coder/websocket"
@@ -79,7 +78,13 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 					}
 				}
 			}
-			fmt.Fprintf(g.stdout, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
+			err = printOut(g.stdout, cf.output, sv, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
+				return err
+			})
+			if err != nil {
+				return err
+			}
 			if sv.ImageState == service.ImageError {
 				return withCode(ExitFailure, fmt.Errorf("image build failed: %s", sv.ImageReason))
 			}
@@ -102,19 +107,17 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/services", nil, &out); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(g.stdout, out.Services)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tIMAGE\tCONTAINER\tSINCE\tREASON")
-			for _, s := range out.Services {
-				reason := s.ContainerReason
-				if s.ImageReason != "" {
-					reason = s.ImageReason
+			return printOut(g.stdout, cf.output, out.Services, func(w io.Writer) error {
+				t := newTable(w, "NAME", "IMAGE", "CONTAINER", "SINCE", "REASON")
+				for _, s := range out.Services {
+					reason := s.ContainerReason
+					if s.ImageReason != "" {
+						reason = s.ImageReason
+					}
+					t.row(s.Name, s.ImageState, s.ContainerState, humanTime(s.ContainerChangedAt), firstLine(reason))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.ImageState, s.ContainerState, s.ContainerChangedAt.Local().Format("15:04:05"), firstLine(reason))
-			}
-			return tw.Flush()
+				return t.flush()
+			})
 		},
 	}
 	simple := func(use, short, method, suffix string) *cobra.Command {
@@ -129,11 +132,13 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 				if err := c.do(cmd.Context(), method, "/api/v1/services/"+url.PathEscape(args[0])+suffix, nil, &sv); err != nil {
 					return err
 				}
-				if cf.output == "json" || suffix == "" {
-					return printJSON(g.stdout, sv)
-				}
-				fmt.Fprintf(g.stdout, "service %s: image %s, container %s\n", sv.Name, sv.ImageState, sv.ContainerState)
-				return nil
+				return printOut(g.stdout, cf.output, sv, func(w io.Writer) error {
+					if suffix == "" {
+						return printService(w, sv)
+					}
+					_, err := fmt.Fprintf(w, "service %s: image %s, container %s\n", sv.Name, sv.ImageState, sv.ContainerState)
+					return err
+				})
 			},
 		}
 	}
@@ -223,8 +228,11 @@ command keeps printing until the service has sent nothing for --linger, or close
 			}
 			u := "ws" + strings.TrimPrefix(c.base, "http") + "/proxy/" + url.PathEscape(args[0]) + path
 			ctx := cmd.Context()
-			conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+			conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 				HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
+			if err != nil && resp == nil && ctx.Err() == nil {
+				return c.unreachable(err)
+			}
 			if err != nil {
 				return withCode(ExitFailure, fmt.Errorf("websocket %s: %w", u, err))
 			}
@@ -241,6 +249,33 @@ command keeps printing until the service has sent nothing for --linger, or close
 		simple("rebuild", "Build the image again from the stored folder", http.MethodPost, "/rebuild"),
 		logs, buildLog, ctxCmd, entity)
 	return cmd
+}
+
+// printService is service get's table form: its state, then its recorded transitions.
+func printService(w io.Writer, sv service.Service) error {
+	last := "-"
+	if sv.LastActivity != nil {
+		last = humanTime(*sv.LastActivity)
+	}
+	if err := fields(w,
+		"name", sv.Name, "package", sv.Package, "port", fmt.Sprint(sv.Port), "image", sv.Image,
+		"image state", sv.ImageState+"  ("+humanTime(sv.ImageChangedAt)+")", "image reason", firstLine(sv.ImageReason),
+		"container", sv.ContainerState+"  ("+humanTime(sv.ContainerChangedAt)+")", "container reason", firstLine(sv.ContainerReason),
+		"connections", fmt.Sprint(sv.ActiveConnections), "last activity", last); err != nil {
+		return err
+	}
+	for _, wn := range sv.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", wn)
+	}
+	if len(sv.Events) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nevents:")
+	t := newTable(w, "AT", "KIND", "STATE", "REASON")
+	for _, e := range sv.Events {
+		t.row(humanTime(e.At), e.Kind, e.State, firstLine(e.Reason))
+	}
+	return t.flush()
 }
 
 func firstLine(s string) string {

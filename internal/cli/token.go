@@ -2,8 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 		Use:   "token",
 		Short: "Create, list and revoke API tokens (on the server's machine, in its --data-dir)",
 	}
-	var name, role, scope string
+	var name, role, scope, format string
 	create := &cobra.Command{
 		Use:     "create --name NAME [--role user|admin]",
 		Short:   "Issue a token; it is printed once and stored only as a hash",
@@ -61,14 +62,21 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+			views := make([]tokenView, 0, len(toks))
 			for _, t := range toks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\n", t.ID, t.Name, t.Role, t.CreatedAt, t.RevokedAt)
+				views = append(views, tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Scope: t.Scope,
+					CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
 			}
-			return tw.Flush()
+			return printOut(g.stdout, format, views, func(w io.Writer) error {
+				tb := newTable(w, "ID", "NAME", "ROLE", "SCOPE", "CREATED", "LAST USED", "REVOKED")
+				for _, t := range views {
+					tb.row(t.ID, t.Name, t.Role, t.Scope, humanTime(t.CreatedAt), humanTimePtr(t.LastUsedAt), humanTimePtr(t.RevokedAt))
+				}
+				return tb.flush()
+			})
 		},
 	}
+	registerOutput(list, &format)
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token and end its browser sessions: a running server refuses it within 10 s",
@@ -84,4 +92,15 @@ func newTokenCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// tokenView is a token as token list shows it: never its value or hash.
+type tokenView struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	Scope      string     `json:"scope,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
 }
