@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -237,12 +238,8 @@ func (c *conn) expire() {
 	}
 	c.idle = false
 	list := t.idle[c.key]
-	for i, x := range list {
-		if x == c {
-			list = append(list[:i], list[i+1:]...)
-			list = list[: len(list) : len(list)+1]
-			break
-		}
+	if i := slices.Index(list, c); i >= 0 {
+		list = slices.Delete(list, i, i+1)
 	}
 	if len(list) == 0 {
 		delete(t.idle, c.key)
