@@ -107,7 +107,9 @@ func New(cfg Config, svcs Services) *Proxy {
 			}
 			return nil
 		},
-		Transport: transport,
+		// Plain requests are read and written on the request's own goroutine; upgrades and
+		// anything else unusual go through net/http's transport.
+		Transport: newTransport(transport),
 		// 0: a response of known length is written in one go. ReverseProxy itself streams every
 		// write of event streams and of responses of unknown length (chunked); -1 here would
 		// also flush each fixed-length response's head on a goroutine of its own, a second
