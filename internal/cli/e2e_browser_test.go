@@ -121,23 +121,51 @@ func TestBrowserServices(t *testing.T) {
 	addr := freePort(t)
 	s := startServer(t, dataDir, addr)
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}
-	for _, c := range []struct{ dir, name string }{
-		{"../../examples/service-jupyter", nb}, {"../../examples/service-shiny", shiny}, {hdrsDir, hdrs},
-	} {
-		start := time.Now()
-		if r := berth(t, env, "service", "create", c.dir, "--name", c.name, "--wait"); r.code != 0 {
-			t.Fatalf("create %s: %d %s %s", c.name, r.code, r.stdout, r.stderr)
+	creates := []struct {
+		dir, name string
+		r         runResult
+		took      time.Duration
+	}{{dir: "../../examples/service-jupyter", name: nb}, {dir: "../../examples/service-shiny", name: shiny}, {dir: hdrsDir, name: hdrs}}
+	for i := range creates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &creates[i]
+			start := time.Now()
+			c.r = berth(t, env, "service", "create", c.dir, "--name", c.name, "--wait")
+			c.took = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for _, c := range creates {
+		if c.r.code != 0 {
+			t.Fatalf("create %s: %d %s %s", c.name, c.r.code, c.r.stdout, c.r.stderr)
 		}
-		t.Logf("service %s ready in %s", c.name, time.Since(start).Round(time.Millisecond))
+		t.Logf("service %s built and ready in %s", c.name, c.took.Round(time.Millisecond))
 	}
 	site := "http://" + addr
 
-	if !t.Run("signin", func(t *testing.T) { signIn(t, br.Context(), site, "/proxy/"+hdrs+"/", s.token) }) {
+	// Each step has a time of its own: a page that never shows what a step waits for fails
+	// that step, not the whole run.
+	within := func(t *testing.T, tab context.Context, d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(tab, d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if !t.Run("signin", func(t *testing.T) {
+		signIn(t, within(t, br.Context(), time.Minute), site, "/proxy/"+hdrs+"/", s.token)
+	}) {
 		t.FailNow()
 	}
-	t.Run("jupyter-keep", func(t *testing.T) { jupyterRunsACell(t, br.NewTab(), site, "/proxy/"+nb+"/") })
-	t.Run("shiny-strip", func(t *testing.T) { shinySliderMoves(t, br.NewTab(), site, "/proxy/"+shiny) })
-	t.Run("app-never-sees-berth-credentials", func(t *testing.T) { appSeesNoBerthCredentials(t, br.NewTab(), site, "/proxy/"+hdrs+"/") })
+	t.Run("jupyter-keep", func(t *testing.T) {
+		jupyterRunsACell(t, within(t, br.NewTab(), 3*time.Minute), site, "/proxy/"+nb+"/")
+	})
+	t.Run("shiny-strip", func(t *testing.T) {
+		shinySliderMoves(t, within(t, br.NewTab(), 2*time.Minute), site, "/proxy/"+shiny)
+	})
+	t.Run("app-never-sees-berth-credentials", func(t *testing.T) {
+		appSeesNoBerthCredentials(t, within(t, br.NewTab(), time.Minute), site, "/proxy/"+hdrs+"/")
+	})
 }
 
 // signIn opens a service path signed out: berth sends the browser to its sign-in page, the
@@ -160,7 +188,7 @@ func signIn(t *testing.T, tab context.Context, site, path, token string) {
 	if c := berthCookie(t, tab, site); c != nil {
 		t.Fatalf("a wrong token set berth's cookie: %+v", c)
 	}
-	if err := chromedp.Do(tab, chromedp.SetValue(`form input[name="token"]`, ""), chromedp.SendKeys(`form input[name="token"]`, token),
+	if err := chromedp.Do(tab, chromedp.Clear(`form input[name="token"]`), chromedp.SendKeys(`form input[name="token"]`, token),
 		chromedp.Submit(`form input[name="token"]`)); err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
