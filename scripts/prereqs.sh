@@ -7,6 +7,8 @@ need_pkgs=()
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 # The static busybox is what test fixtures and FROM-scratch images are made of.
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+# The browser tests drive Debian's Chromium (internal/browsertest finds it on PATH).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "prereqs: installing ${need_pkgs[*]} (Debian packages)"
