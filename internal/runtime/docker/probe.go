@@ -47,7 +47,7 @@ func (e *Engine) probe(ctx context.Context) (runtime.Capabilities, error) {
 	if c.BackingFilesystem == "" && strings.HasPrefix(e.cli.DaemonHost(), "unix://") {
 		c.BackingFilesystem = backingFilesystem(inf.DockerRootDir)
 	}
-	c.StorageQuota, c.StorageQuotaReason, err = e.probeQuota(ctx, e.probeBase(ctx))
+	c.StorageQuota, c.StorageQuotaReason, err = e.probeQuotaFrom(ctx, e.probeBase(ctx))
 	if err != nil {
 		return runtime.Capabilities{}, err
 	}
@@ -97,6 +97,17 @@ func (e *Engine) probeBase(ctx context.Context) string {
 		}
 	}
 	return ""
+}
+
+// probeQuotaFrom probes from base, or from an image of its own when base is gone by the time
+// the probe's container is created: images built from a base carry its labels, so base may be
+// any image derived from one, and something else may remove it meanwhile.
+func (e *Engine) probeQuotaFrom(ctx context.Context, base string) (bool, string, error) {
+	ok, reason, err := e.probeQuota(ctx, base)
+	if base != "" && errorsIs(err, runtime.ErrNotFound) && ctx.Err() == nil {
+		return e.probeQuota(ctx, "")
+	}
+	return ok, reason, err
 }
 
 // probeQuota creates (never starts) a throwaway container with a root filesystem size and

@@ -86,6 +86,13 @@ func TestCapabilitiesAreProbed(t *testing.T) {
 	if err != nil || q != c.StorageQuota {
 		t.Fatalf("probe on an empty image: %v %q %v", q, reason, err)
 	}
+	// A base that is gone by the time the probe creates its container (another process
+	// removed an image derived from a base, which carries the base's labels): the same answer
+	// from an image of the probe's own, not an error.
+	q, reason, err = e.ProbeQuotaFrom(ctx, "berth/test-gone:"+enginetest.Unique(t))
+	if err != nil || q != c.StorageQuota {
+		t.Fatalf("probe from a base that is gone: %v %q %v", q, reason, err)
+	}
 	time.Sleep(100 * time.Millisecond)
 	probes := map[string]string{runtime.LabelInstance: instance, runtime.LabelKind: runtime.KindProbe}
 	if ts, err := e.List(ctx, probes); err != nil || len(ts) != 0 {
