@@ -36,6 +36,9 @@ func TestServerJobOutputsAndDelete(t *testing.T) {
 			t.Fatalf("submit --out: %s = %q, %v (stderr %s)", rel, b, err, r.stderr)
 		}
 	}
+	if !strings.Contains(r.stderr, "berth job outputs ") || strings.Contains(r.stderr, dataDir) {
+		t.Fatalf("the summary should say how to fetch the outputs, not the server's path:\n%s", r.stderr)
+	}
 	r = berth(t, env, "job", "list", "-o", "json")
 	var list []struct{ ID, State string }
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 {
@@ -170,6 +173,33 @@ func TestServiceDeleteRemovesWhatItMade(t *testing.T) {
 		t.Fatalf("service get after delete: %d", code)
 	}
 	if r := berth(t, env, "service", "delete", name); r.code != 64 {
+		t.Fatalf("delete twice: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestTokenDeleteNeedsRevokeFirst: a working token is not deleted; a revoked one is, and is
+// gone from the list.
+func TestTokenDeleteNeedsRevokeFirst(t *testing.T) {
+	dataDir := t.TempDir()
+	dd := []string{"--data-dir", dataDir}
+	if r := berth(t, nil, append(dd, "token", "create", "--name", "ci")...); r.code != 0 {
+		t.Fatalf("create: %d %s", r.code, r.stderr)
+	}
+	r := berth(t, nil, append(dd, "token", "delete", "ci")...)
+	if r.code != 64 || !strings.Contains(r.stderr, "revoke it first") {
+		t.Fatalf("delete a working token: %d %s", r.code, r.stderr)
+	}
+	if r := berth(t, nil, append(dd, "token", "revoke", "ci")...); r.code != 0 {
+		t.Fatalf("revoke: %d %s", r.code, r.stderr)
+	}
+	r = berth(t, nil, append(dd, "token", "delete", "ci")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted token") || !strings.Contains(r.stdout, "(ci)") {
+		t.Fatalf("delete a revoked token: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := berth(t, nil, append(dd, "token", "list", "-o", "json")...); strings.Contains(r.stdout, `"ci"`) {
+		t.Fatalf("deleted token still listed: %s", r.stdout)
+	}
+	if r := berth(t, nil, append(dd, "token", "delete", "ci")...); r.code != 64 || !strings.Contains(r.stderr, "no token") {
 		t.Fatalf("delete twice: %d %s", r.code, r.stderr)
 	}
 }

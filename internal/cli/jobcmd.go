@@ -78,7 +78,7 @@ func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if cf.output == formatTable {
-				printSummary(g.stderr, final)
+				printSummary(g.stderr, serverJob(final))
 			} else if err := printOut(g.stdout, cf.output, final, nil); err != nil {
 				return err
 			}
@@ -162,7 +162,7 @@ func newJobGetCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
-				printSummary(w, j)
+				printSummary(w, serverJob(j))
 				return nil
 			})
 		},

@@ -169,3 +169,12 @@ func safeTarName(name string) bool {
 	}
 	return true
 }
+
+// serverJob is a server's job as its summary shows it: the outputs' folder is on the server's
+// disk, so the summary says how to fetch them instead.
+func serverJob(j job.Job) job.Job {
+	if j.OutputDir != "" {
+		j.OutputDir = "kept; fetch them with: berth job outputs " + j.ID + " --out DIR"
+	}
+	return j
+}
