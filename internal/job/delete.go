@@ -36,6 +36,15 @@ func (m *Manager) Delete(ctx context.Context, id string, force bool) ([]string, 
 		}
 		removed = append(removed, "cancelled it ("+string(j.State)+")")
 	}
+	// The store may say the job ended while this process still cleans up after it (removes its
+	// container, saves its output): let that finish, or it would write into the folder again.
+	for !m.settled(id) {
+		select {
+		case <-ctx.Done():
+			return removed, fmt.Errorf("delete job %s: wait for its clean-up: %w", id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	dir := m.jobDir(id)
 	for _, p := range []struct{ rel, what string }{{"work", "workspace"}, {"out", "kept outputs"}, {"output.json", "stored output (logs)"}} {
 		if _, err := os.Lstat(filepath.Join(dir, p.rel)); err == nil {
@@ -51,4 +60,12 @@ func (m *Manager) Delete(ctx context.Context, id string, force bool) ([]string, 
 	}
 	removed = append(removed, "record")
 	return removed, nil
+}
+
+// settled reports whether this process has finished with the job (no worker runs it, its
+// output is saved).
+func (m *Manager) settled(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active[id] == nil && m.logs[id] == nil
 }
