@@ -32,6 +32,18 @@ func (m *Manager) Delete(ctx context.Context, name string, force bool) ([]string
 	if row.ImageState == ImageValidating || row.ImageState == ImagePendingValidation {
 		return nil, fmt.Errorf("service %s's image is being built (%s): delete it once the build ends: %w", name, row.ImageState, ErrInUse)
 	}
+	// The network is said to go only when there is one (a service never started has none).
+	netName, hadNet := m.cfg.ServiceNetwork(name), false
+	nw, hasNetworks := m.rt.(Networks)
+	if hasNetworks {
+		names, err := nw.ListNetworks(ctx, m.own(name))
+		if err != nil {
+			return nil, fmt.Errorf("delete service %s: list networks: %w", name, err)
+		}
+		for _, n := range names {
+			hadNet = hadNet || n == netName
+		}
+	}
 	var removed []string
 	if row.ContainerID != "" {
 		removed = append(removed, "container "+shortID(row.ContainerID))
@@ -53,12 +65,13 @@ func (m *Manager) Delete(ctx context.Context, name string, force bool) ([]string
 			}
 		}
 	}
-	if n, ok := m.rt.(Networks); ok {
-		netName := m.cfg.ServiceNetwork(name)
-		if err := n.RemoveNetwork(ctx, netName); err != nil {
+	if hasNetworks {
+		if err := nw.RemoveNetwork(ctx, netName); err != nil {
 			return removed, fmt.Errorf("delete service %s: remove network: %w", name, err)
 		}
-		removed = append(removed, "network "+netName)
+		if hadNet {
+			removed = append(removed, "network "+netName)
+		}
 	}
 	sel := map[string]string{runtime.LabelManaged: "true", runtime.LabelKind: runtime.KindService, runtime.LabelService: name}
 	if m.cfg.Instance != "" {
