@@ -98,6 +98,35 @@ func TestServerJobOutputsAndDelete(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "jobs", long)); !os.IsNotExist(err) {
 		t.Fatalf("the cancelled job's folder is still there: %v", err)
 	}
+
+	// Storage: a bucket holding a table is deleted only with --force; a file goes with its content.
+	csv := filepath.Join(t.TempDir(), "people.csv")
+	os.WriteFile(csv, []byte("id,name\n1,a\n2,b\n"), 0o644)
+	if r = berth(t, env, "storage", "bucket", "create", "in.c-del"); r.code != 0 {
+		t.Fatalf("bucket create: %d %s", r.code, r.stderr)
+	}
+	if r = berth(t, env, "storage", "table", "load", "in.c-del.people", csv); r.code != 0 {
+		t.Fatalf("table load: %d %s", r.code, r.stderr)
+	}
+	if r = berth(t, env, "storage", "bucket", "delete", "in.c-del"); r.code != 64 || !strings.Contains(r.stderr, "in.c-del.people") || !strings.Contains(r.stderr, "force") {
+		t.Fatalf("delete a bucket holding a table: %d %s", r.code, r.stderr)
+	}
+	if r = berth(t, env, "storage", "bucket", "delete", "--force", "in.c-del"); r.code != 0 || !strings.Contains(r.stdout, "table in.c-del.people") {
+		t.Fatalf("bucket delete --force: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r = berth(t, env, "storage", "table", "get", "in.c-del.people"); r.code != 64 {
+		t.Fatalf("table after its bucket went: %d %s", r.code, r.stdout)
+	}
+	if r = berth(t, env, "storage", "file", "upload", csv); r.code != 0 || !strings.HasPrefix(r.stdout, "file ") {
+		t.Fatalf("file upload: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	fileID := strings.TrimSuffix(strings.Fields(r.stdout)[1], ":")
+	if r = berth(t, env, "storage", "file", "delete", fileID, "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"deleted": "file `+fileID) {
+		t.Fatalf("file delete -o json: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r = berth(t, env, "storage", "file", "download", fileID); r.code != 64 {
+		t.Fatalf("download a deleted file: %d %s", r.code, r.stdout)
+	}
 }
 
 // TestServiceDeleteRemovesWhatItMade: deleting a started service removes its container,
