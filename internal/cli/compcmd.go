@@ -174,7 +174,7 @@ once (admin token), then create configurations for it (berth config).`,
 	}
 	action.Flags().StringVar(&params, "parameters", "", "the action's parameters as JSON")
 	cmd.AddCommand(reg, list, get, action,
-		newDeleteCmd(g, &cf, "Delete a component (refused while a configuration uses it)", "/api/v1/components/",
+		newDeleteCmd(g, &cf, "ID", "Delete a component (refused while a configuration uses it)", "/api/v1/components/",
 			"delete the configurations using it too"))
 	return cmd
 }
@@ -473,7 +473,7 @@ and never shown again: "status" says only whether some are stored.`,
 		},
 	}
 	cmd.AddCommand(create, run, state, list, get, creds,
-		newDeleteCmd(g, &cf, "Delete a configuration with its versions, rows' state, state and stored credentials", "/api/v1/configs/", ""))
+		newDeleteCmd(g, &cf, "ID", "Delete a configuration with its versions, rows' state, state and stored credentials", "/api/v1/configs/", ""))
 	return cmd
 }
 
@@ -645,7 +645,7 @@ func newStorageCmd(g *globals) *cobra.Command {
 		},
 	}
 	table.AddCommand(load, export, preview, tlist, tget,
-		newDeleteCmd(g, &cf, "Delete a table with its rows and metadata", "/api/v1/storage/tables/", ""))
+		newDeleteCmd(g, &cf, "ID", "Delete a table with its rows and metadata", "/api/v1/storage/tables/", ""))
 
 	file := &cobra.Command{Use: "file", Short: "Upload, list, tag and download files"}
 	var tags []string
@@ -732,8 +732,8 @@ func newStorageCmd(g *globals) *cobra.Command {
 		},
 	}
 	file.AddCommand(upload, flist, download, tag,
-		newDeleteCmd(g, &cf, "Delete a file and its content", "/api/v1/storage/files/", ""))
-	bucket.AddCommand(newDeleteCmd(g, &cf, "Delete a bucket (refused while it holds tables)", "/api/v1/storage/buckets/",
+		newDeleteCmd(g, &cf, "ID", "Delete a file and its content", "/api/v1/storage/files/", ""))
+	bucket.AddCommand(newDeleteCmd(g, &cf, "ID", "Delete a bucket (refused while it holds tables)", "/api/v1/storage/buckets/",
 		"delete the tables it holds too"))
 	cmd.AddCommand(bucket, table, file)
 	return cmd

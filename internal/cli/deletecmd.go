@@ -19,12 +19,12 @@ type deleteAnswer struct {
 	Removed []string `json:"removed"`
 }
 
-// newDeleteCmd is "<thing> delete ID": DELETE prefix+ID (with ?force=true when the command
-// has --force and it is given), printing what went.
-func newDeleteCmd(g *globals, cf *clientFlags, short, prefix, forceHelp string) *cobra.Command {
+// newDeleteCmd is "<thing> delete ID" (arg names the argument: ID, NAME): DELETE prefix+ID
+// (with ?force=true when the command has --force and it is given), printing what went.
+func newDeleteCmd(g *globals, cf *clientFlags, arg, short, prefix, forceHelp string) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "delete ID",
+		Use:   "delete " + arg,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

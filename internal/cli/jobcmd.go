@@ -28,7 +28,7 @@ token is given.`,
 	cf.register(cmd)
 	cmd.AddCommand(newJobSubmitCmd(g, &cf), newJobListCmd(g, &cf), newJobGetCmd(g, &cf),
 		newJobLogsCmd(g, &cf), newJobCancelCmd(g, &cf), newJobOutputsCmd(g, &cf),
-		newDeleteCmd(g, &cf, "Delete an ended job: its workspace, kept outputs, stored output and record", "/api/v1/jobs/",
+		newDeleteCmd(g, &cf, "ID", "Delete an ended job: its workspace, kept outputs, stored output and record", "/api/v1/jobs/",
 			"cancel a queued or running job first, then delete it"))
 	return cmd
 }
