@@ -126,6 +126,8 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)
 	api.HandleFunc("POST /api/v1/jobs/{id}/cancel", s.handleCancel)
 	api.HandleFunc("GET /api/v1/jobs/{id}/logs", s.handleLogs)
+	api.HandleFunc("GET /api/v1/jobs/{id}/outputs", s.handleOutputs)
+	s.routesDelete(api)
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
 	s.routesComponents(api)
 	s.routesServices(api)

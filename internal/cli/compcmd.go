@@ -173,7 +173,9 @@ once (admin token), then create configurations for it (berth config).`,
 		},
 	}
 	action.Flags().StringVar(&params, "parameters", "", "the action's parameters as JSON")
-	cmd.AddCommand(reg, list, get, action)
+	cmd.AddCommand(reg, list, get, action,
+		newDeleteCmd(g, &cf, "ID", "Delete a component (refused while a configuration uses it)", "/api/v1/components/",
+			"delete the configurations using it too"))
 	return cmd
 }
 
@@ -470,7 +472,8 @@ and never shown again: "status" says only whether some are stored.`,
 			})
 		},
 	}
-	cmd.AddCommand(create, run, state, list, get, creds)
+	cmd.AddCommand(create, run, state, list, get, creds,
+		newDeleteCmd(g, &cf, "ID", "Delete a configuration with its versions, rows' state, state and stored credentials", "/api/v1/configs/", ""))
 	return cmd
 }
 
@@ -641,7 +644,8 @@ func newStorageCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	table.AddCommand(load, export, preview, tlist, tget)
+	table.AddCommand(load, export, preview, tlist, tget,
+		newDeleteCmd(g, &cf, "ID", "Delete a table with its rows and metadata", "/api/v1/storage/tables/", ""))
 
 	file := &cobra.Command{Use: "file", Short: "Upload, list, tag and download files"}
 	var tags []string
@@ -727,7 +731,10 @@ func newStorageCmd(g *globals) *cobra.Command {
 			return c.do(cmd.Context(), http.MethodPost, "/api/v1/storage/files/"+url.PathEscape(args[0])+"/tags", map[string]any{"tags": args[1:]}, nil)
 		},
 	}
-	file.AddCommand(upload, flist, download, tag)
+	file.AddCommand(upload, flist, download, tag,
+		newDeleteCmd(g, &cf, "ID", "Delete a file and its content", "/api/v1/storage/files/", ""))
+	bucket.AddCommand(newDeleteCmd(g, &cf, "ID", "Delete a bucket (refused while it holds tables)", "/api/v1/storage/buckets/",
+		"delete the tables it holds too"))
 	cmd.AddCommand(bucket, table, file)
 	return cmd
 }

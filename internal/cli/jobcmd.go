@@ -27,7 +27,9 @@ token is given.`,
 	}
 	cf.register(cmd)
 	cmd.AddCommand(newJobSubmitCmd(g, &cf), newJobListCmd(g, &cf), newJobGetCmd(g, &cf),
-		newJobLogsCmd(g, &cf), newJobCancelCmd(g, &cf))
+		newJobLogsCmd(g, &cf), newJobCancelCmd(g, &cf), newJobOutputsCmd(g, &cf),
+		newDeleteCmd(g, &cf, "ID", "Delete an ended job: its workspace, kept outputs, stored output and record", "/api/v1/jobs/",
+			"cancel a queued or running job first, then delete it"))
 	return cmd
 }
 
@@ -40,6 +42,7 @@ type submitRequest struct {
 
 func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
 	var wait bool
+	var out *string
 	cmd := &cobra.Command{
 		Use:   "submit SPEC",
 		Short: "Submit a block to the server (its script file is sent along)",
@@ -63,7 +66,7 @@ func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/jobs", req, &j); err != nil {
 				return err
 			}
-			if !wait {
+			if !wait && *out == "" {
 				return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
 					_, err := fmt.Fprintln(w, j.ID)
 					return err
@@ -75,14 +78,20 @@ func newJobSubmitCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if cf.output == formatTable {
-				printSummary(g.stderr, final)
+				printSummary(g.stderr, serverJob(final))
 			} else if err := printOut(g.stdout, cf.output, final, nil); err != nil {
 				return err
+			}
+			if *out != "" {
+				if err := c.fetchSubmitOutputs(cmd.Context(), g, final, *out); err != nil {
+					return err
+				}
 			}
 			return jobExit(final)
 		},
 	}
 	cmd.Flags().BoolVarP(&wait, "wait", "w", false, "follow the job's output and exit with its code")
+	out = submitOut(cmd)
 	return cmd
 }
 
@@ -153,7 +162,7 @@ func newJobGetCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
-				printSummary(w, j)
+				printSummary(w, serverJob(j))
 				return nil
 			})
 		},

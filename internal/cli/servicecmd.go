@@ -247,7 +247,9 @@ command keeps printing until the service has sent nothing for --linger, or close
 		simple("start", "Start a service and wait until it is ready", http.MethodPost, "/start"),
 		simple("stop", "Stop a service", http.MethodPost, "/stop"),
 		simple("rebuild", "Build the image again from the stored folder", http.MethodPost, "/rebuild"),
-		logs, buildLog, ctxCmd, entity)
+		logs, buildLog, ctxCmd, entity,
+		newDeleteCmd(g, &cf, "NAME", "Delete a service: its container (stopped first), image, network, build context and record", "/api/v1/services/",
+			"delete even while requests or connections are in flight"))
 	return cmd
 }
 

@@ -90,7 +90,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 			return auth.New(st).Revoke(cmd.Context(), args[0])
 		},
 	}
-	cmd.AddCommand(create, list, revoke)
+	cmd.AddCommand(create, list, revoke, newTokenDeleteCmd(g))
 	return cmd
 }
 
