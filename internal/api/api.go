@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,8 @@ type Server struct {
 	d        Deps
 	handler  http.Handler
 	duration *prometheus.HistogramVec
+	// routes are the patterns registered, in order (Routes).
+	routes []string
 }
 
 var allStates = []job.State{job.StateQueued, job.StatePreparing, job.StateRunning, job.StateFinishing,
@@ -119,7 +122,7 @@ func New(cfg Config, d Deps) *Server {
 		)
 	}
 
-	api := http.NewServeMux()
+	api := router{http.NewServeMux(), &s.routes}
 	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	api.HandleFunc("POST /api/v1/jobs", s.handleSubmit)
 	api.HandleFunc("GET /api/v1/jobs", s.handleList)
@@ -130,8 +133,9 @@ func New(cfg Config, d Deps) *Server {
 	s.routesComponents(api)
 	s.routesServices(api)
 
-	root := http.NewServeMux()
+	root := router{http.NewServeMux(), &s.routes}
 	s.routesSignin(root, api)
+	root.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -155,12 +159,34 @@ func New(cfg Config, d Deps) *Server {
 		}
 	}
 	if proxy != nil {
-		root.Handle("/proxy/", proxy)
+		// The proxy and the catch-all are not API routes: they are registered on the mux itself,
+		// outside Routes (the OpenAPI document describes the proxy in words).
+		root.ServeMux.Handle("/proxy/", proxy)
 	}
-	root.Handle("/", methodNotAllowedJSON(protected))
+	root.ServeMux.Handle("/", methodNotAllowedJSON(protected))
 	s.handler = root
 	return s
 }
+
+// router is a mux that remembers the patterns registered on it, so the routes the server
+// serves are listed in one place (Routes) that the OpenAPI test walks.
+type router struct {
+	*http.ServeMux
+	patterns *[]string
+}
+
+func (m router) Handle(pattern string, h http.Handler) {
+	*m.patterns = append(*m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m router) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Routes are the method patterns the server registered ("GET /api/v1/jobs/{id}"), in order:
+// those of the API (authenticated) and of the root (/healthz, sign-in, the OpenAPI document).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // ServeHTTP serves the API, logging each request at debug.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

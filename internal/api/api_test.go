@@ -36,7 +36,8 @@ func (f *fakeJobs) Submit(ctx context.Context, s job.Submission) (job.Job, error
 		return job.Job{}, &job.PolicyError{Field: "network", Message: "not allowed"}
 	}
 	f.subs = append(f.subs, s)
-	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Name: s.Block.Name, Owner: s.Owner, State: job.StateQueued, Block: s.Block}
+	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Kind: job.KindBlock, Name: s.Block.Name, Owner: s.Owner, State: job.StateQueued,
+		Block: s.Block, CreatedAt: time.Now().UTC()}
 	f.jobs[j.ID] = j
 	return j, nil
 }
