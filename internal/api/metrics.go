@@ -39,7 +39,7 @@ func NewMetrics() *Metrics {
 	}, []string{"state", "reason"})
 	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "berth_queue_wait_seconds", Help: "Time a job waited in the queue, from its submission to a worker taking it.",
-		Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		Buckets: []float64{.01, .05, .1, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
 	})
 	m.serviceStart = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_service_starts_total", Help: "Service starts a request waited for, by service and result (ok, error).",
