@@ -1,6 +1,7 @@
 package block
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,44 @@ func TestBlockRetry(t *testing.T) {
 			t.Fatalf("state %s (%s), %d attempts: want failed app_error after 2", j.State, j.Reason, len(j.Attempts))
 		}
 	})
+}
+
+// TestBlockRetryCancelledInBackoff: a job waiting to retry says so, stays cancellable, and a
+// cancel ends it at once (not after the backoff).
+func TestBlockRetryCancelledInBackoff(t *testing.T) {
+	h := newHarness(t, nil)
+	b := h.Block(`exit 3`)
+	b.Retry = &spec.Retry{Max: 2, Backoff: spec.Duration(time.Minute)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	j, err := h.M.Submit(ctx, job.Submission{Block: b, BaseDir: h.Cfg.ShareRoots[0], Owner: "tester"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		got, err := h.M.Get(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(got.Message, "attempt 2 starts in 1m0s") {
+			if got.State != job.StatePreparing {
+				t.Fatalf("waiting to retry in state %s, want preparing", got.State)
+			}
+			break
+		}
+		if got.State.Terminal() || time.Now().After(deadline) {
+			t.Fatalf("job %s (%s: %s), want it waiting to retry", got.State, got.Reason, got.Message)
+		}
+	}
+	t0 := time.Now()
+	if _, err := h.M.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	end, err := h.M.Wait(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.State != job.StateCancelled || len(end.Attempts) != 1 || time.Since(t0) > 10*time.Second {
+		t.Fatalf("after cancel: %s (%s), %d attempts, %s: want cancelled at once after 1 attempt", end.State, end.Message, len(end.Attempts), time.Since(t0))
+	}
 }
