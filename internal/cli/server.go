@@ -56,11 +56,14 @@ func newServerCmd(g *globals) *cobra.Command {
 		Use:   "server",
 		Short: "Serve the API (jobs, components, storage, services), the service proxy and the job workers",
 		Long: `Run berth's server: a JSON API under /api/v1 (submit, list, get, logs with Server-Sent
-Events, cancel), /healthz and /metrics (Prometheus), and a pool of workers that run jobs in
-locked-down containers. The store, workspaces, outputs and logs live in --data-dir.
+Events, cancel), /healthz, /api/v1/openapi.json (the API's OpenAPI document) and /metrics
+(Prometheus), and a pool of workers that run jobs in locked-down containers. The store,
+workspaces, outputs and logs live in --data-dir.
 
-Every request but /healthz needs a bearer token or a browser session: a browser signs in
-with a token at /signin, or follows a one-time link from berth open. On its first start the
+Every request but /healthz, the OpenAPI document and the sign-in pages needs a bearer token or
+a browser session: a browser signs in with a token at /signin, or follows a one-time link from
+berth open. --metrics-listen serves /metrics without a token on an address of its own, for a
+Prometheus scrape: bind it to loopback or an internal address. On its first start the
 server creates an admin token and writes it to <data-dir>/admin-token (mode 0600); make more
 with berth token create. Jobs left running by a server that crashed end failed/internal on the next
 start, and their containers are removed.`,
