@@ -10,12 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/job"
@@ -69,6 +67,8 @@ type Deps struct {
 	Proxy    http.Handler
 	// Sealer seals stored credentials (nil: they cannot be stored).
 	Sealer Sealer
+	// Metrics are served at /metrics (nil: the API makes its own, with what it sees itself).
+	Metrics *Metrics
 }
 
 // Sealer encrypts secrets kept at rest.
@@ -78,10 +78,12 @@ type Sealer interface {
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg      Config
-	d        Deps
-	handler  http.Handler
-	duration *prometheus.HistogramVec
+	cfg     Config
+	d       Deps
+	handler http.Handler
+	metrics *Metrics
+	// routes are the patterns registered, in order (Routes).
+	routes []string
 }
 
 var allStates = []job.State{job.StateQueued, job.StatePreparing, job.StateRunning, job.StateFinishing,
@@ -99,28 +101,14 @@ func New(cfg Config, d Deps) *Server {
 		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, d: d}
-	reg := prometheus.NewRegistry()
-	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "berth_job_duration_seconds", Help: "Time from a job's start to its end, by final state and reason.",
-		Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 12),
-	}, []string{"state", "reason"})
-	reg.MustRegister(s.duration, &jobsCollector{jobs: d.Jobs, desc: prometheus.NewDesc("berth_jobs", "Jobs by state.", []string{"state"}, nil)})
-	if d.ImageStats != nil {
-		stat := func(i int) func() float64 {
-			return func() float64 {
-				b, h, f := d.ImageStats()
-				return float64([]int64{b, h, f}[i])
-			}
-		}
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_builds_total", Help: "Generated images built."}, stat(0)),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_cache_hits_total", Help: "Image ensures answered without a build."}, stat(1)),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_image_build_failures_total", Help: "Generated image builds that failed."}, stat(2)),
-		)
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
 	}
+	s.d, s.metrics = d, d.Metrics
+	s.registerCollectors(d.Metrics)
 
-	api := http.NewServeMux()
-	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	api := router{http.NewServeMux(), &s.routes}
+	api.Handle("GET /metrics", d.Metrics.Handler())
 	api.HandleFunc("POST /api/v1/jobs", s.handleSubmit)
 	api.HandleFunc("GET /api/v1/jobs", s.handleList)
 	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)
@@ -132,8 +120,9 @@ func New(cfg Config, d Deps) *Server {
 	s.routesComponents(api)
 	s.routesServices(api)
 
-	root := http.NewServeMux()
+	root := router{http.NewServeMux(), &s.routes}
 	s.routesSignin(root, api)
+	root.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -157,12 +146,34 @@ func New(cfg Config, d Deps) *Server {
 		}
 	}
 	if proxy != nil {
-		root.Handle("/proxy/", proxy)
+		// The proxy and the catch-all are not API routes: they are registered on the mux itself,
+		// outside Routes (the OpenAPI document describes the proxy in words).
+		root.ServeMux.Handle("/proxy/", proxy)
 	}
-	root.Handle("/", methodNotAllowedJSON(protected))
+	root.ServeMux.Handle("/", methodNotAllowedJSON(protected))
 	s.handler = root
 	return s
 }
+
+// router is a mux that remembers the patterns registered on it, so the routes the server
+// serves are listed in one place (Routes) that the OpenAPI test walks.
+type router struct {
+	*http.ServeMux
+	patterns *[]string
+}
+
+func (m router) Handle(pattern string, h http.Handler) {
+	*m.patterns = append(*m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m router) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Routes are the method patterns the server registered ("GET /api/v1/jobs/{id}"), in order:
+// those of the API (authenticated) and of the root (/healthz, sign-in, the OpenAPI document).
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // ServeHTTP serves the API, logging each request at debug.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -177,13 +188,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.d.Log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(t0))
 }
 
-// ObserveJob records a finished job's duration.
+// ObserveJob records a finished job: its duration, and how long it waited in the queue.
 func (s *Server) ObserveJob(j job.Job) {
 	if j.StartedAt == nil || j.FinishedAt == nil {
 		return
 	}
-	s.duration.WithLabelValues(string(j.State), string(j.Reason)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
+	s.metrics.jobDuration.WithLabelValues(string(j.State), string(j.Reason)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
+	if !j.CreatedAt.IsZero() && !j.StartedAt.Before(j.CreatedAt) {
+		s.metrics.queueWait.Observe(j.StartedAt.Sub(j.CreatedAt).Seconds())
+	}
 }
+
+// MetricsHandler serves the metrics without asking for a token: for `server --metrics-listen`,
+// a listener of its own on a loopback or internal address.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.Handler() }
 
 // submitRequest is the body of POST /api/v1/jobs.
 type submitRequest struct {
@@ -522,26 +540,5 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
-	}
-}
-
-// jobsCollector reports berth_jobs{state} from the store at scrape time.
-type jobsCollector struct {
-	jobs Jobs
-	desc *prometheus.Desc
-}
-
-func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	counts, err := c.jobs.Counts(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.desc, err)
-		return
-	}
-	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
 }

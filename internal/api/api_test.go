@@ -36,7 +36,8 @@ func (f *fakeJobs) Submit(ctx context.Context, s job.Submission) (job.Job, error
 		return job.Job{}, &job.PolicyError{Field: "network", Message: "not allowed"}
 	}
 	f.subs = append(f.subs, s)
-	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Name: s.Block.Name, Owner: s.Owner, State: job.StateQueued, Block: s.Block}
+	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Kind: job.KindBlock, Name: s.Block.Name, Owner: s.Owner, State: job.StateQueued,
+		Block: s.Block, CreatedAt: time.Now().UTC()}
 	f.jobs[j.ID] = j
 	return j, nil
 }
@@ -275,7 +276,7 @@ func TestLogsJSONAndSSE(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	f := newFixture(t)
-	f.adminSrvSide.ObserveJob(job.Job{State: job.StateSucceeded, StartedAt: ptr(time.Now().Add(-time.Second)), FinishedAt: ptr(time.Now())})
+	f.adminSrvSide.ObserveJob(job.Job{State: job.StateSucceeded, CreatedAt: time.Now().Add(-3 * time.Second), StartedAt: ptr(time.Now().Add(-time.Second)), FinishedAt: ptr(time.Now())})
 	req, _ := http.NewRequest("GET", f.srv.URL+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+f.admin)
 	resp, err := http.DefaultClient.Do(req)
@@ -291,7 +292,8 @@ func TestMetrics(t *testing.T) {
 	body := sb.String()
 	for _, want := range []string{`berth_jobs{state="queued"} 2`, `berth_jobs{state="succeeded"} 5`, `berth_jobs{state="running"} 0`,
 		`berth_image_builds_total 3`, `berth_image_cache_hits_total 7`, `berth_image_build_failures_total 1`,
-		`berth_job_duration_seconds_count{reason="",state="succeeded"} 1`} {
+		`berth_job_duration_seconds_count{reason="",state="succeeded"} 1`,
+		`berth_queue_depth 2`, `berth_queue_wait_seconds_count 1`, `berth_queue_wait_seconds_bucket{le="1"} 0`, `berth_queue_wait_seconds_bucket{le="2.5"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}

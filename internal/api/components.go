@@ -20,7 +20,7 @@ import (
 )
 
 // routesComponents adds components, configurations and storage (when the server has them).
-func (s *Server) routesComponents(api *http.ServeMux) {
+func (s *Server) routesComponents(api router) {
 	if s.d.Store == nil || s.d.Storage == nil {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/berthproject/berth/internal/spec"
 )
 
-func (s *Server) routesServices(api *http.ServeMux) {
+func (s *Server) routesServices(api router) {
 	if s.d.Services == nil {
 		return
 	}

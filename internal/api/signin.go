@@ -45,7 +45,7 @@ var signinPage = template.Must(template.New("signin").Parse(`<!doctype html>
 </body></html>
 `))
 
-func (s *Server) routesSignin(root, api *http.ServeMux) {
+func (s *Server) routesSignin(root, api router) {
 	if s.d.Auth == nil {
 		return
 	}

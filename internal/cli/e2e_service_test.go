@@ -51,8 +51,8 @@ func TestServiceThroughServer(t *testing.T) {
 	t.Cleanup(func() {
 		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelService: name})
 	})
-	addr := freePort(t)
-	s := startServer(t, dataDir, addr)
+	addr, maddr := freePort(t), freePort(t)
+	s := startServer(t, dataDir, addr, "--metrics-listen", maddr)
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}
 
 	if r := berth(t, env, "service", "create", "../../examples/service-echo", "--name", name); r.code != 0 {
@@ -111,6 +111,25 @@ func TestServiceThroughServer(t *testing.T) {
 	before := get()
 	if before.ContainerState != "STARTED" {
 		t.Fatalf("before restart: %+v", before)
+	}
+	// What a scrape of the metrics listener (no token) says of the service and its proxy.
+	_, metrics := scrape(t, "http://"+maddr+"/metrics")
+	for _, want := range []string{
+		`berth_service_starts_total{result="ok",service="` + name + `"} 1`,
+		`berth_service_cold_start_seconds_count{service="` + name + `"} 1`,
+		`berth_service_state{service="` + name + `",state="STARTED"} 1`,
+		`berth_service_state{service="` + name + `",state="STOPPED"} 0`,
+		`berth_proxy_requests_total{code="2xx",service="` + name + `"} 2`,
+		`berth_proxy_requests_total{code="1xx",service="` + name + `"} 1`,
+		`berth_proxy_request_duration_seconds_count{service="` + name + `"} 3`,
+		`berth_proxy_websockets_open{service="` + name + `"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", metrics)
 	}
 
 	// Restart the server: the running service is re-adopted, not restarted.

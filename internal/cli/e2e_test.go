@@ -76,11 +76,11 @@ type server struct {
 	log     *bytes.Buffer
 }
 
-func startServer(t *testing.T, dataDir, addr string) *server {
+func startServer(t *testing.T, dataDir, addr string, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, addr: addr, dataDir: dataDir, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(berthBinary(t), "server", "--data-dir", dataDir, "--listen", addr,
-		"--label", "berth.test=1", "--workers", "2")
+	s.cmd = exec.Command(berthBinary(t), append([]string{"server", "--data-dir", dataDir, "--listen", addr,
+		"--label", "berth.test=1", "--workers", "2"}, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

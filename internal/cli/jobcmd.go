@@ -302,6 +302,24 @@ func printSummary(w io.Writer, j job.Job) {
 		}
 		fmt.Fprintf(w, "  (total %s)\n", fmtDur(total))
 	}
+	if len(j.Attempts) > 1 {
+		fmt.Fprintf(w, "  attempts: %d\n", len(j.Attempts))
+		for _, a := range j.Attempts {
+			status := string(a.State)
+			if a.Reason != "" {
+				status += " (" + string(a.Reason) + ")"
+			}
+			took := "-"
+			if a.FinishedAt != nil {
+				took = fmtDur(a.FinishedAt.Sub(a.StartedAt))
+			}
+			fmt.Fprintf(w, "    %d  %s  %s  %s", a.Number, a.StartedAt.Local().Format("15:04:05"), took, status)
+			if a.Message != "" && a.State != job.StateSucceeded {
+				fmt.Fprintf(w, "  %s", a.Message)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	if j.OutputDir != "" {
 		fmt.Fprintf(w, "  outputs: %s\n", j.OutputDir)
 	}

@@ -46,6 +46,8 @@ type serverFlags struct {
 	strictLimits bool
 	svcBuildNet  string
 	sessionTTL   time.Duration
+	// metricsListen serves /metrics without a token on an address of its own (--metrics-listen).
+	metricsListen string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -54,11 +56,14 @@ func newServerCmd(g *globals) *cobra.Command {
 		Use:   "server",
 		Short: "Serve the API (jobs, components, storage, services), the service proxy and the job workers",
 		Long: `Run berth's server: a JSON API under /api/v1 (submit, list, get, logs with Server-Sent
-Events, cancel), /healthz and /metrics (Prometheus), and a pool of workers that run jobs in
-locked-down containers. The store, workspaces, outputs and logs live in --data-dir.
+Events, cancel), /healthz, /api/v1/openapi.json (the API's OpenAPI document) and /metrics
+(Prometheus), and a pool of workers that run jobs in locked-down containers. The store,
+workspaces, outputs and logs live in --data-dir.
 
-Every request but /healthz needs a bearer token or a browser session: a browser signs in
-with a token at /signin, or follows a one-time link from berth open. On its first start the
+Every request but /healthz, the OpenAPI document and the sign-in pages needs a bearer token or
+a browser session: a browser signs in with a token at /signin, or follows a one-time link from
+berth open. --metrics-listen serves /metrics without a token on an address of its own, for a
+Prometheus scrape: bind it to loopback or an internal address. On its first start the
 server creates an admin token and writes it to <data-dir>/admin-token (mode 0600); make more
 with berth token create. Jobs left running by a server that crashed end failed/internal on the next
 start, and their containers are removed.`,
@@ -70,6 +75,7 @@ start, and their containers are removed.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", envOr("BERTH_LISTEN", "127.0.0.1:8760"), "address to serve on (env BERTH_LISTEN)")
+	fl.StringVar(&f.metricsListen, "metrics-listen", envOr("BERTH_METRICS_LISTEN", ""), "also serve /metrics WITHOUT a token on this address, for a Prometheus scrape: bind it to loopback or an internal address (env BERTH_METRICS_LISTEN; default: off, /metrics on --listen needs a token)")
 	fl.StringVar(&f.publicURL, "public-url", envOr("BERTH_PUBLIC_URL", ""), "address users reach this server at; its host is KBC_STACKID in components (env BERTH_PUBLIC_URL; default http://<listen>)")
 	fl.IntVar(&f.workers, "workers", 2, "jobs that run at once")
 	fl.StringSliceVar(&f.shareRoots, "share-root", nil, "folders submitted mounts may come from; relative sources resolve against the first (default <data-dir>/share)")
@@ -210,6 +216,8 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return err
 	}
 	sayDiskCap(g.stderr, dataDir, jcfg.MaxDataSize)
+	metrics := api.NewMetrics()
+	stor.OnLoad = metrics.StorageLoad
 	var apiSrv *api.Server
 	jcfg.OnFinish = func(j job.Job) {
 		if apiSrv != nil {
@@ -226,8 +234,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.Engine = &caps
 	scfg.StrictLimits = f.strictLimits
 	scfg.BuildNetwork = f.svcBuildNet
+	scfg.OnStart = metrics.ServiceStarted
 	svcs := service.New(scfg, st, eng, log)
-	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log,
+	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log, Observer: metrics,
 		Authorize: func(r *http.Request, name string) error {
 			p, _ := auth.FromContext(r.Context())
 			if p.Scope != "" && p.Scope != "service:"+name {
@@ -238,6 +247,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0], PublicURL: f.publicURL}, api.Deps{
 		Services:          svcs,
 		Proxy:             prx,
+		Metrics:           metrics,
 		AllowForwardToken: f.forwardToken,
 		Jobs:              m, Auth: a, Log: log,
 		ImageStats: func() (int64, int64, int64) {
@@ -267,6 +277,20 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		m.Close(context.Background())
 		return withCode(ExitUsage, fmt.Errorf("--listen %s: %w", f.listen, err))
 	}
+	if f.metricsListen != "" {
+		mln, err := net.Listen("tcp", f.metricsListen)
+		if err != nil {
+			ln.Close()
+			m.Close(context.Background())
+			return withCode(ExitUsage, fmt.Errorf("--metrics-listen %s: %w", f.metricsListen, err))
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", apiSrv.MetricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		fmt.Fprintf(g.stderr, "berth: metrics without a token on http://%s/metrics%s\n", mln.Addr(), publicWarning(mln.Addr()))
+	}
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(g.stderr, "berth: serving on http://%s (data dir %s, %d workers, share root %s)\n",
 		ln.Addr(), dataDir, jcfg.Workers, strings.Join(shareRoots, ", "))
@@ -286,6 +310,16 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	srv.Shutdown(sctx)
 	m.Close(sctx)
 	return nil
+}
+
+// publicWarning warns when the unauthenticated metrics listener is not on a loopback or
+// private address.
+func publicWarning(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP.IsLoopback() || ta.IP.IsPrivate() {
+		return ""
+	}
+	return " (WARNING: not a loopback or private address; anyone who reaches it reads the metrics)"
 }
 
 // purgeExpiredFiles removes stored files whose time ran out (files a component wrote without

@@ -476,6 +476,10 @@ func newID() string {
 
 func toRow(j Job) store.JobRow {
 	timings, _ := json.Marshal(j.Timings)
+	attempts := []byte("[]")
+	if len(j.Attempts) > 0 {
+		attempts, _ = json.Marshal(j.Attempts)
+	}
 	payload := []byte("{}")
 	if j.Component != nil {
 		payload, _ = json.Marshal(j.Component)
@@ -485,7 +489,7 @@ func toRow(j Job) store.JobRow {
 		ID: j.ID, Name: j.Name, Owner: j.Owner, State: string(j.State), Reason: string(j.Reason), Message: j.Message,
 		SpecHash: j.SpecHash, Image: j.Image, ImageCacheHit: j.ImageCacheHit, ExitCode: j.ExitCode,
 		ContainerID: j.ContainerID, Timings: string(timings), CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
-		FinishedAt: j.FinishedAt, OutputDir: j.OutputDir,
+		FinishedAt: j.FinishedAt, OutputDir: j.OutputDir, Attempts: string(attempts),
 	}
 }
 
@@ -498,6 +502,9 @@ func fromRow(r store.JobRow) Job {
 	}
 	_ = json.Unmarshal([]byte(r.Block), &j.Block)
 	_ = json.Unmarshal([]byte(r.Timings), &j.Timings)
+	if r.Attempts != "" && r.Attempts != "[]" {
+		_ = json.Unmarshal([]byte(r.Attempts), &j.Attempts)
+	}
 	j.Kind = r.Kind
 	if j.Kind == "" {
 		j.Kind = KindBlock // rows from before kinds existed

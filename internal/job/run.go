@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,41 +158,104 @@ func (r *Run) EndTask() {
 
 // execute hands the job to its kind's executor, then cleans up: the job's container and work
 // folder go, and the job ends (failed/internal when the executor left it without an end).
+// A failure its retry policy names runs the executor again, after a backoff (retry).
 func (r *Run) execute(ctx context.Context, ex Executor) {
-	m := r.m
 	defer func() {
-		// Cleanup runs on its own context so a cancelled or timed-out job still removes its
-		// container and workspace.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		t0 := time.Now()
-		if r.task != "" {
-			if err := m.rt.Remove(cctx, r.task); err != nil {
-				m.log.Error("remove job container", "job", r.j.ID, "err", err)
-			}
-		} else if r.j.State == StateRunning || r.startFailed {
-			// The start failed or was interrupted: remove whatever the engine made anyway.
-			if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID, runtime.LabelInstance: m.cfg.Instance}); err == nil {
-				for _, t := range tasks {
-					m.rt.Remove(cctx, t.ID)
-				}
-			}
-		}
-		if r.workDir != "" {
-			os.RemoveAll(r.workDir)
-		}
-		r.Timing("cleanup", t0, "")
+		r.cleanup(ctx)
 		r.system.Flush()
 		if !r.j.State.Terminal() {
 			r.End(StateFailed, ReasonInternal, "the pipeline ended without a result", nil)
 		}
+		r.endAttempt()
 		r.storeFinal()
 	}()
 	if ex == nil {
 		r.Fail(ReasonInternal, fmt.Sprintf("this berth runs no %s jobs", r.j.Kind))
 		return
 	}
-	ex.Execute(ctx, r)
+	policy := r.j.RetryPolicy()
+	for {
+		r.j.Attempts = append(r.j.Attempts, Attempt{Number: len(r.j.Attempts) + 1, State: StatePreparing, StartedAt: time.Now().UTC()})
+		ex.Execute(ctx, r)
+		if !r.retry(ctx, policy) {
+			return
+		}
+	}
+}
+
+// cleanup removes the job's container and work folder. Cleanup runs on its own context so a
+// cancelled or timed-out job still removes them.
+func (r *Run) cleanup(ctx context.Context) {
+	m := r.m
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	if r.task != "" {
+		if err := m.rt.Remove(cctx, r.task); err != nil {
+			m.log.Error("remove job container", "job", r.j.ID, "err", err)
+		}
+		r.task = ""
+	} else if r.j.State == StateRunning || r.startFailed {
+		// The start failed or was interrupted: remove whatever the engine made anyway.
+		if tasks, err := m.rt.List(cctx, map[string]string{runtime.LabelJob: r.j.ID, runtime.LabelInstance: m.cfg.Instance}); err == nil {
+			for _, t := range tasks {
+				m.rt.Remove(cctx, t.ID)
+			}
+		}
+	}
+	if r.workDir != "" {
+		os.RemoveAll(r.workDir)
+	}
+	r.Timing("cleanup", t0, "")
+}
+
+// Attempt is the number of the job's current attempt (1 for its first run).
+func (r *Run) Attempt() int { return max(1, len(r.j.Attempts)) }
+
+// endAttempt records how the current attempt ended, once.
+func (r *Run) endAttempt() {
+	if len(r.j.Attempts) == 0 {
+		return
+	}
+	a := &r.j.Attempts[len(r.j.Attempts)-1]
+	if a.FinishedAt != nil {
+		return
+	}
+	now := time.Now().UTC()
+	a.State, a.Reason, a.Message, a.ExitCode, a.FinishedAt = r.j.State, r.j.Reason, r.j.Message, r.j.ExitCode, &now
+}
+
+// retry reports whether the job runs again: it failed for a reason its policy retries and
+// has retries left. It then cleans up the attempt, waits the backoff (the job stays
+// preparing, so it can be cancelled) and resets the job for the next attempt.
+func (r *Run) retry(ctx context.Context, p *spec.Retry) bool {
+	n := len(r.j.Attempts)
+	if r.j.State != StateFailed || !p.Retries(string(r.j.Reason)) || n > p.Max || ctx.Err() != nil {
+		return false
+	}
+	r.cleanup(ctx)
+	r.endAttempt()
+	wait := p.Wait(n)
+	msg := fmt.Sprintf("attempt %d of %d failed (%s): %s; attempt %d starts in %s", n, p.Max+1, r.j.Reason, r.j.Message, n+1, wait)
+	fmt.Fprintln(r.system, msg)
+	r.j.State, r.j.Reason, r.j.Message = StatePreparing, ReasonNone, msg
+	r.Save()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		if context.Cause(ctx) == errCancelled {
+			r.End(StateCancelled, ReasonCancelled, "cancelled while waiting to retry", nil)
+		} else {
+			r.End(StateFailed, ReasonInternal, "berth shut down while waiting to retry", nil)
+		}
+		return false
+	}
+	r.j.Message, r.j.ExitCode, r.j.ContainerID = "", nil, ""
+	r.startFailed, r.diskBaseSet, r.diskBase, r.diskMsg, r.engineLost = false, false, 0, "", ""
+	r.Save()
+	return true
 }
 
 // EnsureImage prepares the job's image (DESIGN.md "Images"), records it on the job and times
@@ -224,6 +288,10 @@ func (r *Run) StartAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	// The running state is stored before the container exists, so a crash in between is
 	// found by reconcile (running, container gone → failed/internal).
 	task.Name = containerName(m.cfg.Instance, r.j.ID)
+	if task.Env == nil {
+		task.Env = map[string]string{}
+	}
+	task.Env["BERTH_ATTEMPT"] = strconv.Itoa(r.Attempt())
 	r.j.State = StateRunning
 	r.Save()
 	r.measureDiskBase()
@@ -239,6 +307,9 @@ func (r *Run) StartAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 		return runtime.Exit{}, "", false
 	}
 	r.j.ContainerID = string(id)
+	if n := len(r.j.Attempts); n > 0 {
+		r.j.Attempts[n-1].State = StateRunning
+	}
 	r.Timing("start", t0, "")
 
 	// Run: stream output while waiting for the exit, under the job's timeout.

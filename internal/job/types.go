@@ -109,6 +109,29 @@ type Job struct {
 	OutputDir string `json:"output_dir,omitempty"`
 	// Component is set for component jobs.
 	Component *ComponentRun `json:"component,omitempty"`
+	// Attempts are the job's runs, oldest first: one, or more when its retry policy ran it
+	// again (the last is the one the job's state tells).
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is one run of a job.
+type Attempt struct {
+	Number     int        `json:"number"` // 1 for the first run
+	State      State      `json:"state"`
+	Reason     Reason     `json:"reason,omitempty"`
+	Message    string     `json:"message,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// RetryPolicy is the job's retry policy: its configuration's for a component job, its
+// block's otherwise (nil: never retried).
+func (j Job) RetryPolicy() *spec.Retry {
+	if j.Component != nil {
+		return j.Component.Config.Retry
+	}
+	return j.Block.Retry
 }
 
 // StageTiming is how long one pipeline stage took.

@@ -54,6 +54,18 @@ type Config struct {
 	// Authorize, if set, is asked before a request is forwarded (nil error: allowed).
 	Authorize func(r *http.Request, service string) error
 	Log       *slog.Logger
+	// Observer, if set, is told about each request to a service (metrics).
+	Observer Observer
+}
+
+// Observer is told how each request to a known service went. Its methods are called on the
+// request's goroutine and must be quick. The service is always a registered service's name.
+type Observer interface {
+	// ProxyRequest: a request answered with code after d (for an upgrade, the upgrade's
+	// answer: a WebSocket's life is counted by ProxyWebSocket, not here).
+	ProxyRequest(service string, code int, d time.Duration)
+	// ProxyWebSocket: a WebSocket opened (+1) or closed (-1).
+	ProxyWebSocket(service string, delta int)
 }
 
 type ctxKey struct{}
@@ -89,7 +101,7 @@ func New(cfg Config, svcs Services) *Proxy {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := pr.In.Context().Value(ctxKey{}).(target)
+			t := pr.In.Context().Value(ctxKey{}).(*target)
 			pr.SetURL(&url.URL{Scheme: "http", Host: t.addr})
 			pr.Out.URL.Path, pr.Out.URL.RawPath = t.path, t.rawPath
 			// The client's Host: an app comparing Origin with Host (most do, for WebSockets and
@@ -101,9 +113,17 @@ func New(cfg Config, svcs Services) *Proxy {
 			pr.Out.Header.Del("Authorization")
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			t, ok := resp.Request.Context().Value(ctxKey{}).(target)
-			if ok && t.mode != spec.PrefixKeep {
-				p.rewriteResponse(resp, t)
+			t, ok := resp.Request.Context().Value(ctxKey{}).(*target)
+			if !ok {
+				return nil
+			}
+			t.status = resp.StatusCode
+			if t.onAnswer != nil {
+				t.onAnswer(resp.StatusCode)
+				t.onAnswer = nil
+			}
+			if t.mode != spec.PrefixKeep {
+				p.rewriteResponse(resp, *t)
 			}
 			return nil
 		},
@@ -117,6 +137,9 @@ func New(cfg Config, svcs Services) *Proxy {
 		FlushInterval: 0,
 		BufferPool:    newBufferPool(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if t, ok := r.Context().Value(ctxKey{}).(*target); ok {
+				t.status = http.StatusBadGateway
+			}
 			if errors.Is(err, context.Canceled) {
 				return
 			}
@@ -132,6 +155,10 @@ type target struct {
 	path, rawPath string // the path the service is asked for
 	clientHost    string // the Host the client asked
 	clientScheme  string // http or https, as the client reached berth
+	status        int    // the service's answer (ModifyResponse), or 502 (ErrorHandler)
+	// onAnswer, when set, is told the service's answer as it comes (upgrades, whose
+	// ServeHTTP lasts as long as the connection).
+	onAnswer func(code int)
 }
 
 // ServeHTTP forwards /proxy/<service>/<path>.
@@ -160,6 +187,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	done := p.svcs.Track(name)
 	defer done()
+	var t0 time.Time
+	if p.cfg.Observer != nil {
+		t0 = time.Now()
+	}
 	addr := p.svcs.Addr(name)
 	if addr == "" {
 		var err error
@@ -175,10 +206,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{
 				"code": "service_unavailable", "message": fmt.Sprintf("service %s could not start: %v", name, err), "log_tail": tail}})
+			if p.cfg.Observer != nil {
+				p.cfg.Observer.ProxyRequest(name, http.StatusServiceUnavailable, time.Since(t0))
+			}
 			return
 		}
 	}
-	t := target{service: name, addr: addr, mode: p.svcs.Mode(name), clientHost: r.Host, clientScheme: "http"}
+	t := &target{service: name, addr: addr, mode: p.svcs.Mode(name), clientHost: r.Host, clientScheme: "http"}
 	if r.TLS != nil {
 		t.clientScheme = "https"
 	}
@@ -193,12 +227,45 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := context.WithValue(r.Context(), ctxKey{}, t)
-	if !isUpgrade(r) && !acceptsStream(r) {
+	upgrade := isUpgrade(r)
+	if !upgrade && !acceptsStream(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.RequestTimeout)
 		defer cancel()
 	}
+	if p.cfg.Observer == nil {
+		p.rp.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
+	if upgrade {
+		p.serveUpgrade(w, r.WithContext(ctx), t, t0)
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	p.cfg.Observer.ProxyRequest(name, t.status, time.Since(t0))
+}
+
+// serveUpgrade forwards an upgrade, telling the observer of its answer as soon as it is known
+// and, when the service switched protocols, of the WebSocket's opening and its end.
+func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t *target, t0 time.Time) {
+	answered, open := false, false
+	defer func() {
+		switch {
+		case open:
+			p.cfg.Observer.ProxyWebSocket(t.service, -1)
+		case !answered:
+			p.cfg.Observer.ProxyRequest(t.service, t.status, time.Since(t0))
+		}
+	}()
+	t.onAnswer = func(code int) {
+		answered = true
+		p.cfg.Observer.ProxyRequest(t.service, code, time.Since(t0))
+		if code == http.StatusSwitchingProtocols {
+			open = true
+			p.cfg.Observer.ProxyWebSocket(t.service, +1)
+		}
+	}
+	p.rp.ServeHTTP(w, r)
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -98,6 +98,9 @@ type Config struct {
 	// StrictLimits refuses at create a cpu above the engine's CPUs instead of clamping it
 	// with a warning (flag --strict-limits, default false).
 	StrictLimits bool
+	// OnStart, if set, is told of each start a request waited for (Ensure): the service, how
+	// long the start took (image build wait, container start, readiness) and its error.
+	OnStart func(service string, d time.Duration, err error)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -874,7 +877,11 @@ func (m *Manager) Ensure(ctx context.Context, name string) (string, error) {
 		s.starting = ch
 		s.busy = true
 		go func() {
+			t0 := time.Now()
 			addr, task, err := m.start(m.ctx, name)
+			if m.cfg.OnStart != nil {
+				m.cfg.OnStart(name, time.Since(t0), err)
+			}
 			s.mu.Lock()
 			s.addr, s.task, s.startErr = addr, task, err
 			s.starting = nil

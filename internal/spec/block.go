@@ -33,6 +33,8 @@ type Block struct {
 	Env               map[string]EnvVar `json:"env,omitempty" yaml:"env,omitempty"`
 	// Parameters are written into /data/config.json as "parameters".
 	Parameters map[string]any `json:"parameters,omitempty" yaml:"parameters,omitempty"`
+	// Retry runs the block again when it fails for a passing reason (nil: never).
+	Retry *Retry `json:"retry,omitempty" yaml:"retry,omitempty"`
 }
 
 // Mount is a host folder or file given to the block.

@@ -54,6 +54,8 @@ type ComponentConfig struct {
 	// configuration runs each enabled row in order, with the configuration's parameters merged
 	// under the row's, the row's storage mapping, and a state of the row's own.
 	Rows datadir.List[ConfigRow] `json:"rows,omitempty"`
+	// Retry runs a job of the configuration again when it fails for a passing reason.
+	Retry *Retry `json:"retry,omitempty"`
 }
 
 // ConfigRow is one row of a configuration.
@@ -214,6 +216,7 @@ func ParseComponentConfig(data []byte, file string, comp *Component) (*Component
 	for _, p := range c.Storage.Check() {
 		ps = append(ps, Problem{Field: p.Path, Message: p.Message})
 	}
+	ps = append(ps, c.Retry.check("retry")...)
 	seenRow := map[string]bool{}
 	for i, row := range c.Rows {
 		at := fmt.Sprintf("rows[%d]", i)

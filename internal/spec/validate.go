@@ -161,6 +161,7 @@ func (b *Block) Validate() error {
 			bad("env."+k, "names starting with BERTH_ or KBC_ are berth's own")
 		}
 	}
+	ps = append(ps, b.Retry.check("retry")...)
 	if len(ps) == 0 {
 		return nil
 	}

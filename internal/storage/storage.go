@@ -43,6 +43,8 @@ type Q interface {
 type Storage struct {
 	st  *store.Store
 	dir string // file contents
+	// OnLoad, if set, is told how long each table load took (metrics).
+	OnLoad func(d time.Duration, err error)
 }
 
 // New opens storage on a store, keeping file contents under dir.
@@ -162,6 +164,16 @@ func (s *Storage) CreateBucket(ctx context.Context, q Q, id string) error {
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO storage_buckets (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, ts(time.Now()))
 	return err
+}
+
+// Usage is the bytes storage keeps: table rows (their stored form) and files.
+func (s *Storage) Usage(ctx context.Context) (tables, files int64, err error) {
+	err = s.st.DB.QueryRowContext(ctx, `SELECT COALESCE((SELECT SUM(LENGTH(data)) FROM storage_rows), 0),
+		COALESCE((SELECT SUM(size) FROM storage_files), 0)`).Scan(&tables, &files)
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage usage: %w", err)
+	}
+	return tables, files, nil
 }
 
 // ListBuckets returns bucket ids.
@@ -332,7 +344,10 @@ func checkColumns(cols []string) error {
 }
 
 // Load loads rows into a table, creating the bucket and the table when needed.
-func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, rows [][]string, o LoadOptions) error {
+func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, rows [][]string, o LoadOptions) (err error) {
+	if s.OnLoad != nil {
+		defer func(t0 time.Time) { s.OnLoad(time.Since(t0), err) }(time.Now())
+	}
 	bucket, name, err := SplitTableID(id)
 	if err != nil {
 		return err

@@ -33,18 +33,19 @@ type JobRow struct {
 	OutputDir     string
 	Kind          string // block (default) | component
 	Payload       string // what a non-block job runs, as JSON
+	Attempts      string // the job's attempts, as a JSON array
 }
 
 const jobColumns = `id, name, owner, state, reason, message, block, files, base_dir, spec_hash, image,
-	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir, kind, payload`
+	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir, kind, payload, attempts`
 
 // InsertJob stores a new job.
 func (s *Store) InsertJob(ctx context.Context, j JobRow) error {
 	_, err := s.DB.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.Name, j.Owner, j.State, j.Reason, j.Message, j.Block, jobOrJSON(j.Files, "{}"), j.BaseDir, j.SpecHash,
 		j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID, jobOrJSON(j.Timings, "[]"), jobTS(j.CreatedAt),
-		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Kind, "block"), jobOrJSON(j.Payload, "{}"))
+		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Kind, "block"), jobOrJSON(j.Payload, "{}"), jobOrJSON(j.Attempts, "[]"))
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
@@ -54,10 +55,10 @@ func (s *Store) InsertJob(ctx context.Context, j JobRow) error {
 // UpdateJob writes every mutable column of a job.
 func (s *Store) UpdateJob(ctx context.Context, j JobRow) error {
 	res, err := s.DB.ExecContext(ctx, `UPDATE jobs SET state = ?, reason = ?, message = ?, spec_hash = ?, image = ?,
-		image_cache_hit = ?, exit_code = ?, container_id = ?, timings = ?, started_at = ?, finished_at = ?, output_dir = ?
-		WHERE id = ?`,
+		image_cache_hit = ?, exit_code = ?, container_id = ?, timings = ?, started_at = ?, finished_at = ?, output_dir = ?,
+		attempts = ? WHERE id = ?`,
 		j.State, j.Reason, j.Message, j.SpecHash, j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID,
-		jobOrJSON(j.Timings, "[]"), jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, j.ID)
+		jobOrJSON(j.Timings, "[]"), jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Attempts, "[]"), j.ID)
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
 	}
@@ -166,7 +167,7 @@ func scanJob(r jobScanner) (JobRow, error) {
 	var exit sql.NullInt64
 	err := r.Scan(&j.ID, &j.Name, &j.Owner, &j.State, &j.Reason, &j.Message, &j.Block, &j.Files, &j.BaseDir,
 		&j.SpecHash, &j.Image, &j.ImageCacheHit, &exit, &j.ContainerID, &j.Timings, &created, &started, &finished, &j.OutputDir,
-		&j.Kind, &j.Payload)
+		&j.Kind, &j.Payload, &j.Attempts)
 	if err != nil {
 		return j, err
 	}
