@@ -25,7 +25,7 @@ type deleted struct {
 	Removed []string `json:"removed"`
 }
 
-func (s *Server) routesDelete(api *http.ServeMux) {
+func (s *Server) routesDelete(api router) {
 	api.HandleFunc("DELETE /api/v1/jobs/{id}", s.handleDeleteJob)
 	if s.d.Services != nil {
 		api.HandleFunc("DELETE /api/v1/services/{name}", s.handleDeleteService)
