@@ -204,6 +204,13 @@ func (r *Run) EnsureImage(ctx context.Context, req image.Request) (res image.Res
 		if r.Interrupted(ctx) {
 			return res, false
 		}
+		var ie *image.InstallError
+		if errors.As(err, &ie) {
+			// A package the block asked for could not be installed: the block's to fix.
+			r.j.SpecHash = ie.Hash
+			r.Fail(ReasonUserError, ie.Error())
+			return res, false
+		}
 		r.Fail(ReasonInternal, fmt.Sprintf("prepare image: %v", err))
 		return res, false
 	}
