@@ -45,6 +45,7 @@ type Manager struct {
 	mu      sync.Mutex
 	logs    map[string]*logBuf                 // output of queued and active jobs
 	active  map[string]context.CancelCauseFunc // running jobs
+	runs    map[string]*Run                    // running jobs' handles (cancel.go)
 	waiters map[string]chan struct{}           // closed when the job ends
 	tokens  map[string]string                  // forwarded tokens by job, in memory only
 	closed  bool
@@ -87,6 +88,7 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, images Images, log *sl
 		queue:   make(chan string, 100_000),
 		logs:    map[string]*logBuf{},
 		active:  map[string]context.CancelCauseFunc{},
+		runs:    map[string]*Run{},
 		waiters: map[string]chan struct{}{},
 		tokens:  map[string]string{},
 		ctx:     ctx, stop: stop,
@@ -293,8 +295,14 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		return m.Get(ctx, id)
 	}
 	m.mu.Lock()
-	cancel := m.active[id]
+	cancel, r := m.active[id], m.runs[id]
 	m.mu.Unlock()
+	if r != nil {
+		// Stored before the job is told, so the answer is never an older state.
+		if err := r.markCancelling(ctx); err != nil {
+			return j, err
+		}
+	}
 	if cancel != nil {
 		cancel(errCancelled)
 	}
@@ -411,7 +419,7 @@ func (m *Manager) logPath(id string) string { return filepath.Join(m.jobDir(id),
 // container of this instance (berth.instance) no live job owns is removed. Nothing without
 // the instance's label is ever touched.
 func (m *Manager) reconcile(ctx context.Context) error {
-	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing)}, "", 0)
+	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing), string(StateCancelling)}, "", 0)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -430,7 +438,12 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		}
 		now := time.Now().UTC()
-		if _, err := m.st.TransitionJob(ctx, r.ID, []string{r.State}, string(StateFailed), string(ReasonInternal), msg, &now); err != nil {
+		to, reason := StateFailed, ReasonInternal
+		if r.State == string(StateCancelling) {
+			// The cancel was asked for and the container is gone now: that is its end.
+			to, reason = StateCancelled, ReasonCancelled
+		}
+		if _, err := m.st.TransitionJob(ctx, r.ID, []string{r.State}, string(to), string(reason), msg, &now); err != nil {
 			return fmt.Errorf("reconcile job %s: %w", r.ID, err)
 		}
 		chunks, _ := readChunks(m.logPath(r.ID))
@@ -498,6 +511,7 @@ func fromRow(r store.JobRow) Job {
 	}
 	_ = json.Unmarshal([]byte(r.Block), &j.Block)
 	_ = json.Unmarshal([]byte(r.Timings), &j.Timings)
+	liveTimings(&j)
 	j.Kind = r.Kind
 	if j.Kind == "" {
 		j.Kind = KindBlock // rows from before kinds existed
