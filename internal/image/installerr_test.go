@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthproject/berth/internal/pkgindex"
 	"github.com/berthproject/berth/internal/runtime"
 )
 
@@ -88,3 +89,53 @@ func TestMissingPipPackageIsAnInstallError(t *testing.T) {
 		t.Fatalf("build log %s: %v\n%s", ie.BuildLog, err, b)
 	}
 }
+
+// TestMissingCRANAndDebianPackagesAreInstallErrors: a CRAN package the (loopback) repository
+// does not have, and a Debian package apt cannot find, fail real builds with an *InstallError
+// naming the package and quoting R's and apt's own lines.
+func TestMissingCRANAndDebianPackagesAreInstallErrors(t *testing.T) {
+	eng := requireBase(t, "python")
+	ctx := context.Background()
+	t.Run("apt", func(t *testing.T) {
+		m := testManager(t, eng, "http://127.0.0.1:9/simple/")
+		missing := "berth-missing-" + uniq()
+		_, err := m.Ensure(ctx, Request{Language: "python", SystemPackages: []string{missing}}, io.Discard)
+		var ie *InstallError
+		if !errors.As(err, &ie) || ie.Installer != "apt" || ie.Package != missing || ie.Field != "system_packages" {
+			t.Fatalf("err %v (%+v), want apt's install error for %s", err, ie, missing)
+		}
+		if !strings.Contains(err.Error(), "E: Unable to locate package "+missing) || strings.Contains(err.Error(), "\x1b") {
+			t.Fatalf("message %q", err.Error())
+		}
+	})
+	t.Run("cran", func(t *testing.T) {
+		if ok, err := m0(eng).HasBase(ctx, "r"); err != nil {
+			t.Fatal(err)
+		} else if !ok {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("the r base image is missing: `make test` bootstraps it (berth runtime bootstrap r)")
+			}
+			t.Skip("no r base image")
+		}
+		ix := pkgindex.NewIndex()
+		url, stop, err := pkgindex.Serve(ctx, "127.0.0.1:0", ix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		m := testManager(t, eng, "http://127.0.0.1:9/simple/")
+		m.cfg.CRANURL = url + "/cran"
+		missing := "berthmissing" + uniq()
+		_, err = m.Ensure(ctx, Request{Language: "r", Dependencies: []string{missing}}, io.Discard)
+		var ie *InstallError
+		if !errors.As(err, &ie) || ie.Installer != "R" || ie.Package != missing {
+			t.Fatalf("err %v (%+v), want R's install error for %s", err, ie, missing)
+		}
+		if !strings.Contains(ie.Line, missing) || strings.Contains(err.Error(), "\x1b") {
+			t.Fatalf("line %q, message %q", ie.Line, err.Error())
+		}
+		t.Logf("%v", err)
+	})
+}
+
+func m0(eng runtime.Runtime) *Manager { return NewManager(eng, DefaultConfig(), nil) }
