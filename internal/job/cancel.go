@@ -63,3 +63,10 @@ func liveTimings(j *Job) {
 		}
 	}
 }
+
+// activeRun is a job's run on this server and its cancel, if it runs here.
+func (m *Manager) activeRun(id string) (context.CancelCauseFunc, *Run) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active[id], m.runs[id]
+}

@@ -294,9 +294,18 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		m.finished(id)
 		return m.Get(ctx, id)
 	}
-	m.mu.Lock()
-	cancel, r := m.active[id], m.runs[id]
-	m.mu.Unlock()
+	cancel, r := m.activeRun(id)
+	if r == nil {
+		// A worker of this server may have claimed it a moment ago and not yet registered
+		// its run: give it a moment rather than lose the cancel.
+		for deadline := time.Now().Add(time.Second); r == nil && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			if cur, err := m.Get(ctx, id); err != nil || cur.State.Terminal() {
+				return cur, err
+			}
+			cancel, r = m.activeRun(id)
+		}
+	}
 	if r != nil {
 		// Stored before the job is told, so the answer is never an older state.
 		if err := r.markCancelling(ctx); err != nil {
