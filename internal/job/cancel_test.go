@@ -98,3 +98,27 @@ func TestCancelIsHonestAndStageTimesLive(t *testing.T) {
 		t.Fatal("cancelled job has no finish time")
 	}
 }
+
+// TestReconcileEndsACancellingJobCancelled: a job a stopped berth left cancelling ends
+// cancelled on restart (the cancel was asked for), and its container is removed.
+func TestReconcileEndsACancellingJobCancelled(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	left := job.Job{ID: job.NewID(), Name: "left", State: job.StateCancelling, CreatedAt: now, StartedAt: &now}
+	row := job.ToRow(left)
+	row.Block = `{"name":"left","language":"shell","code":"sleep 600"}`
+	if err := h.St.InsertJob(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	h.sleeper(t, left.ID)
+	h.M.Close(ctx)
+	h.Start(t)
+	j, err := h.M.Get(ctx, left.ID)
+	if err != nil || j.State != job.StateCancelled || j.Reason != job.ReasonCancelled || j.FinishedAt == nil {
+		t.Fatalf("after reconcile: %s/%s (%s) %v", j.State, j.Reason, j.Message, err)
+	}
+	if n := h.Containers(t, left.ID); n != 0 {
+		t.Fatalf("%d containers remain", n)
+	}
+}
