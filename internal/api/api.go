@@ -86,7 +86,7 @@ type Server struct {
 	routes []string
 }
 
-var allStates = []job.State{job.StateQueued, job.StatePreparing, job.StateRunning, job.StateFinishing,
+var allStates = []job.State{job.StateQueued, job.StatePreparing, job.StateRunning, job.StateFinishing, job.StateCancelling,
 	job.StateSucceeded, job.StateFailed, job.StateCancelled}
 
 // New builds the API.
@@ -362,11 +362,16 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	win, ok := logWindow(w, r)
+	if !ok {
+		return
+	}
 	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true" ||
 		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	win.Follow = follow
 	if !follow {
 		chunks := []job.LogChunk{}
-		err := s.d.Jobs.Logs(r.Context(), j.ID, false, func(c job.LogChunk) error { chunks = append(chunks, c); return nil })
+		err := s.jobLogs(r.Context(), j.ID, win, func(c job.LogChunk) error { chunks = append(chunks, c); return nil })
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "internal", "could not read the output", "")
 			return
@@ -391,7 +396,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	events := make(chan job.LogChunk, 256)
 	done := make(chan error, 1)
 	go func() {
-		done <- s.d.Jobs.Logs(ctx, j.ID, true, func(c job.LogChunk) error {
+		done <- s.jobLogs(ctx, j.ID, win, func(c job.LogChunk) error {
 			select {
 			case events <- c:
 				return nil

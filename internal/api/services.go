@@ -114,10 +114,14 @@ func (s *Server) handleServiceLogs(w http.ResponseWriter, r *http.Request) {
 		s.serviceError(w, fmt.Errorf("service %s: %w", name, service.ErrNotFound))
 		return
 	}
-	follow := r.URL.Query().Get("follow") == "1"
+	win, ok := logWindow(w, r)
+	if !ok {
+		return
+	}
+	win.Follow = r.URL.Query().Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
-	if err := s.d.Services.Logs(r.Context(), name, follow, fw, fw); err != nil && r.Context().Err() == nil {
+	if err := s.d.Services.LogsWindow(r.Context(), name, serviceWindow(win), fw, fw); err != nil && r.Context().Err() == nil {
 		if !fw.wrote {
 			writeError(w, http.StatusConflict, "not_running", err.Error(), "")
 		}

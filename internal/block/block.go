@@ -120,7 +120,7 @@ func (Executor) Execute(ctx context.Context, r *job.Run) {
 			return
 		}
 		fmt.Fprintf(r.System(), "outputs not kept: %v\n", err)
-		r.Classify(exit, how, nil)
+		r.Classify(exit, how, failedWithHint(r))
 		return
 	}
 	outDir := filepath.Join(r.JobDir(), "out")
@@ -133,7 +133,19 @@ func (Executor) Execute(ctx context.Context, r *job.Run) {
 	}
 	r.Timing("outputs", t0, "")
 
-	r.Classify(exit, how, nil)
+	r.Classify(exit, how, failedWithHint(r))
+}
+
+// failedWithHint says how the script exited and, when its output shows it imported a package
+// the image lacks, that the package belongs in dependencies.
+func failedWithHint(r *job.Run) func(code int) string {
+	return func(code int) string {
+		msg := job.ExitMessage(code)
+		if hint := job.MissingPackageHint(r.Output()); hint != "" {
+			msg += "; " + hint
+		}
+		return msg
+	}
 }
 
 // workspace writes the job's folders: code (the script files, read-only in the container) and

@@ -130,7 +130,12 @@ func decodeAPIError(resp *http.Response) error {
 // followLogs reads the job's Server-Sent Events until the "end" event and calls fn for each
 // chunk; it returns the final job.
 func (c *client) followLogs(ctx context.Context, id string, fn func(job.LogChunk)) (job.Job, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/jobs/"+id+"/logs?follow=1", nil)
+	return c.followLogsQuery(ctx, id, "", fn)
+}
+
+// followLogsQuery is followLogs with more of the logs query (e.g. "&tail=3").
+func (c *client) followLogsQuery(ctx context.Context, id, query string, fn func(job.LogChunk)) (job.Job, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/jobs/"+id+"/logs?follow=1"+query, nil)
 	if err != nil {
 		return job.Job{}, err
 	}

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -171,6 +173,7 @@ func newJobGetCmd(g *globals, cf *clientFlags) *cobra.Command {
 
 func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
 	var follow bool
+	var win logWindowFlags
 	cmd := &cobra.Command{
 		Use:   "logs ID",
 		Short: "Print a job's output (stdout to stdout, stderr and berth's lines to stderr)",
@@ -184,8 +187,12 @@ func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return withCode(ExitUsage, fmt.Errorf("--output (-o): yaml is not allowed for logs; use table or json (one JSON object a line)"))
 			}
 			id := url.PathEscape(args[0])
+			q, err := win.query()
+			if err != nil {
+				return err
+			}
 			if follow {
-				_, err := c.followLogs(cmd.Context(), id, func(ch job.LogChunk) {
+				_, err := c.followLogsQuery(cmd.Context(), id, q, func(ch job.LogChunk) {
 					if cf.output == "json" {
 						printJSONLine(g.stdout, ch)
 						return
@@ -197,7 +204,7 @@ func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
 			var out struct {
 				Chunks []job.LogChunk `json:"chunks"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+id+"/logs", nil, &out); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/jobs/"+id+"/logs"+strings.Replace(q, "&", "?", 1), nil, &out); err != nil {
 				return err
 			}
 			for _, ch := range out.Chunks {
@@ -211,14 +218,19 @@ func newJobLogsCmd(g *globals, cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the job ends")
+	win.register(cmd, "the script's lines (stdout and stderr together); berth's own lines among them are kept")
 	return cmd
 }
 
 func newJobCancelCmd(g *globals, cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	var wait bool
+	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a queued or running job (its container is stopped and removed)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Cancel a job. A queued job ends cancelled at once; a started one is cancelling until
+its container is stopped (after the server's stop grace) and removed, then cancelled. The
+answer is the job's state at that moment; --wait waits for its end and prints it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(g)
 			if err != nil {
@@ -228,11 +240,41 @@ func newJobCancelCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/jobs/"+url.PathEscape(args[0])+"/cancel", nil, &j); err != nil {
 				return err
 			}
-			return printOut(g.stdout, cf.output, j, func(w io.Writer) error {
+			if wait && !j.State.Terminal() {
+				if j, err = c.waitJob(cmd.Context(), j.ID); err != nil {
+					return err
+				}
+			}
+			err = printOut(g.stdout, cf.output, j, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s %s\n", j.ID, j.State)
 				return err
 			})
+			if err != nil || !wait || j.State == job.StateCancelled {
+				return err
+			}
+			// It ended otherwise before the cancel took: say how, by its exit code.
+			return jobExit(j)
 		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the job has ended (its container is gone) and print its end")
+	return cmd
+}
+
+// waitJob polls the job until it has ended.
+func (c *client) waitJob(ctx context.Context, id string) (job.Job, error) {
+	for {
+		var j job.Job
+		if err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &j); err != nil {
+			return j, err
+		}
+		if j.State.Terminal() {
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
@@ -298,7 +340,11 @@ func printSummary(w io.Writer, j job.Job) {
 		for _, t := range j.Timings {
 			d := time.Duration(t.DurationMS * float64(time.Millisecond))
 			total += d
-			fmt.Fprintf(w, " %s %s", t.Stage, fmtDur(d))
+			more := ""
+			if t.InProgress {
+				more = "…" // still going: its time so far
+			}
+			fmt.Fprintf(w, " %s %s%s", t.Stage, fmtDur(d), more)
 		}
 		fmt.Fprintf(w, "  (total %s)\n", fmtDur(total))
 	}

@@ -108,11 +108,11 @@ stdin) stores a context; flags and BERTH_SERVER/BERTH_TOKEN override it (berth c
 
 Exit codes (run, job submit --wait and config run --wait map the job's end to 0-8):
   0   ok
-  1   user error: the script exited 1
+  1   user error: the script exited 1, or pip, R or apt could not install a dependency
   2   app error: the script exited with more than 1
   3   timeout: the job's timeout passed
   4   out of memory
-  5   internal: berth could not run the job (image build, engine, crash)
+  5   internal: berth could not run the job (engine, crash, an image build failing otherwise)
   6   cancelled
   7   killed by a signal from outside berth (e.g. docker kill)
   8   disk limit: the job wrote more to /data than its cap

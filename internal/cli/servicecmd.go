@@ -143,6 +143,7 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 		}
 	}
 	var follow bool
+	var win logWindowFlags
 	logs := &cobra.Command{
 		Use: "logs NAME", Short: "Print the running container's output", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -150,14 +151,19 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 			if err != nil {
 				return err
 			}
-			q := ""
-			if follow {
-				q = "?follow=1"
+			q, err := win.query()
+			if err != nil {
+				return err
 			}
+			if follow {
+				q += "&follow=1"
+			}
+			q = strings.Replace(q, "&", "?", 1)
 			return c.raw(cmd.Context(), http.MethodGet, "/api/v1/services/"+url.PathEscape(args[0])+"/logs"+q, "", nil, g.stdout)
 		},
 	}
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing as it runs")
+	win.register(logs, "the container's lines (stdout and stderr together)")
 	buildLog := &cobra.Command{
 		Use: "build-log NAME", Short: "Print the image's build log", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -548,6 +548,15 @@ func (m *Manager) build(ctx context.Context, req Request, baseRef, hash, tag str
 		m.nFailures.Add(1)
 		fmt.Fprintf(logFile, "FAILED after %s: %v\n", time.Since(t0).Round(time.Millisecond), err)
 		m.log.Warn("image build failed", "image", tag, "err", err)
+		// An installer that could not install a requested package is the request's fault,
+		// and its own line says why better than the engine's summary does.
+		var be *runtime.BuildError
+		if errors.As(err, &be) {
+			if ie := installFailure(req, be.Log); ie != nil {
+				ie.Hash, ie.BuildLog, ie.Err = hash, logFile.Name(), err
+				return runtime.Image{}, ie
+			}
+		}
 		return runtime.Image{}, fmt.Errorf("build %s (log: %s): %w", tag, logFile.Name(), err)
 	}
 	m.nBuilds.Add(1)

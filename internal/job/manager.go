@@ -45,6 +45,7 @@ type Manager struct {
 	mu      sync.Mutex
 	logs    map[string]*logBuf                 // output of queued and active jobs
 	active  map[string]context.CancelCauseFunc // running jobs
+	runs    map[string]*Run                    // running jobs' handles (cancel.go)
 	waiters map[string]chan struct{}           // closed when the job ends
 	tokens  map[string]string                  // forwarded tokens by job, in memory only
 	closed  bool
@@ -87,6 +88,7 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, images Images, log *sl
 		queue:   make(chan string, 100_000),
 		logs:    map[string]*logBuf{},
 		active:  map[string]context.CancelCauseFunc{},
+		runs:    map[string]*Run{},
 		waiters: map[string]chan struct{}{},
 		tokens:  map[string]string{},
 		ctx:     ctx, stop: stop,
@@ -292,9 +294,24 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Job, error) {
 		m.finished(id)
 		return m.Get(ctx, id)
 	}
-	m.mu.Lock()
-	cancel := m.active[id]
-	m.mu.Unlock()
+	cancel, r := m.activeRun(id)
+	if r == nil {
+		// A worker of this server may have claimed it a moment ago and not yet registered
+		// its run: give it a moment rather than lose the cancel.
+		for deadline := time.Now().Add(time.Second); r == nil && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			if cur, err := m.Get(ctx, id); err != nil || cur.State.Terminal() {
+				return cur, err
+			}
+			cancel, r = m.activeRun(id)
+		}
+	}
+	if r != nil {
+		// Stored before the job is told, so the answer is never an older state.
+		if err := r.markCancelling(ctx); err != nil {
+			return j, err
+		}
+	}
 	if cancel != nil {
 		cancel(errCancelled)
 	}
@@ -411,7 +428,7 @@ func (m *Manager) logPath(id string) string { return filepath.Join(m.jobDir(id),
 // container of this instance (berth.instance) no live job owns is removed. Nothing without
 // the instance's label is ever touched.
 func (m *Manager) reconcile(ctx context.Context) error {
-	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing)}, "", 0)
+	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing), string(StateCancelling)}, "", 0)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -430,7 +447,12 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		}
 		now := time.Now().UTC()
-		if _, err := m.st.TransitionJob(ctx, r.ID, []string{r.State}, string(StateFailed), string(ReasonInternal), msg, &now); err != nil {
+		to, reason := StateFailed, ReasonInternal
+		if r.State == string(StateCancelling) {
+			// The cancel was asked for and the container is gone now: that is its end.
+			to, reason = StateCancelled, ReasonCancelled
+		}
+		if _, err := m.st.TransitionJob(ctx, r.ID, []string{r.State}, string(to), string(reason), msg, &now); err != nil {
 			return fmt.Errorf("reconcile job %s: %w", r.ID, err)
 		}
 		chunks, _ := readChunks(m.logPath(r.ID))
@@ -505,6 +527,7 @@ func fromRow(r store.JobRow) Job {
 	if r.Attempts != "" && r.Attempts != "[]" {
 		_ = json.Unmarshal([]byte(r.Attempts), &j.Attempts)
 	}
+	liveTimings(&j)
 	j.Kind = r.Kind
 	if j.Kind == "" {
 		j.Kind = KindBlock // rows from before kinds existed

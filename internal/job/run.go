@@ -47,6 +47,17 @@ type Run struct {
 	diskMsg string
 	// engineLost says how the container engine went away under the running job ("": it did not).
 	engineLost string
+
+	// saveMu orders Save against a cancel from another goroutine (markCancelling), which
+	// only sets cancelling and writes the store under it.
+	saveMu sync.Mutex
+	// cancelling: a cancel was asked for; until the job's end is stored (final) it is stored
+	// as cancelling, whatever stage it is in.
+	cancelling bool
+	// final: the job's end is being stored (storeFinal); savedState is the last state stored
+	// before it, which an end decided but not yet stored does not replace (cancel.go).
+	final      bool
+	savedState State
 }
 
 // runJob claims a queued job and takes it to a terminal state. Every transition is stored
@@ -68,6 +79,7 @@ func (m *Manager) runJob(id string) {
 	}
 	r := &Run{m: m, j: fromRow(row), row: row}
 	m.mu.Lock()
+	m.runs[id] = r
 	lb := m.logs[id]
 	if lb == nil {
 		lb = newLogBuf(m.cfg.LogCap)
@@ -80,6 +92,7 @@ func (m *Manager) runJob(id string) {
 		cancel(nil)
 		m.mu.Lock()
 		delete(m.active, id)
+		delete(m.runs, id)
 		m.mu.Unlock()
 		m.finished(id)
 	}()
@@ -189,6 +202,7 @@ func (r *Run) cleanup(ctx context.Context) {
 	m := r.m
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	r.begin("cleanup")
 	t0 := time.Now()
 	if r.task != "" {
 		if err := m.rt.Remove(cctx, r.task); err != nil {
@@ -262,10 +276,18 @@ func (r *Run) retry(ctx context.Context, p *spec.Retry) bool {
 // it. ok is false when the job ended (it could not be prepared, or the job was interrupted).
 func (r *Run) EnsureImage(ctx context.Context, req image.Request) (res image.Result, ok bool) {
 	t0 := time.Now()
+	r.begin("image")
 	res, err := r.m.images.Ensure(ctx, req, r.system)
 	if err != nil {
 		r.Timing("image", t0, "failed")
 		if r.Interrupted(ctx) {
+			return res, false
+		}
+		var ie *image.InstallError
+		if errors.As(err, &ie) {
+			// A package the block asked for could not be installed: the block's to fix.
+			r.j.SpecHash = ie.Hash
+			r.Fail(ReasonUserError, ie.Error())
 			return res, false
 		}
 		r.Fail(ReasonInternal, fmt.Sprintf("prepare image: %v", err))
@@ -293,7 +315,7 @@ func (r *Run) StartAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	}
 	task.Env["BERTH_ATTEMPT"] = strconv.Itoa(r.Attempt())
 	r.j.State = StateRunning
-	r.Save()
+	r.begin("start") // stores the state
 	r.measureDiskBase()
 	t0 := time.Now()
 	id, err := m.rt.Start(ctx, task)
@@ -313,6 +335,7 @@ func (r *Run) StartAndWait(ctx context.Context, task runtime.TaskSpec) (runtime.
 	r.Timing("start", t0, "")
 
 	// Run: stream output while waiting for the exit, under the job's timeout.
+	r.begin("run")
 	t0 = time.Now()
 	lim, _ := m.cfg.EffectiveLimits(r.limits)
 	dw := r.watchDisk(id, int64(lim.Disk))
@@ -557,23 +580,34 @@ func (r *Run) End(state State, reason Reason, msg string, code *int) {
 func (r *Run) storeFinal() {
 	now := time.Now().UTC()
 	r.j.FinishedAt = &now
+	r.saveMu.Lock()
+	r.final = true
+	r.saveMu.Unlock()
 	r.Save()
 }
 
 // Save writes the job's current state; the store is the truth, so a failure is logged loudly.
+// Until storeFinal, an end already decided is not stored (the container may still be there)
+// and a cancelled job is stored as cancelling (savedRow).
 func (r *Run) Save() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := r.m.st.UpdateJob(ctx, toRow(r.j)); err != nil {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	if err := r.m.st.UpdateJob(ctx, r.savedRow()); err != nil {
 		r.m.log.Error("store job state", "job", r.j.ID, "state", r.j.State, "err", err)
 	}
 }
 
+// Timing ends a stage begun with begin, or records one that was not.
 func (r *Run) Timing(stage string, t0 time.Time, detail string) {
 	d := time.Since(t0)
-	r.j.Timings = append(r.j.Timings, StageTiming{
-		Stage: stage, StartedAt: t0.UTC(), DurationMS: float64(d.Microseconds()) / 1000, Detail: detail, Duration: d,
-	})
+	st := StageTiming{Stage: stage, StartedAt: t0.UTC(), DurationMS: float64(d.Microseconds()) / 1000, Detail: detail, Duration: d}
+	if n := len(r.j.Timings); n > 0 && r.j.Timings[n-1].InProgress && r.j.Timings[n-1].Stage == stage {
+		r.j.Timings[n-1] = st
+		return
+	}
+	r.j.Timings = append(r.j.Timings, st)
 }
 
 func humanBytes(n int64) string {

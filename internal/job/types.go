@@ -11,7 +11,8 @@ import (
 )
 
 // State is where a job is in its life. Transitions are written to the store before they take
-// effect: queued → preparing → running → finishing → succeeded | failed | cancelled.
+// effect: queued → preparing → running → finishing → succeeded | failed | cancelled. A cancel
+// of a started job stores cancelling at once, until its container is gone and it ends.
 type State string
 
 const (
@@ -23,6 +24,9 @@ const (
 	StateFailed    State = "failed"
 	StateCancelled State = "cancelled"
 )
+
+// StateCancelling: a cancel was asked for; the job's container is being stopped and removed.
+const StateCancelling State = "cancelling"
 
 // Terminal reports whether no transition leaves s.
 func (s State) Terminal() bool {
@@ -141,6 +145,8 @@ type StageTiming struct {
 	DurationMS float64       `json:"duration_ms"`
 	Detail     string        `json:"detail,omitempty"` // e.g. "cache hit", "built"
 	Duration   time.Duration `json:"-"`
+	// InProgress: the stage has not ended; DurationMS is its time so far, as of the read.
+	InProgress bool `json:"in_progress,omitempty"`
 }
 
 // Submission is a block to run, with the files it needs.

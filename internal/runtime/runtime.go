@@ -223,6 +223,22 @@ type BuildSpec struct {
 	NoCache bool
 }
 
+// LogWindower is implemented by a runtime that can start a task's output at a point (logs
+// --tail, --since). Callers check: if lw, ok := rt.(runtime.LogWindower); ok { ... }.
+type LogWindower interface {
+	// LogsWindow copies the task's output written since w.Since (zero: from the start), only
+	// its last w.Tail entries (< 0: all), into stdout and stderr; with w.Follow it keeps
+	// copying until the task ends or ctx ends.
+	LogsWindow(ctx context.Context, id TaskID, w LogWindow, stdout, stderr io.Writer) error
+}
+
+// LogWindow is the part of a task's output LogsWindow copies.
+type LogWindow struct {
+	Follow bool
+	Tail   int
+	Since  time.Time
+}
+
 // BuildError is a failed image build; Log holds the tail of the build output.
 type BuildError struct {
 	Message string

@@ -34,6 +34,9 @@ type Harness struct {
 	Cfg      job.Config
 	Img      string
 	Instance string
+	// ImageConfig, when set before Start, configures the image manager (a test's package
+	// index); nil: image.DefaultConfig().
+	ImageConfig *image.Config
 }
 
 // New is a started harness on the machine's engine; everything its jobs create is removed when
@@ -85,7 +88,11 @@ func On(t *testing.T, eng *docker.Engine, img, instance string, mutate func(*job
 // Start starts a manager of h's configuration (again, after a restart) as h.M.
 func (h *Harness) Start(t *testing.T) {
 	t.Helper()
-	images := image.NewManager(h.Eng, image.DefaultConfig(), nil)
+	icfg := image.DefaultConfig()
+	if h.ImageConfig != nil {
+		icfg = *h.ImageConfig
+	}
+	images := image.NewManager(h.Eng, icfg, nil)
 	m, err := job.New(h.Cfg, h.St, h.Eng, images, nil)
 	if err != nil {
 		t.Fatal(err)
