@@ -251,3 +251,33 @@ func (c *client) raw(ctx context.Context, method, path, contentType string, body
 	}
 	return err
 }
+
+// tailFile reads what a growing file served at path (a build log) holds past offset, with a
+// Range request, and writes it to out; it returns the new offset. Nothing stored yet, or
+// nothing new, is not an error.
+func (c *client) tailFile(ctx context.Context, path string, offset int64, out io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return offset, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return offset, c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK: // the server ignored the range: skip what was already shown
+		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+			return offset, nil
+		}
+	case http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable:
+		return offset, nil
+	default:
+		return offset, decodeAPIError(resp)
+	}
+	n, err := io.Copy(out, resp.Body)
+	return offset + n, err
+}

@@ -46,6 +46,9 @@ func TestOpenSignsABrowserIn(t *testing.T) {
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}
 	if r := berth(t, env, "service", "create", "../../examples/service-echo", "--name", name, "--wait"); r.code != 0 {
 		t.Fatalf("create: %d %s %s", r.code, r.stdout, r.stderr)
+	} else if !strings.Contains(r.stderr, "Step 1/") || !strings.Contains(r.stderr, "FROM ") {
+		// create --wait follows the build's own output, not only the image's states.
+		t.Fatalf("create --wait did not show the build:\n%s", r.stderr)
 	}
 	if r := berth(t, env, "open", "no-such-service"); r.code == 0 || !strings.Contains(r.stderr, "no-such-service") {
 		t.Fatalf("open of a missing service: %d %s %s", r.code, r.stdout, r.stderr)

@@ -33,7 +33,7 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 	}
 	cf.register(cmd)
 	var name, pkg string
-	var wait bool
+	var wait, quiet bool
 	create := &cobra.Command{
 		Use:   "create DIR",
 		Short: "Create (or update) a service from a folder; its image builds in the background",
@@ -61,13 +61,26 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 				fmt.Fprintf(g.stderr, "berth: warning: %s\n", w)
 			}
 			if wait {
-				fmt.Fprintf(g.stderr, "berth: building %s (berth service build-log %s shows the output)\n", sv.Name, sv.Name)
+				// The build's own output is followed as it is written (--quiet: states only).
+				fmt.Fprintf(g.stderr, "berth: building %s\n", sv.Name)
+				logPath := "/api/v1/services/" + url.PathEscape(sv.Name) + "/build-log"
+				var shown int64
+				follow := func() {
+					// Until the build starts, the stored log may still be the previous build's.
+					if quiet || sv.ImageState == service.ImagePendingValidation {
+						return
+					}
+					if n, err := c.tailFile(cmd.Context(), logPath, shown, g.stderr); err == nil {
+						shown = n
+					}
+				}
 				last := ""
 				for sv.ImageState == service.ImagePendingValidation || sv.ImageState == service.ImageValidating {
 					if sv.ImageState != last {
 						fmt.Fprintf(g.stderr, "berth: image %s\n", sv.ImageState)
 						last = sv.ImageState
 					}
+					follow()
 					select {
 					case <-cmd.Context().Done():
 						return cmd.Context().Err()
@@ -77,6 +90,7 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 						return err
 					}
 				}
+				follow()
 			}
 			err = printOut(g.stdout, cf.output, sv, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "service %s: image %s, container %s (port %d)\n", sv.Name, sv.ImageState, sv.ContainerState, sv.Port)
@@ -92,7 +106,8 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "service name (default: the folder's name)")
-	create.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the image is built and validated (READY or ERROR)")
+	create.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the image is built and validated (READY or ERROR), showing the build's output")
+	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "with --wait, show only the image's states, not the build's output")
 	create.Flags().StringVar(&pkg, "package", "", "the package it belongs to, for #{x.Package:Entity} env values (default: its name)")
 	list := &cobra.Command{
 		Use: "list", Short: "List services and their states", Args: cobra.NoArgs,
