@@ -1,8 +1,6 @@
 package block
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,47 +8,16 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
 )
 
 // TestBlockOutputLinksAreRefused: a block that leaves a link (or a hard link) in /data/out
 // fails as a user error naming the path, and its outputs are not kept for `--out` to copy.
-// hostFiles are files outside every job folder that a hostile container points links at.
-type hostFiles struct {
-	dir      string
-	marker   string // in every file's content
-	csv      string // a CSV table
-	manifest string // a valid output table manifest
-	state    string // a JSON object
-	victim   string // a file berth must never write to
-}
-
-func newHostFiles(t *testing.T) hostFiles {
-	t.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	h := hostFiles{dir: t.TempDir(), marker: "HOSTSECRET" + hex.EncodeToString(b[:])}
-	h.csv = filepath.Join(h.dir, "secret.csv")
-	h.manifest = filepath.Join(h.dir, "secret.manifest")
-	h.state = filepath.Join(h.dir, "secret.json")
-	h.victim = filepath.Join(h.dir, "victim.txt")
-	for p, s := range map[string]string{
-		h.csv:      "secret\n" + h.marker + "\n",
-		h.manifest: `{"destination": "out.c-main.stolen", "columns": ["` + h.marker + `"]}`,
-		h.state:    `{"secret": "` + h.marker + `"}`,
-		h.victim:   "ORIGINAL " + h.marker + "\n",
-	} {
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return h
-}
-
 func TestBlockOutputLinksAreRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	host := newHostFiles(t)
+	host := jobtest.NewHostFiles(t)
 	cases := []struct{ code, path string }{
-		{"echo ok > /data/out/a.txt\nln -s " + host.csv + " /data/out/x.txt\n", "out/x.txt"},
+		{"echo ok > /data/out/a.txt\nln -s " + host.CSV + " /data/out/x.txt\n", "out/x.txt"},
 		{"mkdir /data/out/sub\nln -s /etc /data/out/sub/etc\n", "out/sub/etc"},
 		{"ln -s /etc/passwd /data/out/passwd\n", "out/passwd"},
 		{"echo a > /data/out/a.txt\nln /data/out/a.txt /data/out/b.txt\n", "out/a.txt"},
@@ -68,7 +35,7 @@ func TestBlockOutputLinksAreRefused(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(filepath.Join(h.Cfg.DataDir, "jobs", j.ID), "out")); !os.IsNotExist(err) {
 				t.Errorf("the job's out folder exists: %v", err)
 			}
-			if strings.Contains(j.Message+out, host.marker) {
+			if strings.Contains(j.Message+out, host.Marker) {
 				t.Error("host content leaked")
 			}
 		})

@@ -2,51 +2,17 @@ package component
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 )
-
-// hostFiles are files outside every job folder that a hostile container points links at.
-type hostFiles struct {
-	dir      string
-	marker   string // in every file's content
-	csv      string // a CSV table
-	manifest string // a valid output table manifest
-	state    string // a JSON object
-	victim   string // a file berth must never write to
-}
-
-func newHostFiles(t *testing.T) hostFiles {
-	t.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	h := hostFiles{dir: t.TempDir(), marker: "HOSTSECRET" + hex.EncodeToString(b[:])}
-	h.csv = filepath.Join(h.dir, "secret.csv")
-	h.manifest = filepath.Join(h.dir, "secret.manifest")
-	h.state = filepath.Join(h.dir, "secret.json")
-	h.victim = filepath.Join(h.dir, "victim.txt")
-	for p, s := range map[string]string{
-		h.csv:      "secret\n" + h.marker + "\n",
-		h.manifest: `{"destination": "out.c-main.stolen", "columns": ["` + h.marker + `"]}`,
-		h.state:    `{"secret": "` + h.marker + `"}`,
-		h.victim:   "ORIGINAL " + h.marker + "\n",
-	} {
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return h
-}
 
 // storageSnapshot lists every table with its rows and every file with its content.
 func storageSnapshot(t *testing.T, st *storage.Storage) string {
@@ -94,7 +60,7 @@ const passwdLine = "root:x:0:0"
 // host file's content appears nowhere.
 func TestOutputLinksAreRefused(t *testing.T) {
 	h, st := componentHarness(t, nil)
-	host := newHostFiles(t)
+	host := jobtest.NewHostFiles(t)
 	ctx := context.Background()
 	loadCSV(t, st, "out.c-main.keep", "id\n1\n", storage.LoadOptions{})
 	img := h.componentImage(t, `set -e
@@ -116,16 +82,16 @@ esac
 `)
 	comp := spec.Component{ID: "links", Image: img}
 	cases := []struct{ name, target, path string }{
-		{"table", host.csv, "out/tables/out.c-main.x.csv"},
+		{"table", host.CSV, "out/tables/out.c-main.x.csv"},
 		{"table", "/etc/passwd", "out/tables/out.c-main.x.csv"},
-		{"file", host.csv, "out/files/f.txt"},
+		{"file", host.CSV, "out/files/f.txt"},
 		{"file", "/etc/passwd", "out/files/f.txt"},
-		{"manifest", host.manifest, "out/tables/x.csv.manifest"},
+		{"manifest", host.Manifest, "out/tables/x.csv.manifest"},
 		{"manifest", "/etc/passwd", "out/tables/x.csv.manifest"},
-		{"state", host.state, "out/state.json"},
+		{"state", host.State, "out/state.json"},
 		{"state", "/etc/passwd", "out/state.json"},
-		{"slice", host.csv, "out/tables/s.csv/part1"},
-		{"dirlink", host.dir, "out/tables/dl.csv"},
+		{"slice", host.CSV, "out/tables/s.csv/part1"},
+		{"dirlink", host.Dir, "out/tables/dl.csv"},
 		{"filesdir", "/etc", "out/files/sub"},
 		{"hardlink", "", "out/files/h.csv"},
 	}
@@ -148,7 +114,7 @@ esac
 			if row.State != "{}" {
 				t.Errorf("state saved: %q", row.State)
 			}
-			for _, leak := range []string{host.marker, passwdLine} {
+			for _, leak := range []string{host.Marker, passwdLine} {
 				for where, s := range map[string]string{"storage": after, "message": j.Message, "output": out, "state": row.State} {
 					if strings.Contains(s, leak) {
 						t.Errorf("host content %q leaked into the %s", leak, where)
@@ -164,11 +130,11 @@ esac
 // among the tables is refused like the component's own.
 func TestProcessorHandOverRefusesLinks(t *testing.T) {
 	h, st := componentHarness(t, nil)
-	host := newHostFiles(t)
+	host := jobtest.NewHostFiles(t)
 	ctx := context.Background()
 	main := h.componentImage(t, "printf 'id\\n1\\n' > /data/out/tables/out.c-main.t.csv\necho '{\"n\": 1}' > /data/out/state.json\n")
-	stateLink := h.componentImage(t, "ln -s "+host.victim+" /data/out/state.json\n")
-	tableLink := h.componentImage(t, "cp -r /data/in/tables/. /data/out/tables/\nln -s "+host.csv+" /data/out/tables/out.c-main.x.csv\n")
+	stateLink := h.componentImage(t, "ln -s "+host.Victim+" /data/out/state.json\n")
+	tableLink := h.componentImage(t, "cp -r /data/in/tables/. /data/out/tables/\nln -s "+host.CSV+" /data/out/tables/out.c-main.x.csv\n")
 	comp := spec.Component{ID: "pmain", Image: main}
 	cfg := spec.ComponentConfig{ID: "pmain-1", Component: "pmain"}
 	body := `{"id": "pmain-1", "component": "pmain"}`
@@ -200,10 +166,10 @@ func TestProcessorHandOverRefusesLinks(t *testing.T) {
 				t.Fatalf("want a user error naming %s as a link, got %s/%s %q\n%s", c.path, j.State, j.Reason, j.Message, out)
 			}
 			t.Log(j.Message)
-			if b, _ := os.ReadFile(host.victim); string(b) != "ORIGINAL "+host.marker+"\n" {
+			if b, _ := os.ReadFile(host.Victim); string(b) != "ORIGINAL "+host.Marker+"\n" {
 				t.Fatalf("the host file was written through the link: %q", b)
 			}
-			if after := storageSnapshot(t, st); after != before || strings.Contains(after, host.marker) {
+			if after := storageSnapshot(t, st); after != before || strings.Contains(after, host.Marker) {
 				t.Errorf("storage changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 			if row, _ := h.St.GetConfig(ctx, cfg.ID); row.State != "{}" {
