@@ -132,23 +132,8 @@ func TestServerJobOutputsAndDelete(t *testing.T) {
 // TestServiceDeleteRemovesWhatItMade: deleting a started service removes its container,
 // image and network from the engine, and its record.
 func TestServiceDeleteRemovesWhatItMade(t *testing.T) {
-	eng := enginetest.Require(t)
+	eng, dataDir, name, instance := serviceSetup(t, "del")
 	ctx := context.Background()
-	if _, err := eng.InspectImage(ctx, "berth/python:3.11"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the python base is missing: `make test` bootstraps it")
-		}
-		t.Skip("python base not built")
-	}
-	dataDir := t.TempDir()
-	instance := "test-" + enginetest.Unique(t)
-	if err := os.WriteFile(filepath.Join(dataDir, "instance"), []byte(instance+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
-	})
-	name := "del-" + enginetest.Unique(t)[:6]
 	addr := freePort(t)
 	s := startServer(t, dataDir, addr)
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}

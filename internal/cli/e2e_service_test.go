@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,9 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/berthproject/berth/internal/runtime"
-	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
 
 type serviceView struct {
@@ -31,26 +27,7 @@ type serviceView struct {
 // admin token and with a token scoped to it, open a WebSocket, restart the server and find it
 // re-adopted and still answering.
 func TestServiceThroughServer(t *testing.T) {
-	eng := enginetest.Require(t)
-	if _, err := eng.InspectImage(context.Background(), "berth/python:3.11"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the python base is missing: `make test` bootstraps it")
-		}
-		t.Skip("python base not built")
-	}
-	dataDir := t.TempDir()
-	// The server takes the data dir's instance id from this file.
-	instance := "test-" + enginetest.Unique(t)
-	if err := os.WriteFile(filepath.Join(dataDir, "instance"), []byte(instance+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
-	})
-	name := "echo-" + enginetest.Unique(t)[:6]
-	t.Cleanup(func() {
-		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelService: name})
-	})
+	_, dataDir, name, _ := serviceSetup(t, "echo")
 	addr, maddr := freePort(t), freePort(t)
 	s := startServer(t, dataDir, addr, "--metrics-listen", maddr)
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}

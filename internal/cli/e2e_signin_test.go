@@ -1,20 +1,14 @@
 package cli_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/berthproject/berth/internal/runtime"
-	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
 
 // TestOpenSignsABrowserIn: berth open prints a one-time link; a client with a cookie jar (a
@@ -22,25 +16,7 @@ import (
 // without berth's token reaching the service; the link does not work twice; berth token
 // revoke ends the session.
 func TestOpenSignsABrowserIn(t *testing.T) {
-	eng := enginetest.Require(t)
-	if _, err := eng.InspectImage(context.Background(), "berth/python:3.11"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the python base is missing: `make test` bootstraps it")
-		}
-		t.Skip("python base not built")
-	}
-	dataDir := t.TempDir()
-	instance := "test-" + enginetest.Unique(t)
-	if err := os.WriteFile(filepath.Join(dataDir, "instance"), []byte(instance+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
-	})
-	name := "open-" + enginetest.Unique(t)[:6]
-	t.Cleanup(func() {
-		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelService: name})
-	})
+	_, dataDir, name, _ := serviceSetup(t, "open")
 	addr := freePort(t)
 	s := startServer(t, dataDir, addr)
 	env := []string{"BERTH_SERVER=http://" + addr, "BERTH_TOKEN=" + s.token}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/internal/runtime"
+	"github.com/berthproject/berth/internal/runtime/docker"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
 
@@ -220,4 +221,31 @@ func TestServerKilledMidJob(t *testing.T) {
 	if len(tasks) != 0 {
 		t.Fatalf("after restart %d berth container(s) of the job remain", len(tasks))
 	}
+}
+
+// serviceSetup is what a test of a Python service through a server needs: the engine (the
+// python base must be there: `make test` bootstraps it), a data dir with an instance id of the
+// test's own (and its id), and a service name from prefix; whatever the server leaves of either on the
+// engine is swept afterwards.
+func serviceSetup(t *testing.T, prefix string) (eng *docker.Engine, dataDir, name, instance string) {
+	t.Helper()
+	eng = enginetest.Require(t)
+	if _, err := eng.InspectImage(context.Background(), "berth/python:3.11"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the python base is missing: `make test` bootstraps it")
+		}
+		t.Skip("python base not built")
+	}
+	dataDir = t.TempDir()
+	// The server takes the data dir's instance id from this file.
+	instance = "test-" + enginetest.Unique(t)
+	if err := os.WriteFile(filepath.Join(dataDir, "instance"), []byte(instance+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name = prefix + "-" + enginetest.Unique(t)[:6]
+	t.Cleanup(func() {
+		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelInstance: instance})
+		eng.Sweep(context.Background(), map[string]string{runtime.LabelTest: "1", runtime.LabelService: name})
+	})
+	return eng, dataDir, name, instance
 }
