@@ -1,12 +1,9 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,26 +13,6 @@ import (
 
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
 )
-
-// berthIn runs the berth binary with stdin.
-func berthIn(t *testing.T, env []string, stdin string, args ...string) runResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, berthBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("berth %v: %v", args, err)
-	}
-	return runResult{code, out.String(), errb.String()}
-}
 
 // cliEnv is an environment with no server or token from the caller's environment, an empty
 // data dir (no admin token file to fall back on) and the CLI config at cfg.

@@ -54,10 +54,22 @@ type runResult struct {
 
 func berth(t *testing.T, env []string, args ...string) runResult {
 	t.Helper()
+	return runBerth(t, env, nil, args...)
+}
+
+// berthIn runs the berth binary with stdin.
+func berthIn(t *testing.T, env []string, stdin string, args ...string) runResult {
+	t.Helper()
+	return runBerth(t, env, strings.NewReader(stdin), args...)
+}
+
+func runBerth(t *testing.T, env []string, stdin io.Reader, args ...string) runResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, berthBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
