@@ -21,11 +21,32 @@ import (
 	"github.com/berthproject/berth/internal/store"
 )
 
-// Roles.
+// Roles, from most to least: what each may do is decided in internal/authz, nowhere else.
 const (
-	RoleAdmin = "admin" // everything, every owner's jobs
-	RoleUser  = "user"  // own jobs only
+	RoleAdmin        = "admin"         // the whole server, every project
+	RoleProjectAdmin = "project-admin" // everything in its project: tokens, sharing, quotas read, audit
+	RoleMember       = "member"        // runs and changes things in its project
+	RoleReadOnly     = "read-only"     // reads its project
+	// RoleUser is the name the member role had before projects; it is accepted and stored as member.
+	RoleUser = RoleMember
 )
+
+// Roles lists the roles, most powerful first.
+var Roles = []string{RoleAdmin, RoleProjectAdmin, RoleMember, RoleReadOnly}
+
+// NormalizeRole returns the stored name of a role ("user" is the old name of member), or an
+// error naming the allowed roles.
+func NormalizeRole(role string) (string, error) {
+	if role == "user" {
+		return RoleMember, nil
+	}
+	for _, r := range Roles {
+		if r == role {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("role %q is not allowed; use one of %s", role, strings.Join(Roles, ", "))
+}
 
 // ErrUnauthorized: no token, an unknown token, or a revoked one.
 var ErrUnauthorized = errors.New("auth: unauthorized")
@@ -35,7 +56,12 @@ type Principal struct {
 	TokenID string `json:"token_id"`
 	Name    string `json:"name"`
 	Role    string `json:"role"`
-	Scope   string `json:"scope,omitempty"` // "" = everything the role allows
+	// Project is the project the token belongs to.
+	Project string `json:"project"`
+	// Scope narrows the role further: comma-separated service:<name> (that service's proxy
+	// only), bucket:<id>:read|write (storage limited to those buckets), component:<id>
+	// (components and configurations limited to those). "" = everything the role allows.
+	Scope string `json:"scope,omitempty"`
 }
 
 // IsAdmin reports whether the principal has the admin role.
@@ -189,13 +215,38 @@ func Hash(plain string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Issue makes a token and returns its plain value (shown once) and its stored record.
+// Issue makes a token in the default project and returns its plain value (shown once) and
+// its stored record.
 func (a *Auth) Issue(ctx context.Context, name, role, scope string) (string, store.Token, error) {
-	if role != RoleAdmin && role != RoleUser {
-		return "", store.Token{}, fmt.Errorf("role %q: allowed roles are admin and user", role)
+	return a.IssueToken(ctx, TokenSpec{Name: name, Role: role, Scope: scope})
+}
+
+// TokenSpec is what a new token is: its name, project (default: the default project), role,
+// scope and lifetime (0: it does not expire).
+type TokenSpec struct {
+	Name, Project, Role, Scope string
+	TTL                        time.Duration
+}
+
+// IssueToken makes a token and returns its plain value (shown once) and its stored record.
+func (a *Auth) IssueToken(ctx context.Context, ts TokenSpec) (string, store.Token, error) {
+	name, scope := ts.Name, ts.Scope
+	role, err := NormalizeRole(ts.Role)
+	if err != nil {
+		return "", store.Token{}, err
 	}
 	if strings.TrimSpace(name) == "" {
 		return "", store.Token{}, errors.New("a token needs a name")
+	}
+	if err := ValidScope(scope); err != nil {
+		return "", store.Token{}, err
+	}
+	if ts.TTL < 0 {
+		return "", store.Token{}, errors.New("a token's lifetime cannot be negative")
+	}
+	project := ts.Project
+	if project == "" {
+		project = store.DefaultProject
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -204,7 +255,13 @@ func (a *Auth) Issue(ctx context.Context, name, role, scope string) (string, sto
 	plain := "berth_" + base64.RawURLEncoding.EncodeToString(b[:])
 	var idb [8]byte
 	rand.Read(idb[:])
-	t := store.Token{ID: "tok_" + hex.EncodeToString(idb[:]), Name: name, Hash: Hash(plain), Role: role, Scope: scope, CreatedAt: time.Now().UTC()}
+	now := a.now().UTC()
+	t := store.Token{ID: "tok_" + hex.EncodeToString(idb[:]), Name: name, Hash: Hash(plain), Role: role, Scope: scope,
+		Project: project, CreatedAt: now}
+	if ts.TTL > 0 {
+		exp := now.Add(ts.TTL)
+		t.ExpiresAt = &exp
+	}
 	if err := a.st.CreateToken(ctx, t); err != nil {
 		return "", store.Token{}, err
 	}
@@ -228,17 +285,26 @@ func (a *Auth) Verify(ctx context.Context, plain string) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	if t.RevokedAt != nil {
+	if !a.tokenLive(t) {
 		return Principal{}, ErrUnauthorized
 	}
 	p := principalOf(t)
-	a.remember(key, cached{p: p})
+	c := cached{p: p}
+	if t.ExpiresAt != nil {
+		c.expires = *t.ExpiresAt
+	}
+	a.remember(key, c)
 	a.touch(ctx, t.ID, "")
 	return p, nil
 }
 
+// tokenLive reports whether a token is neither revoked nor expired.
+func (a *Auth) tokenLive(t store.Token) bool {
+	return t.RevokedAt == nil && (t.ExpiresAt == nil || a.now().Before(*t.ExpiresAt))
+}
+
 func principalOf(t store.Token) Principal {
-	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Scope: t.Scope}
+	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Project: t.Project, Scope: t.Scope}
 }
 
 // Revoke revokes a token by ID or name and ends its browser sessions; in this process both

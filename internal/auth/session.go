@@ -89,11 +89,15 @@ func (a *Auth) VerifySession(ctx context.Context, plain string) (Principal, erro
 	if err != nil {
 		return Principal{}, err
 	}
-	if t.RevokedAt != nil || !a.now().Before(se.ExpiresAt) {
+	if !a.tokenLive(t) || !a.now().Before(se.ExpiresAt) {
 		return Principal{}, ErrUnauthorized
 	}
 	p := principalOf(t)
-	a.remember(key, cached{p: p, sessionID: se.ID, expires: se.ExpiresAt})
+	exp := se.ExpiresAt
+	if t.ExpiresAt != nil && t.ExpiresAt.Before(exp) { // a session never outlives its token
+		exp = *t.ExpiresAt
+	}
+	a.remember(key, cached{p: p, sessionID: se.ID, expires: exp})
 	a.touch(ctx, t.ID, se.ID)
 	return p, nil
 }
@@ -146,7 +150,7 @@ func (a *Auth) RedeemSigninCode(ctx context.Context, code string) (string, time.
 		return "", time.Time{}, "", ErrCodeUsed
 	}
 	t, err := a.st.TokenByID(ctx, c.TokenID)
-	if errors.Is(err, store.ErrNotFound) || err == nil && t.RevokedAt != nil {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !a.tokenLive(t) {
 		return "", time.Time{}, "", ErrCodeUsed
 	}
 	if err != nil {

@@ -15,16 +15,21 @@ var ErrConflict = errors.New("store: conflict")
 // Token is an API token as stored: its hash, never its value.
 type Token struct {
 	ID, Name, Hash, Role, Scope string
-	CreatedAt                   time.Time
-	LastUsedAt, RevokedAt       *time.Time
+	// Project is the project the token belongs to ("default" when none was named).
+	Project                          string
+	CreatedAt                        time.Time
+	LastUsedAt, RevokedAt, ExpiresAt *time.Time
 }
 
-const tokenColumns = `id, name, hash, role, scope, created_at, last_used_at, revoked_at`
+const tokenColumns = `id, name, hash, role, scope, created_at, last_used_at, revoked_at, project, expires_at`
 
 // CreateToken stores a token; a taken name is ErrConflict.
 func (s *Store) CreateToken(ctx context.Context, t Token) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`,
-		t.ID, t.Name, t.Hash, t.Role, t.Scope, jobTS(t.CreatedAt))
+	if t.Project == "" {
+		t.Project = DefaultProject
+	}
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)`,
+		t.ID, t.Name, t.Hash, t.Role, t.Scope, jobTS(t.CreatedAt), t.Project, jobTSPtr(t.ExpiresAt))
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "unique") {
 			return fmt.Errorf("token %q: %w", t.Name, ErrConflict)
@@ -90,10 +95,11 @@ func (s *Store) CountTokens(ctx context.Context) (int, error) {
 func scanToken(r jobScanner) (Token, error) {
 	var t Token
 	var created string
-	var used, revoked sql.NullString
-	if err := r.Scan(&t.ID, &t.Name, &t.Hash, &t.Role, &t.Scope, &created, &used, &revoked); err != nil {
+	var used, revoked, expires sql.NullString
+	if err := r.Scan(&t.ID, &t.Name, &t.Hash, &t.Role, &t.Scope, &created, &used, &revoked, &t.Project, &expires); err != nil {
 		return t, err
 	}
+	t.ExpiresAt = jobParseTSPtr(expires)
 	t.CreatedAt = jobParseTS(created)
 	t.LastUsedAt = jobParseTSPtr(used)
 	t.RevokedAt = jobParseTSPtr(revoked)
