@@ -52,7 +52,8 @@ func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	svc, err := s.d.Services.Create(r.Context(), r.URL.Query().Get("name"), r.URL.Query().Get("package"), body)
+	p, _ := auth.FromContext(r.Context())
+	svc, err := s.d.Services.Create(r.Context(), p.Project, r.URL.Query().Get("name"), r.URL.Query().Get("package"), body)
 	if err != nil {
 		s.serviceError(w, err)
 		return
@@ -170,7 +171,8 @@ func (s *Server) handlePutEntity(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.d.Services.PutEntity(r.Context(), r.PathValue("pkg"), r.PathValue("name"), json.RawMessage(body)); err != nil {
+	p, _ := auth.FromContext(r.Context())
+	if err := s.d.Services.PutEntity(r.Context(), p.Project, r.PathValue("pkg"), r.PathValue("name"), json.RawMessage(body)); err != nil {
 		s.serviceError(w, err)
 		return
 	}

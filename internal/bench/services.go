@@ -133,7 +133,7 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 	}
 	const name = "bench-echo"
 	fmt.Fprintf(w, "P4/P5: building the service from %s\n", cfg.Dir)
-	if _, err := m.Create(ctx, name, "", tarBytes); err != nil {
+	if _, err := m.Create(ctx, "", name, "", tarBytes); err != nil {
 		return res, err
 	}
 	var svc service.Service

@@ -14,7 +14,7 @@ import (
 func TestUnpullableBaseImageIsNamed(t *testing.T) {
 	f, img := newBusyboxFixture(t, nil)
 	df := "FROM " + img + " AS build\nRUN true\nFROM some-unpullable-image:1\nCOPY --from=build /bin/true /true\nEXPOSE 8080\n"
-	if _, err := f.m.Create(context.Background(), "unpullable", "", busyboxContext(df, `{"on_demand": true}`)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", "unpullable", "", busyboxContext(df, `{"on_demand": true}`)); err != nil {
 		t.Fatal(err)
 	}
 	var sv service.Service

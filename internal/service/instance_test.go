@@ -57,7 +57,7 @@ func TestTwoInstancesRunAServiceOfTheSameName(t *testing.T) {
 		f    *fixture
 		body string
 	}{{a, "from-a"}, {b, "from-b"}} {
-		if _, err := x.f.m.Create(ctx, "echo", "", httpdContext(t, img, x.body, "")); err != nil {
+		if _, err := x.f.m.Create(ctx, "", "echo", "", httpdContext(t, img, x.body, "")); err != nil {
 			t.Fatal(err)
 		}
 		x.f.waitImage(t, "echo", service.ImageReady)

@@ -23,7 +23,7 @@ func TestCPUAboveTheEngineIsClampedWithAWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv, err := f.m.Create(ctx, "big", "", exampleContext(t, `{"on_demand": true, "cpu": 64, "memory": 96}`, nil))
+	sv, err := f.m.Create(ctx, "", "big", "", exampleContext(t, `{"on_demand": true, "cpu": 64, "memory": 96}`, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestCPUAboveTheEngineIsClampedWithAWarning(t *testing.T) {
 // create, naming the field.
 func TestStrictLimitsRefuseCPUAboveTheEngine(t *testing.T) {
 	f := newFixture(t, func(c *service.Config) { c.StrictLimits = true })
-	_, err := f.m.Create(context.Background(), "big", "", exampleContext(t, `{"cpu": 64}`, nil))
+	_, err := f.m.Create(context.Background(), "", "big", "", exampleContext(t, `{"cpu": 64}`, nil))
 	var ve *spec.ValidationError
 	if err == nil || !strings.Contains(err.Error(), "64 cores asked") || !errors.As(err, &ve) || ve.Problems[0].Field != "cpu" {
 		t.Fatalf("cpu 64 under strict limits: %v", err)
@@ -69,11 +69,11 @@ func TestStorageWarningOnlyWhenAsked(t *testing.T) {
 	if caps.StorageQuota {
 		t.Skip("the engine applies per-container quotas: nothing to warn about")
 	}
-	sv, err := f.m.Create(ctx, "dflt", "", exampleContext(t, `{"on_demand": true}`, nil))
+	sv, err := f.m.Create(ctx, "", "dflt", "", exampleContext(t, `{"on_demand": true}`, nil))
 	if err != nil || len(sv.Warnings) != 0 {
 		t.Fatalf("default storage: warnings %q, %v", sv.Warnings, err)
 	}
-	sv, err = f.m.Create(ctx, "asked", "", exampleContext(t, `{"on_demand": true, "storage": 5}`, nil))
+	sv, err = f.m.Create(ctx, "", "asked", "", exampleContext(t, `{"on_demand": true, "storage": 5}`, nil))
 	if err != nil || len(sv.Warnings) != 1 || !strings.Contains(sv.Warnings[0], "storage: the 5 GB root filesystem limit cannot be applied") {
 		t.Fatalf("storage 5: warnings %q, %v", sv.Warnings, err)
 	}

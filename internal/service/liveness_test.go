@@ -42,7 +42,7 @@ func scriptFixture(t *testing.T, name, script string, grace time.Duration) *fixt
 	f := fixtureOn(t, eng, func(c *service.Config) { c.StopGrace = grace })
 	f.start(t)
 	img := enginetest.Busybox(t, eng)
-	if _, err := f.m.Create(context.Background(), name, "", scriptContext(t, img, script)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", name, "", scriptContext(t, img, script)); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, name, service.ImageReady)

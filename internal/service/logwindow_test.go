@@ -25,7 +25,7 @@ func TestServiceLogsTailAndSince(t *testing.T) {
 		"threading.Thread(target=ticks, daemon=True).start()\n" + string(orig)
 	ctx := context.Background()
 	t0 := time.Now()
-	if _, err := f.m.Create(ctx, "logs", "", exampleContext(t, `{"on_demand": true}`, map[string]string{"server.py": server})); err != nil {
+	if _, err := f.m.Create(ctx, "", "logs", "", exampleContext(t, `{"on_demand": true}`, map[string]string{"server.py": server})); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, "logs", "READY")

@@ -41,7 +41,7 @@ func busyboxContext(dockerfile, containerJSON string) []byte {
 
 func (f *fixture) createBusybox(t *testing.T, name, dockerfile, containerJSON string) service.Service {
 	t.Helper()
-	if _, err := f.m.Create(context.Background(), name, "", busyboxContext(dockerfile, containerJSON)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", name, "", busyboxContext(dockerfile, containerJSON)); err != nil {
 		t.Fatal(err)
 	}
 	return f.waitImage(t, name, service.ImageReady)

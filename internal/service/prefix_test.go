@@ -88,7 +88,7 @@ func TestPrefixModes(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, c := range []struct{ name, label string }{{"kept", "keep"}, {"stripped", ""}} {
 		ctx := exampleContext(t, `{"on_demand": true, "storage": 0}`, map[string]string{"Dockerfile": prefixDockerfile(c.label), "server.py": prefixApp})
-		if _, err := f.m.Create(context.Background(), c.name, "", ctx); err != nil {
+		if _, err := f.m.Create(context.Background(), "", c.name, "", ctx); err != nil {
 			t.Fatal(err)
 		}
 		f.waitImage(t, c.name, service.ImageReady)
@@ -135,7 +135,7 @@ func TestPrefixModes(t *testing.T) {
 // not show), naming the label and the allowed values.
 func TestPrefixLabelRefused(t *testing.T) {
 	f, img := newBusyboxFixture(t, nil)
-	_, err := f.m.Create(context.Background(), "bad", "", busyboxContext(webService(img, "x")+"LABEL berth.proxy.prefix=rewrite\n", `{"on_demand": true}`))
+	_, err := f.m.Create(context.Background(), "", "bad", "", busyboxContext(webService(img, "x")+"LABEL berth.proxy.prefix=rewrite\n", `{"on_demand": true}`))
 	var ve *spec.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), `LABEL berth.proxy.prefix: "rewrite": allowed: strip (the default), keep`) {
 		t.Fatalf("create: %v", err)
@@ -155,7 +155,7 @@ func TestPrefixLabelRefused(t *testing.T) {
 	if _, err := f.eng.BuildImage(context.Background(), runtime.BuildSpec{Context: &buf, Tags: []string{base}, Labels: f.cfg.ExtraLabels}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.Create(context.Background(), "badbase", "", busyboxContext(webService(base, "x"), `{"on_demand": true}`)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", "badbase", "", busyboxContext(webService(base, "x"), `{"on_demand": true}`)); err != nil {
 		t.Fatal(err)
 	}
 	var s service.Service

@@ -75,7 +75,7 @@ func TestServiceAnswersAgainAfterTheEngineRestarts(t *testing.T) {
 	p := enginetest.StartPrivate(t)
 	f, img := privateFixture(t, p)
 	ctx := context.Background()
-	if _, err := f.m.Create(ctx, "web", "", httpdContext(t, img, "ok", `{"on_demand": true, "storage": 0}`)); err != nil {
+	if _, err := f.m.Create(ctx, "", "web", "", httpdContext(t, img, "ok", `{"on_demand": true, "storage": 0}`)); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, "web", service.ImageReady)

@@ -448,10 +448,18 @@ func (m *Manager) Close() {
 
 var reName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-// Create validates a service folder (a tar of it) and stores it; the image is built in the
-// background (PENDING_VALIDATION → VALIDATING → READY | ERROR). warnings name what the
-// engine cannot apply.
-func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byte) (Service, error) {
+// ErrNameTaken: a service of that name belongs to another project (names are server-wide:
+// they are the proxy's paths).
+var ErrNameTaken = errors.New("service: name taken by another project")
+
+// Create validates a service folder (a tar of it) and stores it in project; the image is
+// built in the background (PENDING_VALIDATION → VALIDATING → READY | ERROR). warnings name
+// what the engine cannot apply. A service of the same name is replaced only within its own
+// project.
+func (m *Manager) Create(ctx context.Context, project, name, pkg string, contextTar []byte) (Service, error) {
+	if project == "" {
+		project = store.DefaultProject
+	}
 	if !reName.MatchString(name) {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "name", Message: fmt.Sprintf("%q: lowercase letters, digits and '-' (at most 63)", name)}}}
 	}
@@ -466,6 +474,9 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	if !ok {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
 	}
+	if prev, err := m.st.GetService(ctx, name); err == nil && prev.Project != project {
+		return Service{}, fmt.Errorf("service %s: %w", name, ErrNameTaken)
+	}
 	port, dfErr := spec.ExposedPort(df)
 	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
 	if err := joinProblems(dfErr, checkPrefixLabel(df, dfErr), cjErr); err != nil {
@@ -473,7 +484,7 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	}
 	// Env expressions may only name this package's entities; checked now, resolved at start.
 	if _, err := spec.ExpandEntities(cj.Env, pkg, func(p, n string) (string, error) {
-		_, err := m.st.GetEntity(ctx, p, n)
+		_, err := m.st.GetEntity(ctx, project, p, n)
 		return "", err
 	}); err != nil {
 		return Service{}, err
@@ -494,7 +505,7 @@ func (m *Manager) Create(ctx context.Context, name, pkg string, contextTar []byt
 	cjJSON, _ := json.Marshal(cj)
 	now := time.Now().UTC()
 	prev, perr := m.st.GetService(ctx, name)
-	row := store.ServiceRow{Name: name, Package: pkg, Port: port, ContainerJSON: string(cjJSON),
+	row := store.ServiceRow{Name: name, Package: pkg, Project: project, Port: port, ContainerJSON: string(cjJSON),
 		ImageState: ImagePendingValidation, ImageChangedAt: now, ContainerState: Stopped, ContainerChangedAt: now, CreatedAt: now}
 	if perr == nil {
 		row.ContainerState, row.ContainerID, row.ContainerChangedAt, row.CreatedAt = prev.ContainerState, prev.ContainerID, prev.ContainerChangedAt, prev.CreatedAt
@@ -944,7 +955,7 @@ func (m *Manager) start(ctx context.Context, name string) (string, runtime.TaskI
 		err := m.setContainer(context.WithoutCancel(ctx), name, Error, "", reason)
 		return "", "", startFailed(&StartError{Reason: reason}, err)
 	}
-	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, p, n) })
+	env, err := spec.ExpandEntities(cj.Env, r.Package, func(p, n string) (string, error) { return m.st.GetEntity(ctx, r.Project, p, n) })
 	if err != nil {
 		return refuse(err.Error())
 	}
@@ -1237,10 +1248,11 @@ func (m *Manager) check(ctx context.Context) {
 	}
 }
 
-// PutEntity stores an entity of a package for #{x.Package:Entity} expressions.
-func (m *Manager) PutEntity(ctx context.Context, pkg, name string, value json.RawMessage) error {
+// PutEntity stores an entity of a project's package for #{x.Package:Entity} expressions of
+// that project's services.
+func (m *Manager) PutEntity(ctx context.Context, project, pkg, name string, value json.RawMessage) error {
 	if !json.Valid(value) {
 		return &spec.ValidationError{Problems: []spec.Problem{{Field: "value", Message: "must be JSON"}}}
 	}
-	return m.st.PutEntity(ctx, pkg, name, string(value))
+	return m.st.PutEntity(ctx, project, pkg, name, string(value))
 }

@@ -117,7 +117,7 @@ func exampleContext(t *testing.T, containerJSON string, extra map[string]string)
 
 func (f *fixture) create(t *testing.T, name, containerJSON string) {
 	t.Helper()
-	if _, err := f.m.Create(context.Background(), name, "", exampleContext(t, containerJSON, nil)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", name, "", exampleContext(t, containerJSON, nil)); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, name, service.ImageReady)
@@ -302,7 +302,7 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 	ctx := context.Background()
 	df, _ := os.ReadFile("../../examples/service-echo/Dockerfile")
 	two := strings.Replace(string(df), "EXPOSE 8080", "EXPOSE 8080 9090", 1)
-	_, err := f.m.Create(ctx, "two", "", exampleContext(t, "", map[string]string{"Dockerfile": two}))
+	_, err := f.m.Create(ctx, "", "two", "", exampleContext(t, "", map[string]string{"Dockerfile": two}))
 	if err == nil || !strings.Contains(err.Error(), "exposes 8080, 9090") {
 		t.Fatalf("two EXPOSEs: %v", err)
 	}
@@ -311,35 +311,35 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 		`{"on_demand": "yes"}`: "on_demand",
 		`{"env": {"A": 1}}`:    "env",
 	} {
-		_, err := f.m.Create(ctx, "bad", "", exampleContext(t, cj, nil))
+		_, err := f.m.Create(ctx, "", "bad", "", exampleContext(t, cj, nil))
 		var ve *spec.ValidationError
 		if !errors.As(err, &ve) || ve.Problems[0].Field != field {
 			t.Errorf("%s: %v, want a problem on %s", cj, err, field)
 		}
 	}
 	// Every problem of the Dockerfile and of container.json at once.
-	_, err = f.m.Create(ctx, "both", "", exampleContext(t, `{"cpu": "lots", "memory": 1}`, map[string]string{"Dockerfile": two}))
+	_, err = f.m.Create(ctx, "", "both", "", exampleContext(t, `{"cpu": "lots", "memory": 1}`, map[string]string{"Dockerfile": two}))
 	if err == nil || !strings.Contains(err.Error(), "exposes 8080, 9090") || !strings.Contains(err.Error(), "container.json: cpu") ||
 		!strings.Contains(err.Error(), "container.json: memory") {
 		t.Errorf("every problem: %v", err)
 	}
 	// An unknown field is a warning; the service is created.
-	if sv, err := f.m.Create(ctx, "typo", "", exampleContext(t, `{"memroy": 5, "on_demand": true}`, nil)); err != nil ||
+	if sv, err := f.m.Create(ctx, "", "typo", "", exampleContext(t, `{"memroy": 5, "on_demand": true}`, nil)); err != nil ||
 		len(sv.Warnings) == 0 || !strings.Contains(strings.Join(sv.Warnings, "\n"), "container.json: memroy: unknown field") {
 		t.Errorf("unknown field: %v %v", sv.Warnings, err)
 	}
 	// What the engine cannot apply is said when the service is created, not silently.
-	if _, err := f.m.Create(ctx, "gpu", "", exampleContext(t, `{"gpu": 1}`, nil)); err == nil || !strings.Contains(err.Error(), "gpu: cannot be applied") {
+	if _, err := f.m.Create(ctx, "", "gpu", "", exampleContext(t, `{"gpu": 1}`, nil)); err == nil || !strings.Contains(err.Error(), "gpu: cannot be applied") {
 		t.Errorf("gpu without a GPU runtime: %v", err)
 	}
 	if caps, err := f.eng.Capabilities(ctx); err == nil && !caps.StorageQuota {
-		sv, err := f.m.Create(ctx, "quota", "", exampleContext(t, `{"on_demand": true, "storage": 21}`, nil))
+		sv, err := f.m.Create(ctx, "", "quota", "", exampleContext(t, `{"on_demand": true, "storage": 21}`, nil))
 		if err != nil || len(sv.Warnings) != 1 || !strings.Contains(sv.Warnings[0], "storage: the 21 GB root filesystem limit cannot be applied") {
 			t.Errorf("storage without quotas: %v %v", sv.Warnings, err)
 		}
 	}
-	f.st.PutEntity(ctx, "other", "Db", `{"password": "x"}`)
-	_, err = f.m.Create(ctx, "mine", "mine", exampleContext(t, `{"env": {"DB": "#{x.other:Db}"}}`, nil))
+	f.st.PutEntity(ctx, "", "other", "Db", `{"password": "x"}`)
+	_, err = f.m.Create(ctx, "", "mine", "mine", exampleContext(t, `{"env": {"DB": "#{x.other:Db}"}}`, nil))
 	if err == nil || !strings.Contains(err.Error(), "package other's entity Db") {
 		t.Fatalf("cross-package entity: %v", err)
 	}
@@ -353,8 +353,8 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 func TestEntityExpressionsResolveAtStart(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	f.m.PutEntity(ctx, "pkg", "Conn", json.RawMessage(`{"host":"db","password":"s3cret"}`))
-	if _, err := f.m.Create(ctx, "ent", "pkg", exampleContext(t, `{"on_demand": true, "storage": 0, "env": {"GREETING": "conn=#{x.pkg:Conn}"}}`, nil)); err != nil {
+	f.m.PutEntity(ctx, "", "pkg", "Conn", json.RawMessage(`{"host":"db","password":"s3cret"}`))
+	if _, err := f.m.Create(ctx, "", "ent", "pkg", exampleContext(t, `{"on_demand": true, "storage": 0, "env": {"GREETING": "conn=#{x.pkg:Conn}"}}`, nil)); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, "ent", service.ImageReady)
@@ -377,7 +377,7 @@ func TestFailedStartAndStuckStates(t *testing.T) {
 	// 50 MB of output before the last line: the tail still shows the last line.
 	crash := strings.Replace(string(df), `CMD ["python3", "-u", "/app/server.py"]`,
 		`CMD ["sh", "-c", "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c 50000000; echo boom: no database; exit 3"]`, 1)
-	if _, err := f.m.Create(ctx, "crash", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, map[string]string{"Dockerfile": crash})); err != nil {
+	if _, err := f.m.Create(ctx, "", "crash", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, map[string]string{"Dockerfile": crash})); err != nil {
 		t.Fatal(err)
 	}
 	f.waitImage(t, "crash", service.ImageReady)
@@ -434,7 +434,7 @@ func TestRestartReadoptsRunningService(t *testing.T) {
 // for it instead of failing.
 func TestRequestDuringBuildWaits(t *testing.T) {
 	f := newFixture(t, nil)
-	if _, err := f.m.Create(context.Background(), "early", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, nil)); err != nil {
+	if _, err := f.m.Create(context.Background(), "", "early", "", exampleContext(t, `{"on_demand": true, "storage": 0}`, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := f.m.Get(context.Background(), "early"); s.ImageState == service.ImageReady {

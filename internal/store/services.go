@@ -11,6 +11,7 @@ import (
 // ServiceRow is a stored service.
 type ServiceRow struct {
 	Name, Package      string
+	Project            string // the owning project; fixed when the service is first created
 	Port               int
 	HealthPath         string
 	ContainerJSON      string
@@ -34,16 +35,16 @@ type ServiceEvent struct {
 }
 
 const serviceColumns = `name, package, port, health_path, container_json, image_ref, image_state, image_reason,
-	image_changed_at, container_state, container_id, container_reason, container_changed_at, created_at`
+	image_changed_at, container_state, container_id, container_reason, container_changed_at, created_at, project`
 
 // PutService creates or replaces a service definition.
 func (s *Store) PutService(ctx context.Context, r ServiceRow) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET package = excluded.package, port = excluded.port, health_path = excluded.health_path,
 		container_json = excluded.container_json, image_ref = excluded.image_ref, image_state = excluded.image_state,
 		image_reason = excluded.image_reason, image_changed_at = excluded.image_changed_at`,
 		r.Name, r.Package, r.Port, r.HealthPath, r.ContainerJSON, r.ImageRef, r.ImageState, r.ImageReason,
-		jobTS(r.ImageChangedAt), r.ContainerState, r.ContainerID, r.ContainerReason, jobTS(r.ContainerChangedAt), jobTS(r.CreatedAt))
+		jobTS(r.ImageChangedAt), r.ContainerState, r.ContainerID, r.ContainerReason, jobTS(r.ContainerChangedAt), jobTS(r.CreatedAt), projectOr(r.Project))
 	if err != nil {
 		return fmt.Errorf("save service %s: %w", r.Name, err)
 	}
@@ -81,7 +82,7 @@ func scanService(r jobScanner) (ServiceRow, error) {
 	var s ServiceRow
 	var ic, cc, cr string
 	err := r.Scan(&s.Name, &s.Package, &s.Port, &s.HealthPath, &s.ContainerJSON, &s.ImageRef, &s.ImageState, &s.ImageReason,
-		&ic, &s.ContainerState, &s.ContainerID, &s.ContainerReason, &cc, &cr)
+		&ic, &s.ContainerState, &s.ContainerID, &s.ContainerReason, &cc, &cr, &s.Project)
 	s.ImageChangedAt, s.ContainerChangedAt, s.CreatedAt = jobParseTS(ic), jobParseTS(cc), jobParseTS(cr)
 	return s, err
 }
@@ -130,19 +131,28 @@ func (s *Store) ServiceEvents(ctx context.Context, name string) ([]ServiceEvent,
 	return out, rows.Err()
 }
 
-// PutEntity stores an entity (a connection or secret, as JSON) owned by a package.
-func (s *Store) PutEntity(ctx context.Context, pkg, name, value string) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO entities (package, name, value) VALUES (?, ?, ?)
-		ON CONFLICT (package, name) DO UPDATE SET value = excluded.value`, pkg, name, value)
+// PutEntity stores an entity (a connection or secret, as JSON) owned by a project's package.
+func (s *Store) PutEntity(ctx context.Context, project, pkg, name, value string) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO entities (project, package, name, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (project, package, name) DO UPDATE SET value = excluded.value`, projectOr(project), pkg, name, value)
 	return err
 }
 
-// GetEntity returns an entity's JSON.
-func (s *Store) GetEntity(ctx context.Context, pkg, name string) (string, error) {
+// GetEntity returns an entity's JSON, looked up only in the project given.
+func (s *Store) GetEntity(ctx context.Context, project, pkg, name string) (string, error) {
 	var v string
-	err := s.DB.QueryRowContext(ctx, `SELECT value FROM entities WHERE package = ? AND name = ?`, pkg, name).Scan(&v)
+	err := s.DB.QueryRowContext(ctx, `SELECT value FROM entities WHERE project = ? AND package = ? AND name = ?`,
+		projectOr(project), pkg, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("package %s has no entity %s: %w", pkg, name, ErrNotFound)
 	}
 	return v, err
+}
+
+// projectOr is the project stored for p: the default project when none is named.
+func projectOr(p string) string {
+	if p == "" {
+		return DefaultProject
+	}
+	return p
 }
