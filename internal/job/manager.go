@@ -106,7 +106,7 @@ func (m *Manager) Start(ctx context.Context) error {
 			}
 		}
 		var rows []store.JobRow
-		rows, err = m.st.ListJobs(ctx, []string{string(StateQueued)}, "", 0)
+		rows, err = m.st.ListJobs(ctx, store.JobFilter{States: []string{string(StateQueued)}})
 		if err != nil {
 			return
 		}
@@ -181,6 +181,10 @@ func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
 	}
 	j := a.Job
 	j.ID, j.Owner, j.State, j.CreatedAt = newID(), s.Owner, StateQueued, time.Now().UTC()
+	j.Project = s.Project
+	if j.Project == "" {
+		j.Project = store.DefaultProject
+	}
 	j.Kind = kind
 	row := toRow(j)
 	blockJSON := []byte(a.StoredBlock)
@@ -249,7 +253,7 @@ func (m *Manager) List(ctx context.Context, o ListOptions) ([]Job, error) {
 	if o.State != "" {
 		states = []string{string(o.State)}
 	}
-	rows, err := m.st.ListJobs(ctx, states, o.Owner, o.Limit)
+	rows, err := m.st.ListJobs(ctx, store.JobFilter{States: states, Owner: o.Owner, Project: o.Project, Limit: o.Limit})
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +432,7 @@ func (m *Manager) logPath(id string) string { return filepath.Join(m.jobDir(id),
 // container of this instance (berth.instance) no live job owns is removed. Nothing without
 // the instance's label is ever touched.
 func (m *Manager) reconcile(ctx context.Context) error {
-	rows, err := m.st.ListJobs(ctx, []string{string(StatePreparing), string(StateRunning), string(StateFinishing), string(StateCancelling)}, "", 0)
+	rows, err := m.st.ListJobs(ctx, store.JobFilter{States: []string{string(StatePreparing), string(StateRunning), string(StateFinishing), string(StateCancelling)}})
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -508,7 +512,7 @@ func toRow(j Job) store.JobRow {
 	}
 	return store.JobRow{
 		Kind: j.Kind, Payload: string(payload),
-		ID: j.ID, Name: j.Name, Owner: j.Owner, State: string(j.State), Reason: string(j.Reason), Message: j.Message,
+		ID: j.ID, Name: j.Name, Owner: j.Owner, Project: j.Project, State: string(j.State), Reason: string(j.Reason), Message: j.Message,
 		SpecHash: j.SpecHash, Image: j.Image, ImageCacheHit: j.ImageCacheHit, ExitCode: j.ExitCode,
 		ContainerID: j.ContainerID, Timings: string(timings), CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
 		FinishedAt: j.FinishedAt, OutputDir: j.OutputDir, Attempts: string(attempts),
@@ -517,7 +521,7 @@ func toRow(j Job) store.JobRow {
 
 func fromRow(r store.JobRow) Job {
 	j := Job{
-		ID: r.ID, Name: r.Name, Owner: r.Owner, State: State(r.State), Reason: Reason(r.Reason), Message: r.Message,
+		ID: r.ID, Name: r.Name, Owner: r.Owner, Project: r.Project, State: State(r.State), Reason: Reason(r.Reason), Message: r.Message,
 		SpecHash: r.SpecHash, Image: r.Image, ImageCacheHit: r.ImageCacheHit, ExitCode: r.ExitCode,
 		ContainerID: r.ContainerID, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		OutputDir: r.OutputDir,

@@ -95,6 +95,7 @@ type Job struct {
 	Kind     string     `json:"kind"` // block | component
 	Name     string     `json:"name"`
 	Owner    string     `json:"owner,omitempty"`
+	Project  string     `json:"project,omitempty"`
 	State    State      `json:"state"`
 	Reason   Reason     `json:"reason,omitempty"`
 	Message  string     `json:"message,omitempty"` // human explanation of a failure
@@ -158,6 +159,9 @@ type Submission struct {
 	// folder for the API).
 	BaseDir string
 	Owner   string
+	// Project owns the job (default: the default project); its mappings reach only its own
+	// storage and buckets shared with it.
+	Project string
 	// Component, when set, makes this a component job; Block and Files are then ignored.
 	Component *ComponentRun
 	// Token is the caller's API token, given to a component that opted in (forward_token) as
@@ -182,7 +186,8 @@ type LogChunk struct {
 
 // ListOptions filter List.
 type ListOptions struct {
-	State State
-	Owner string
-	Limit int
+	State   State
+	Owner   string
+	Project string
+	Limit   int
 }

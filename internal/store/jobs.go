@@ -34,18 +34,20 @@ type JobRow struct {
 	Kind          string // block (default) | component
 	Payload       string // what a non-block job runs, as JSON
 	Attempts      string // the job's attempts, as a JSON array
+	Project       string // the owning project
 }
 
 const jobColumns = `id, name, owner, state, reason, message, block, files, base_dir, spec_hash, image,
-	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir, kind, payload, attempts`
+	image_cache_hit, exit_code, container_id, timings, created_at, started_at, finished_at, output_dir, kind, payload, attempts, project`
 
 // InsertJob stores a new job.
 func (s *Store) InsertJob(ctx context.Context, j JobRow) error {
 	_, err := s.DB.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.Name, j.Owner, j.State, j.Reason, j.Message, j.Block, jobOrJSON(j.Files, "{}"), j.BaseDir, j.SpecHash,
 		j.Image, j.ImageCacheHit, j.ExitCode, j.ContainerID, jobOrJSON(j.Timings, "[]"), jobTS(j.CreatedAt),
-		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Kind, "block"), jobOrJSON(j.Payload, "{}"), jobOrJSON(j.Attempts, "[]"))
+		jobTSPtr(j.StartedAt), jobTSPtr(j.FinishedAt), j.OutputDir, jobOrJSON(j.Kind, "block"), jobOrJSON(j.Payload, "{}"), jobOrJSON(j.Attempts, "[]"),
+		projectOr(j.Project))
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
@@ -105,9 +107,22 @@ func (s *Store) GetJob(ctx context.Context, id string) (JobRow, error) {
 }
 
 // ListJobs returns jobs newest first, filtered by state and owner when they are not empty.
-func (s *Store) ListJobs(ctx context.Context, states []string, owner string, limit int) ([]JobRow, error) {
+// JobFilter selects jobs: any of States, and Owner and Project when set; at most Limit (0: all).
+type JobFilter struct {
+	States         []string
+	Owner, Project string
+	Limit          int
+}
+
+// ListJobs returns the jobs f selects, newest first.
+func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]JobRow, error) {
+	states, owner, limit := f.States, f.Owner, f.Limit
 	q := `SELECT ` + jobColumns + ` FROM jobs WHERE 1 = 1`
 	var args []any
+	if f.Project != "" {
+		q += ` AND project = ?`
+		args = append(args, f.Project)
+	}
 	if len(states) > 0 {
 		q += ` AND state IN (?` + strings.Repeat(", ?", len(states)-1) + `)`
 		for _, st := range states {
@@ -167,7 +182,7 @@ func scanJob(r jobScanner) (JobRow, error) {
 	var exit sql.NullInt64
 	err := r.Scan(&j.ID, &j.Name, &j.Owner, &j.State, &j.Reason, &j.Message, &j.Block, &j.Files, &j.BaseDir,
 		&j.SpecHash, &j.Image, &j.ImageCacheHit, &exit, &j.ContainerID, &j.Timings, &created, &started, &finished, &j.OutputDir,
-		&j.Kind, &j.Payload, &j.Attempts)
+		&j.Kind, &j.Payload, &j.Attempts, &j.Project)
 	if err != nil {
 		return j, err
 	}
