@@ -20,11 +20,11 @@ import (
 // tokens of each: a member, a project admin, a read-only token; and a server admin.
 type projFixture struct {
 	*fixture
-	st                 *store.Store
-	sg                 *storage.Storage
-	a1, a2, pa1, ro1   string // member p1, member p2, project-admin p1, read-only p1
-	pa2, serverAdmin   string
-	issue              func(spec auth.TokenSpec) string
+	st               *store.Store
+	sg               *storage.Storage
+	a1, a2, pa1, ro1 string // member p1, member p2, project-admin p1, read-only p1
+	pa2, serverAdmin string
+	issue            func(spec auth.TokenSpec) string
 }
 
 func newProjFixture(t *testing.T) *projFixture {
