@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/storage"
@@ -172,15 +172,16 @@ func (s *Server) handleDeleteConfig(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleDeleteTable deletes a table of a bucket the caller may delete in (its project's).
 func (s *Server) handleDeleteTable(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a table") {
+	id := r.PathValue("id")
+	if _, ok := s.tableAccess(w, r, authz.BucketDelete, id); !ok {
 		return
 	}
-	id := r.PathValue("id")
 	n, err := s.d.Storage.DeleteTable(r.Context(), id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "no table "+id, "id")
+		writeError(w, http.StatusNotFound, "not_found", "table "+id+" not found", "id")
 	case err != nil:
 		s.internal(w, "delete table", err)
 	default:
@@ -188,21 +189,23 @@ func (s *Server) handleDeleteTable(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleDeleteBucket deletes a bucket of the caller's project (its tables too with force;
+// its shares always).
 func (s *Server) handleDeleteBucket(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a bucket") {
+	id := r.PathValue("id")
+	if _, ok := s.bucketAccess(w, r, authz.BucketDelete, id); !ok {
 		return
 	}
 	f, ok := force(w, r)
 	if !ok {
 		return
 	}
-	id := r.PathValue("id")
 	tables, err := s.d.Storage.DeleteBucket(r.Context(), id, f)
 	switch {
 	case errors.Is(err, storage.ErrNotEmpty):
 		writeError(w, http.StatusConflict, "conflict", err.Error()+"; delete them first, or ?force=true", "force")
 	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "no bucket "+id, "id")
+		writeError(w, http.StatusNotFound, "not_found", "bucket "+id+" not found", "id")
 	case err != nil:
 		s.internal(w, "delete bucket", err)
 	default:
@@ -214,19 +217,17 @@ func (s *Server) handleDeleteBucket(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleDeleteFile deletes a file of the caller's project (an expired one not yet purged too).
 func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a file") {
+	file, ok := s.fileAccess(w, r, authz.FileDelete, true)
+	if !ok {
 		return
 	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id < 1 {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("file id %q: a positive number", r.PathValue("id")), "id")
-		return
-	}
+	id := file.ID
 	f, err := s.d.Storage.DeleteFile(r.Context(), id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no file %d", id), "id")
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("file %d not found", id), "id")
 	case err != nil:
 		s.internal(w, "delete file", err)
 	default:

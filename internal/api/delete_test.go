@@ -154,15 +154,17 @@ func TestDeleteStorage(t *testing.T) {
 	f := newDelFixture(t)
 	ctx := context.Background()
 	db := f.sg.DB()
-	if err := f.sg.CreateBucket(ctx, db, "in.c-main"); err != nil {
+	if err := f.sg.CreateBucket(ctx, db, "", "in.c-main"); err != nil {
 		t.Fatal(err)
 	}
-	f.sg.CreateBucket(ctx, db, "in.c-empty")
+	f.sg.CreateBucket(ctx, db, "", "in.c-empty")
 	if err := f.sg.Load(ctx, db, "in.c-main.people", []string{"id", "name"}, [][]string{{"1", "a"}, {"2", "b"}}, storage.LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if code, m := f.do(t, "DELETE", "/api/v1/storage/buckets/in.c-main", f.user, ""); code != 403 {
-		t.Fatalf("a user deletes a bucket: %d %v", code, m)
+	// Deleting takes a member of the bucket's project: a read-only token is refused.
+	ro, _, _ := auth.New(f.st).Issue(ctx, "reader", auth.RoleReadOnly, "")
+	if code, m := f.do(t, "DELETE", "/api/v1/storage/buckets/in.c-main", ro, ""); code != 403 {
+		t.Fatalf("a read-only token deletes a bucket: %d %v", code, m)
 	}
 	code, m := f.do(t, "DELETE", "/api/v1/storage/buckets/in.c-main", f.admin, "")
 	if code != 409 || !strings.Contains(m["error"].(map[string]any)["message"].(string), "in.c-main.people") {

@@ -509,9 +509,37 @@ func newStorageCmd(g *globals) *cobra.Command {
 	cf.register(cmd)
 	client := func() (*client, error) { return cf.client(g) }
 
-	bucket := &cobra.Command{Use: "bucket", Short: "Create and list buckets"}
+	bucket := &cobra.Command{Use: "bucket", Short: "Create, list and share buckets"}
+	var shareProject string
+	share := func(use, short, method string) *cobra.Command {
+		c := &cobra.Command{
+			Use: use + " ID --project P", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if shareProject == "" {
+					return withCode(ExitUsage, fmt.Errorf("--project is required"))
+				}
+				c, err := client()
+				if err != nil {
+					return err
+				}
+				var b storage.Bucket
+				path := "/api/v1/storage/buckets/" + url.PathEscape(args[0]) + "/shares"
+				var body any = map[string]string{"project": shareProject}
+				if method == http.MethodDelete {
+					path, body = path+"/"+url.PathEscape(shareProject), nil
+				}
+				if err := c.do(cmd.Context(), method, path, body, &b); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "bucket %s (project %s) shared with: %s\n", b.ID, b.Project, orNone(b.SharedWith))
+				return nil
+			},
+		}
+		c.Flags().StringVar(&shareProject, "project", "", "the project to share it with (or stop sharing it with)")
+		return c
+	}
 	bucket.AddCommand(&cobra.Command{
-		Use: "create ID", Short: "Create a bucket (e.g. in.c-main)", Args: cobra.ExactArgs(1),
+		Use: "create ID", Short: "Create a bucket (e.g. in.c-main) in the token's project", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
@@ -520,27 +548,53 @@ func newStorageCmd(g *globals) *cobra.Command {
 			return c.do(cmd.Context(), http.MethodPost, "/api/v1/storage/buckets", map[string]string{"id": args[0]}, nil)
 		},
 	}, &cobra.Command{
-		Use: "list", Short: "List buckets", Args: cobra.NoArgs,
+		Use: "list", Short: "List the buckets of the token's project and those shared with it", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
 				return err
 			}
 			var out struct {
-				Buckets []string `json:"buckets"`
+				Buckets []storage.Bucket `json:"buckets"`
 			}
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/buckets", nil, &out); err != nil {
 				return err
 			}
 			return printOut(g.stdout, cf.output, out.Buckets, func(w io.Writer) error {
-				t := newTable(w, "ID")
+				t := newTable(w, "ID", "PROJECT", "SHARED WITH")
 				for _, b := range out.Buckets {
-					t.row(b)
+					t.row(b.ID, b.Project, orNone(b.SharedWith))
 				}
 				return t.flush()
 			})
 		},
-	})
+	}, share("share", "Share a bucket with another project, read-only there (a project admin's)", http.MethodPost),
+		share("unshare", "Stop sharing a bucket with a project", http.MethodDelete))
+
+	usage := &cobra.Command{
+		Use: "usage", Short: "Show the token's project's storage usage and quota", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Project string `json:"project"`
+				Bytes   int64  `json:"bytes"`
+				Limit   int64  `json:"limit"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/storage/usage", nil, &out); err != nil {
+				return err
+			}
+			return printOut(g.stdout, cf.output, out, func(w io.Writer) error {
+				limit := "none"
+				if out.Limit > 0 {
+					limit = humanBytes(out.Limit)
+				}
+				return fields(w, "project", out.Project, "used", humanBytes(out.Bytes), "quota", limit)
+			})
+		},
+	}
 
 	table := &cobra.Command{Use: "table", Short: "Load, export, preview and list tables"}
 	var incremental bool
@@ -735,6 +789,14 @@ func newStorageCmd(g *globals) *cobra.Command {
 		newDeleteCmd(g, &cf, "ID", "Delete a file and its content", "/api/v1/storage/files/", ""))
 	bucket.AddCommand(newDeleteCmd(g, &cf, "ID", "Delete a bucket (refused while it holds tables)", "/api/v1/storage/buckets/",
 		"delete the tables it holds too"))
-	cmd.AddCommand(bucket, table, file)
+	cmd.AddCommand(bucket, table, file, usage)
 	return cmd
+}
+
+// orNone joins a list with commas, "-" when empty.
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "-"
+	}
+	return strings.Join(list, ",")
 }

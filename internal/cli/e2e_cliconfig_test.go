@@ -215,8 +215,8 @@ func TestOutputFormats(t *testing.T) {
 		t.Fatalf("table list -o json: %v %q", err, r.stdout)
 	}
 	r = berth(t, env, "storage", "bucket", "list", "-o", "yaml")
-	var buckets []string
-	if err := yaml.Unmarshal([]byte(r.stdout), &buckets); err != nil || len(buckets) != 1 || buckets[0] != "in.c-fmt" {
+	var buckets []map[string]any
+	if err := yaml.Unmarshal([]byte(r.stdout), &buckets); err != nil || len(buckets) != 1 || buckets[0]["id"] != "in.c-fmt" || buckets[0]["project"] != "default" {
 		t.Fatalf("bucket list -o yaml: %v %q", err, r.stdout)
 	}
 	for _, args := range [][]string{{"service", "list"}, {"component", "list"}, {"config", "list"}, {"storage", "file", "list"}, {"runtime", "list"}} {

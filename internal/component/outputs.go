@@ -54,9 +54,15 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		return "", err
 	}
 	defer tx.Rollback()
+	// Everything goes into the job's project, within its storage quota.
+	project := r.project()
+	usage, err := st.ProjectUsage(ctx, tx, project)
+	if err != nil {
+		return "", err
+	}
 	for _, p := range load {
 		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
-			Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
+			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 			Metadata: p.t.Metadata, ColumnMetadata: p.t.ColumnMetadata, MetadataProvider: cr.Component.ID,
 		}); err != nil {
@@ -81,11 +87,17 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 				return "", &datadir.Error{File: "out/files/" + f.Name, Message: err.Error()}
 			}
 			sf.SetAttributes(storage.FileAttributes{IsPermanent: f.IsPermanent, IsPublic: f.IsPublic, Notify: f.Notify})
+			sf.SetProject(project)
 			staged = append(staged, sf)
 			if _, err := sf.Commit(ctx, tx); err != nil {
 				return "", err
 			}
 		}
+	}
+	if err := st.CheckQuota(ctx, tx, project, usage); err != nil {
+		return "", err
+	}
+	if ok {
 		// A missing state file clears the state.
 		s := "{}"
 		if r.hasNewState {
@@ -125,8 +137,11 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 // mappingFailed ends a component job whose outputs could not be loaded.
 func (r *run) mappingFailed(err error, exit runtime.Exit) {
 	var de *datadir.Error
+	var qe *storage.QuotaError
 	code := exit.Code
 	switch {
+	case errors.As(err, &qe):
+		r.End(job.StateFailed, job.ReasonUserError, "output mapping: "+qe.Error()+" (nothing of this job was loaded)", &code)
 	case errors.Is(err, store.ErrStateConflict):
 		r.End(job.StateFailed, job.ReasonUserError, err.Error(), &code)
 	case errors.As(err, &de):

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/storage"
@@ -51,6 +53,9 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 					return "", &job.PolicyError{Field: fmt.Sprintf("storage.input.tables[%d].changed_since", i), Message: err.Error()}
 				}
 			}
+			if err := r.mayRead(ctx, t.Source); err != nil {
+				return "", &job.PolicyError{Field: fmt.Sprintf("storage.input.tables[%d]", i), Message: err.Error()}
+			}
 			f, err := os.Create(filepath.Join(dataDir, "in", "tables", dest))
 			if err != nil {
 				return "", err
@@ -74,7 +79,7 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 			fmt.Fprintf(r.System(), "input: table %s -> in/tables/%s (%d rows)\n", t.Source, dest, n)
 		}
 		for _, sel := range r.rowCfg.Storage.Input.Files {
-			files, err := st.ListFiles(ctx, sel.Tags, sel.Limit)
+			files, err := st.Files(ctx, storage.FileQuery{Project: r.project(), Tags: sel.Tags, Limit: sel.Limit})
 			if err != nil {
 				return "", err
 			}
@@ -114,6 +119,34 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return dataDir, nil
+}
+
+// project is the project the job runs in: its mappings read its own storage and the buckets
+// shared with it, and write into its own only.
+func (r *run) project() string {
+	if r.j.Project == "" {
+		return store.DefaultProject
+	}
+	return r.j.Project
+}
+
+// mayRead says whether the job may map a table as input, as authz decides for a member of
+// the job's project: a table of its project or of a bucket shared with it. Any other table
+// is refused exactly as a missing one, so a job learns nothing of other projects.
+func (r *run) mayRead(ctx context.Context, table string) error {
+	refused := fmt.Errorf("table %s is not in project %s or shared with it", table, r.project())
+	b, err := r.e.cfg.Storage.TableBucket(ctx, table)
+	if errors.Is(err, storage.ErrNotFound) {
+		return refused
+	}
+	if err != nil {
+		return err
+	}
+	p := auth.Principal{Name: r.j.Owner, Role: auth.RoleMember, Project: r.project()}
+	if authz.Can(p, authz.BucketRead, authz.Resource{Kind: "table", ID: table, Project: b.Project, SharedWith: b.SharedWith, Bucket: b.ID}) != nil {
+		return refused
+	}
+	return nil
 }
 
 // writeState gives the component in/state.json (the stored state, {} when none).

@@ -60,8 +60,10 @@ func (s *Storage) DB() *sql.DB { return s.st.DB }
 
 // Table is a table's metadata.
 type Table struct {
-	ID           string    `json:"id"`
-	Bucket       string    `json:"bucket"`
+	ID     string `json:"id"`
+	Bucket string `json:"bucket"`
+	// Project owns the table: its bucket's project.
+	Project      string    `json:"project"`
 	Name         string    `json:"name"`
 	Columns      []string  `json:"columns"`
 	PrimaryKey   []string  `json:"primary_key"`
@@ -84,6 +86,7 @@ type Meta struct {
 // File is a stored file's metadata.
 type File struct {
 	ID      int64     `json:"id"`
+	Project string    `json:"project"`
 	Name    string    `json:"name"`
 	Size    int64     `json:"size_bytes"`
 	Tags    []string  `json:"tags"`
@@ -108,7 +111,7 @@ type FileAttributes struct {
 const FileRetention = 15 * 24 * time.Hour
 
 // fileColumns are the columns scanFile reads, in its order.
-const fileColumns = `id, name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at`
+const fileColumns = `id, project, name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -116,7 +119,7 @@ func scanFile(r scanner) (File, error) {
 	var f File
 	var tj, created string
 	var expires sql.NullString
-	if err := r.Scan(&f.ID, &f.Name, &f.Size, &tj, &f.SHA256, &created, &f.IsPermanent, &f.IsPublic, &f.Notify, &expires); err != nil {
+	if err := r.Scan(&f.ID, &f.Project, &f.Name, &f.Size, &tj, &f.SHA256, &created, &f.IsPermanent, &f.IsPublic, &f.Notify, &expires); err != nil {
 		return f, err
 	}
 	json.Unmarshal([]byte(tj), &f.Tags)
@@ -157,15 +160,6 @@ func parseTS(s string) time.Time {
 	return t
 }
 
-// CreateBucket creates a bucket (idempotent).
-func (s *Storage) CreateBucket(ctx context.Context, q Q, id string) error {
-	if !reBucket.MatchString(id) {
-		return fmt.Errorf("%w: bucket id %q: letters, digits, '_', '-' and '.'", ErrInvalid, id)
-	}
-	_, err := q.ExecContext(ctx, `INSERT INTO storage_buckets (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, ts(time.Now()))
-	return err
-}
-
 // Usage is the bytes storage keeps: table rows (their stored form) and files.
 func (s *Storage) Usage(ctx context.Context) (tables, files int64, err error) {
 	err = s.st.DB.QueryRowContext(ctx, `SELECT COALESCE((SELECT SUM(LENGTH(data)) FROM storage_rows), 0),
@@ -176,28 +170,12 @@ func (s *Storage) Usage(ctx context.Context) (tables, files int64, err error) {
 	return tables, files, nil
 }
 
-// ListBuckets returns bucket ids.
-func (s *Storage) ListBuckets(ctx context.Context) ([]string, error) {
-	rows, err := s.st.DB.QueryContext(ctx, `SELECT id FROM storage_buckets ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
 // GetTable returns a table's metadata.
 func (s *Storage) GetTable(ctx context.Context, q Q, id string) (Table, error) {
 	var t Table
 	var cols, pk, created, changed string
-	err := q.QueryRowContext(ctx, `SELECT id, bucket, name, columns, primary_key, rows_count, created_at, last_change_at
-		FROM storage_tables WHERE id = ?`, id).Scan(&t.ID, &t.Bucket, &t.Name, &cols, &pk, &t.RowsCount, &created, &changed)
+	err := q.QueryRowContext(ctx, `SELECT t.id, t.bucket, b.project, t.name, t.columns, t.primary_key, t.rows_count, t.created_at, t.last_change_at
+		FROM storage_tables t JOIN storage_buckets b ON b.id = t.bucket WHERE t.id = ?`, id).Scan(&t.ID, &t.Bucket, &t.Project, &t.Name, &cols, &pk, &t.RowsCount, &created, &changed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("table %s: %w", id, ErrNotFound)
 	}
@@ -280,6 +258,9 @@ func (s *Storage) ListTables(ctx context.Context, bucket string) ([]Table, error
 
 // LoadOptions say how a CSV is loaded into a table.
 type LoadOptions struct {
+	// Project is the project the load is for ("" is the default project): a bucket it creates
+	// is that project's, and a bucket of another project is refused (*ForeignBucketError).
+	Project string
 	// Incremental upserts rows by the primary key (appends without one); otherwise the table's
 	// rows are replaced.
 	Incremental bool
@@ -355,7 +336,7 @@ func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, ro
 	if err := checkColumns(columns); err != nil {
 		return err
 	}
-	if err := s.CreateBucket(ctx, q, bucket); err != nil {
+	if err := s.CreateBucket(ctx, q, o.Project, bucket); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
@@ -629,7 +610,16 @@ type StagedFile struct {
 	attrs  FileAttributes
 	s      *Storage
 	fileID int64
+	// project owns the file once committed ("" is the default project).
+	project string
 }
+
+// SetProject gives the file to a project (before Commit); a staged file is the default
+// project's unless this says otherwise.
+func (f *StagedFile) SetProject(project string) { f.project = project }
+
+// Size is the staged content's size in bytes.
+func (f *StagedFile) Size() int64 { return f.size }
 
 // SetAttributes gives the file a manifest's attributes (before Commit). A staged file is
 // permanent unless this says otherwise.
@@ -663,14 +653,15 @@ func (f *StagedFile) Commit(ctx context.Context, q Q) (File, error) {
 		e := now.Add(FileRetention)
 		expires, expiresCol = &e, tsSortable(e)
 	}
-	res, err := q.ExecContext(ctx, `INSERT INTO storage_files (name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.name, f.size, string(tj), f.sha, ts(now), f.attrs.IsPermanent, f.attrs.IsPublic, f.attrs.Notify, expiresCol)
+	project := orDefault(f.project)
+	res, err := q.ExecContext(ctx, `INSERT INTO storage_files (project, name, size, tags, sha256, created_at, is_permanent, is_public, notify, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		project, f.name, f.size, string(tj), f.sha, ts(now), f.attrs.IsPermanent, f.attrs.IsPublic, f.attrs.Notify, expiresCol)
 	if err != nil {
 		return File{}, err
 	}
 	f.fileID, _ = res.LastInsertId()
-	return File{ID: f.fileID, Name: f.name, Size: f.size, Tags: tags, SHA256: f.sha, Created: now,
+	return File{ID: f.fileID, Project: project, Name: f.name, Size: f.size, Tags: tags, SHA256: f.sha, Created: now,
 		IsPermanent: f.attrs.IsPermanent, IsPublic: f.attrs.IsPublic, Notify: f.attrs.Notify, Expires: expires}, nil
 }
 
@@ -686,16 +677,27 @@ func (s *Storage) filePath(id int64) string {
 	return filepath.Join(s.dir, "files", strconv.FormatInt(id, 10))
 }
 
-// UploadFile stores a file at once.
+// UploadFile stores a file at once in the default project.
 func (s *Storage) UploadFile(ctx context.Context, name string, r io.Reader, tags []string) (File, error) {
+	return s.Upload(ctx, store.DefaultProject, name, r, tags)
+}
+
+// Upload stores a file at once in project, unless it would take the project's storage over
+// its quota (a *QuotaError; nothing is kept).
+func (s *Storage) Upload(ctx context.Context, project, name string, r io.Reader, tags []string) (File, error) {
 	sf, err := s.Stage(name, r, tags)
 	if err != nil {
 		return File{}, err
 	}
-	f, err := sf.Commit(ctx, s.st.DB)
+	sf.SetProject(project)
+	var f File
+	err = s.InQuota(ctx, orDefault(project), func(q Q) error {
+		f, err = sf.Commit(ctx, q)
+		return err
+	})
 	if err != nil {
 		sf.Discard()
-		return f, err
+		return File{}, err
 	}
 	return f, sf.Finish()
 }
@@ -734,9 +736,24 @@ func (s *Storage) PurgeExpired(ctx context.Context, now time.Time) (int, error) 
 // live is the condition of files whose time has not run out.
 const live = `(expires_at IS NULL OR expires_at > ?)`
 
-// ListFiles returns files carrying every tag, newest first; expired files are not listed.
+// ListFiles returns the files of every project carrying every tag, newest first; expired
+// files are not listed.
 func (s *Storage) ListFiles(ctx context.Context, tags []string, limit int) ([]File, error) {
-	rows, err := s.st.DB.QueryContext(ctx, `SELECT `+fileColumns+` FROM storage_files WHERE `+live+` ORDER BY id DESC`, tsSortable(time.Now()))
+	return s.Files(ctx, FileQuery{Tags: tags, Limit: limit})
+}
+
+// FileQuery selects files: of Project ("" for every project), carrying every one of Tags, at
+// most Limit (0: no limit).
+type FileQuery struct {
+	Project string
+	Tags    []string
+	Limit   int
+}
+
+// Files returns the files a query selects, newest first; expired files are not listed.
+func (s *Storage) Files(ctx context.Context, fq FileQuery) ([]File, error) {
+	rows, err := s.st.DB.QueryContext(ctx, `SELECT `+fileColumns+` FROM storage_files WHERE `+live+`
+		AND (? = '' OR project = ?) ORDER BY id DESC`, tsSortable(time.Now()), fq.Project, fq.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -748,12 +765,12 @@ func (s *Storage) ListFiles(ctx context.Context, tags []string, limit int) ([]Fi
 			return nil, err
 		}
 		ok := true
-		for _, t := range tags {
+		for _, t := range fq.Tags {
 			ok = ok && indexOf(f.Tags, t) >= 0
 		}
 		if ok {
 			out = append(out, f)
-			if limit > 0 && len(out) >= limit {
+			if fq.Limit > 0 && len(out) >= fq.Limit {
 				break
 			}
 		}
