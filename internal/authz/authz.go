@@ -158,6 +158,8 @@ func Can(p auth.Principal, a Action, r Resource) error {
 			switch {
 			case r.Kind == "component" && r.Shared: // known to every project; used, never changed, below
 			case bucketReads[a] && contains(r.SharedWith, p.Project):
+			case contains(r.SharedWith, p.Project):
+				return &Denied{Status: http.StatusForbidden, Reason: fmt.Sprintf("%s %s is shared with project %s read-only", r.Kind, r.ID, p.Project)}
 			default:
 				return notFound(r)
 			}

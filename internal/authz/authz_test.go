@@ -87,8 +87,8 @@ func TestCanEveryActionRoleAndOwnership(t *testing.T) {
 				reachable := own == "own" || (own == "foreign-shared" && w.shared)
 				switch {
 				case role == auth.RoleAdmin:
-				case !reachable && own == "foreign-shared" && kindOf(a) == "component":
-					exp = http.StatusForbidden // a shared component is known to all, changed by admins
+				case !reachable && own == "foreign-shared":
+					exp = http.StatusForbidden // known (shared), but only read or used from here
 				case !reachable:
 					exp = http.StatusNotFound
 				case order[role] < order[w.min]:
