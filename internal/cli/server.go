@@ -117,6 +117,11 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("another berth server is using %s", dataDir))
 	}
+	// The key first: a wrong one stops the start before anything else is touched.
+	sealer, err := loadSealer(dataDir)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
 	extra := map[string]string{}
 	for _, l := range f.labels {
 		k, v, ok := strings.Cut(l, "=")
@@ -172,6 +177,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return withCode(ExitFailure, err)
 	}
 	defer st.Close()
+	if err := sealStore(ctx, st, sealer, g.stderr); err != nil {
+		return withCode(ExitFailure, err)
+	}
 
 	images := image.NewManager(eng, imageConfig(dataDir, f.pipIndex, f.cranURL), log)
 	a := auth.New(st)
@@ -194,10 +202,6 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	}
 
 	stor, err := storage.New(st, filepath.Join(dataDir, "storage"))
-	if err != nil {
-		return withCode(ExitFailure, err)
-	}
-	sealer, err := auth.LoadOrCreateKey(filepath.Join(dataDir, secretKeyFile))
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
