@@ -118,6 +118,13 @@ func runBlock(ctx context.Context, g *globals, f runFlags, specPath string) erro
 		return withCode(ExitFailure, err)
 	}
 	defer st.Close()
+	sealer, err := loadSealer(dataDir)
+	if err != nil {
+		return withCode(ExitFailure, err)
+	}
+	if err := sealStore(ctx, st, sealer, progress); err != nil {
+		return withCode(ExitFailure, err)
+	}
 
 	icfg := imageConfig(g.dataDir, f.pipIndex, f.cranURL)
 	if f.packages != "" {

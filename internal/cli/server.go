@@ -66,7 +66,11 @@ berth open. --metrics-listen serves /metrics without a token on an address of it
 Prometheus scrape: bind it to loopback or an internal address. On its first start the
 server creates an admin token and writes it to <data-dir>/admin-token (mode 0600); make more
 with berth token create. Jobs left running by a server that crashed end failed/internal on the next
-start, and their containers are removed.`,
+start, and their containers are removed.
+
+Secrets the store keeps (jobs' secret env values, entities, credentials) are sealed under one
+key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (created with mode
+0600; a looser mode is refused). Back it up apart from the database.`,
 		Example: `  berth server --listen 127.0.0.1:8760
   export BERTH_SERVER=http://127.0.0.1:8760 BERTH_TOKEN=$(cat ~/.local/share/berth/admin-token)
   berth job submit --wait examples/shell-hello/block.yaml`,
@@ -116,6 +120,11 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return withCode(ExitFailure, fmt.Errorf("another berth server is using %s", dataDir))
+	}
+	// The key first: a wrong one stops the start before anything else is touched.
+	sealer, err := loadSealer(dataDir)
+	if err != nil {
+		return withCode(ExitFailure, err)
 	}
 	extra := map[string]string{}
 	for _, l := range f.labels {
@@ -172,6 +181,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return withCode(ExitFailure, err)
 	}
 	defer st.Close()
+	if err := sealStore(ctx, st, sealer, g.stderr); err != nil {
+		return withCode(ExitFailure, err)
+	}
 
 	images := image.NewManager(eng, imageConfig(dataDir, f.pipIndex, f.cranURL), log)
 	a := auth.New(st)
@@ -194,10 +206,6 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	}
 
 	stor, err := storage.New(st, filepath.Join(dataDir, "storage"))
-	if err != nil {
-		return withCode(ExitFailure, err)
-	}
-	sealer, err := auth.LoadOrCreateKey(filepath.Join(dataDir, secretKeyFile))
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker"
@@ -17,9 +18,30 @@ import (
 // adminTokenFile is where the server writes the first admin token, inside --data-dir.
 const adminTokenFile = "admin-token"
 
-// secretKeyFile is the key stored credentials are sealed with, inside --data-dir (mode 0600).
-// Losing it makes them unreadable: back it up with the database.
+// secretKeyFile is the key the secrets the store keeps (configurations' credentials, entities,
+// jobs' secret env values) are sealed with, inside --data-dir (mode 0600), unless
+// BERTH_SECRET_KEY holds it. Losing it makes them unreadable: back it up apart from the database.
 const secretKeyFile = "secret.key"
+
+// loadSealer is the sealer of dataDir's secrets: the key in BERTH_SECRET_KEY, or else the key
+// file in dataDir (created when missing).
+func loadSealer(dataDir string) (*auth.Sealer, error) {
+	return auth.LoadKey(filepath.Join(dataDir, secretKeyFile))
+}
+
+// sealStore gives st its sealer and seals what an older berth stored in plain text (once:
+// the next start finds nothing to seal), saying so on w.
+func sealStore(ctx context.Context, st *store.Store, s *auth.Sealer, w io.Writer) error {
+	st.SetSealer(s)
+	n, err := st.SealExisting(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "berth: sealed the secrets of %d stored jobs and entities kept in plain text by an older berth\n", n)
+	}
+	return nil
+}
 
 // openEngine connects to the container engine. Today that is the local Docker Engine (or
 // DOCKER_HOST); other backends are chosen here when they exist.

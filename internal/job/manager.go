@@ -193,7 +193,11 @@ func (m *Manager) Submit(ctx context.Context, s Submission) (Job, error) {
 			return Job{}, fmt.Errorf("submit: %w", err)
 		}
 	}
-	row.Block, row.BaseDir = string(blockJSON), a.BaseDir
+	// Secret env values are kept sealed (store.SealBlockSecrets); the run opens them.
+	if row.Block, err = m.st.SealBlockSecrets(string(blockJSON)); err != nil {
+		return Job{}, fmt.Errorf("submit: %w", err)
+	}
+	row.BaseDir = a.BaseDir
 	if a.Files != nil {
 		filesJSON, err := json.Marshal(a.Files)
 		if err != nil {

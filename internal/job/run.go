@@ -78,6 +78,12 @@ func (m *Manager) runJob(id string) {
 		return
 	}
 	r := &Run{m: m, j: fromRow(row), row: row}
+	// The block's secret env values are stored sealed; only the run sees them opened.
+	opened, openErr := m.st.OpenBlockSecrets(row.Block)
+	if openErr == nil {
+		row.Block = opened
+		r.j, r.row = fromRow(row), row
+	}
 	m.mu.Lock()
 	m.runs[id] = r
 	lb := m.logs[id]
@@ -108,7 +114,23 @@ func (m *Manager) runJob(id string) {
 	now := time.Now().UTC()
 	r.j.State, r.j.StartedAt = StatePreparing, &now
 	r.Save()
-	r.execute(jctx, m.cfg.Executors[r.j.Kind])
+	ex := m.cfg.Executors[r.j.Kind]
+	if openErr != nil {
+		ex = unopened{openErr}
+	}
+	r.execute(jctx, ex)
+}
+
+// unopened is the executor of a job whose secret env values cannot be opened (another data
+// dir's key): the job fails and nothing runs.
+type unopened struct{ err error }
+
+func (u unopened) Admit(context.Context, Config, Submission) (Admission, error) {
+	return Admission{}, u.err
+}
+
+func (u unopened) Execute(ctx context.Context, r *Run) {
+	r.Fail(ReasonInternal, fmt.Sprintf("the job's secret values cannot be opened: %v", u.err))
 }
 
 // Job is the job's record; the executor fills in what it learns (Image, OutputDir, …) and the

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/proxy"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker"
@@ -64,6 +66,13 @@ func fixtureOn(t *testing.T, eng *docker.Engine, mutate func(*service.Config)) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	key := make([]byte, 32)
+	rand.Read(key)
+	sealer, err := auth.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetSealer(sealer) // as the server's store has one: entities are kept sealed
 	cfg := service.DefaultConfig(filepath.Join(dir, "services"), "test-"+u)
 	cfg.ExtraLabels = labels
 	cfg.CheckInterval = 100 * time.Millisecond
@@ -353,7 +362,9 @@ func TestDefinitionsAreCheckedWithClearErrors(t *testing.T) {
 func TestEntityExpressionsResolveAtStart(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	f.m.PutEntity(ctx, "", "pkg", "Conn", json.RawMessage(`{"host":"db","password":"s3cret"}`))
+	if err := f.m.PutEntity(ctx, "", "pkg", "Conn", json.RawMessage(`{"host":"db","password":"s3cret"}`)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.m.Create(ctx, "", "ent", "pkg", exampleContext(t, `{"on_demand": true, "storage": 0, "env": {"GREETING": "conn=#{x.pkg:Conn}"}}`, nil)); err != nil {
 		t.Fatal(err)
 	}

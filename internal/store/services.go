@@ -133,8 +133,12 @@ func (s *Store) ServiceEvents(ctx context.Context, name string) ([]ServiceEvent,
 
 // PutEntity stores an entity (a connection or secret, as JSON) owned by a project's package.
 func (s *Store) PutEntity(ctx context.Context, project, pkg, name, value string) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO entities (project, package, name, value) VALUES (?, ?, ?, ?)
-		ON CONFLICT (project, package, name) DO UPDATE SET value = excluded.value`, projectOr(project), pkg, name, value)
+	sealed, err := s.SealString(value)
+	if err != nil {
+		return fmt.Errorf("store entity %s.%s: %w", pkg, name, err)
+	}
+	_, err = s.DB.ExecContext(ctx, `INSERT INTO entities (project, package, name, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (project, package, name) DO UPDATE SET value = excluded.value`, projectOr(project), pkg, name, sealed)
 	return err
 }
 
@@ -146,7 +150,17 @@ func (s *Store) GetEntity(ctx context.Context, project, pkg, name string) (strin
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("package %s has no entity %s: %w", pkg, name, ErrNotFound)
 	}
-	return v, err
+	if err != nil {
+		return "", err
+	}
+	if !IsSealed(v) {
+		return v, nil // stored before entities were sealed; sealed at the next start (SealExisting)
+	}
+	plain, err := s.OpenString(v)
+	if err != nil {
+		return "", fmt.Errorf("entity %s.%s: %w", pkg, name, err)
+	}
+	return plain, nil
 }
 
 // projectOr is the project stored for p: the default project when none is named.

@@ -30,7 +30,8 @@ var migrations embed.FS
 
 // Store is a handle on berth's database. Safe for concurrent use.
 type Store struct {
-	DB *sql.DB
+	DB     *sql.DB
+	sealer Sealer // SetSealer
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and applies migrations.

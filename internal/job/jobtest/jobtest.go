@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/runtime"
@@ -50,6 +51,18 @@ func New(t *testing.T, mutate func(*job.Config), ex Executors) *Harness {
 	return On(t, eng, img, instance, mutate, ex)
 }
 
+// Sealer is a sealer of a fresh random key, as the server's store has one (store.SetSealer).
+func Sealer(t *testing.T) *auth.Sealer {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := auth.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // Instance is a fresh instance id for a test's manager.
 func Instance() string {
 	var b [4]byte
@@ -67,6 +80,7 @@ func On(t *testing.T, eng *docker.Engine, img, instance string, mutate func(*job
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	st.SetSealer(Sealer(t))
 	cfg := job.DefaultConfig(filepath.Join(dir, "data"))
 	cfg.Instance = instance
 	cfg.ExtraLabels = enginetest.Labels(t)
