@@ -49,12 +49,12 @@ type projectRequest struct {
 }
 
 func (s *Server) handleProjectCreate(w http.ResponseWriter, r *http.Request) {
-	var req projectRequest
-	if !decodeBody(w, r, &req, "{id, max_concurrent_jobs, max_storage_bytes}") {
+	// Project "" is the caller's: making a project is a question of role, not of where.
+	if !s.can(w, r, authz.ProjectManage, authz.Resource{Kind: "project"}) {
 		return
 	}
-	// Project "" is the caller's: making a project is a question of role, not of where.
-	if !s.can(w, r, authz.ProjectManage, authz.Resource{Kind: "project", ID: req.ID}) {
+	var req projectRequest
+	if !decodeBody(w, r, &req, "{id, max_concurrent_jobs, max_storage_bytes}") {
 		return
 	}
 	if err := store.ValidProjectID(req.ID); err != nil {
@@ -110,24 +110,24 @@ func (s *Server) handleProjectList(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleProjectSet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var req projectRequest
-	if !decodeBody(w, r, &req, "{max_concurrent_jobs, max_storage_bytes}") {
+	if !s.can(w, r, authz.ProjectManage, authz.Resource{Kind: "project", ID: id, Project: id}) {
 		return
 	}
-	if !s.can(w, r, authz.ProjectManage, authz.Resource{Kind: "project", ID: id, Project: id}) {
+	var req projectRequest
+	if !decodeBody(w, r, &req, "{max_concurrent_jobs, max_storage_bytes}") {
 		return
 	}
 	if req.ID != "" && req.ID != id {
 		writeError(w, http.StatusBadRequest, "bad_request", "id: a project's id does not change", "id")
 		return
 	}
+	if req.MaxConcurrentJobs != nil && *req.MaxConcurrentJobs < 0 || req.MaxStorageBytes != nil && *req.MaxStorageBytes < 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "quotas cannot be negative (0: no limit)", "")
+		return
+	}
 	err := s.d.Store.SetProjectQuotas(r.Context(), id, req.MaxConcurrentJobs, req.MaxStorageBytes)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no project "+id, "id")
-		return
-	}
-	if err != nil && (req.MaxConcurrentJobs != nil && *req.MaxConcurrentJobs < 0 || req.MaxStorageBytes != nil && *req.MaxStorageBytes < 0) {
-		writeError(w, http.StatusBadRequest, "bad_request", "quotas cannot be negative (0: no limit)", "")
 		return
 	}
 	if err != nil {
@@ -161,7 +161,8 @@ func ViewToken(t store.Token) TokenView {
 		LastUsedAt: t.LastUsedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
 }
 
-// tokenResource is a token as authz sees it. An admin token is the whole server's, whatever
+// canManageToken asks authz whether the caller may make or revoke a token of project with
+// role, and answers the refusal. An admin token is the whole server's, whatever
 // its project: only who may manage projects may make or revoke one.
 func (s *Server) canManageToken(w http.ResponseWriter, r *http.Request, id, project, role string) bool {
 	res := authz.Resource{Kind: "token", ID: id, Project: project}
