@@ -119,6 +119,8 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
 	s.routesComponents(api)
 	s.routesServices(api)
+	s.routesAdmin(api)
+	s.routesAudit(api)
 
 	root := router{http.NewServeMux(), &s.routes}
 	s.routesSignin(root, api)
@@ -140,7 +142,7 @@ func New(cfg Config, d Deps) *Server {
 		proxy = withoutCredentials(proxy)
 	}
 	if d.Auth != nil {
-		protected = d.Auth.Middleware(protected)
+		protected = d.Auth.Middleware(noteRequest(protected))
 		if proxy != nil {
 			proxy = d.Auth.Middleware(proxy)
 		}
@@ -151,7 +153,7 @@ func New(cfg Config, d Deps) *Server {
 		root.ServeMux.Handle("/proxy/", proxy)
 	}
 	root.ServeMux.Handle("/", methodNotAllowedJSON(protected))
-	s.handler = root
+	s.handler = s.audited(root, api.ServeMux)
 	return s
 }
 
@@ -190,6 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ObserveJob records a finished job: its duration, and how long it waited in the queue.
 func (s *Server) ObserveJob(j job.Job) {
+	s.auditJob(j)
 	if j.StartedAt == nil || j.FinishedAt == nil {
 		return
 	}

@@ -136,6 +136,8 @@ Exit codes (run, job submit --wait and config run --wait map the job's end to 0-
 		newSweepCmd(g),
 		newBenchCmd(g),
 		newTokenCmd(g),
+		newProjectCmd(g),
+		newAuditCmd(g),
 		newComponentCmd(g),
 		newConfigCmd(g),
 		newStorageCmd(g),

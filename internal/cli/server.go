@@ -27,6 +27,7 @@ import (
 	"github.com/berthproject/berth/internal/proxy"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/storage"
+	"github.com/berthproject/berth/internal/store"
 )
 
 // serverFlags are `berth server`'s flags.
@@ -48,6 +49,9 @@ type serverFlags struct {
 	sessionTTL   time.Duration
 	// metricsListen serves /metrics without a token on an address of its own (--metrics-listen).
 	metricsListen string
+	// auditRetention is how long audit entries are kept (--audit-retention, env
+	// BERTH_AUDIT_RETENTION; default 90d; 0 keeps them forever).
+	auditRetention string
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -92,6 +96,7 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.DurationVar(&f.stuckTimeout, "service-stuck-timeout", 5*time.Minute, "a service state that has not moved for this long becomes ERROR")
 	addMaxDataSizeFlag(fl, &f.maxDataSize)
 	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
+	fl.StringVar(&f.auditRetention, "audit-retention", envOr("BERTH_AUDIT_RETENTION", "90d"), "how long the audit log keeps an entry: days (90d) or a duration (720h); 0 keeps them forever (env BERTH_AUDIT_RETENTION)")
 	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
@@ -151,6 +156,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 
 	if f.sessionTTL <= 0 {
 		return withCode(ExitUsage, fmt.Errorf("--session-ttl: %v is not allowed; use a positive duration such as 12h or 30m", f.sessionTTL))
+	}
+	auditRetention, err := api.ParseLifetime(f.auditRetention)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--audit-retention: %w", err))
 	}
 	if f.publicURL != "" {
 		if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -304,7 +313,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		ln.Addr(), dataDir, jcfg.Workers, strings.Join(shareRoots, ", "))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go purgeExpiredFiles(ctx, stor, log)
+	go purgeHourly(ctx, stor, st, auditRetention, log)
 	select {
 	case err := <-errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -330,9 +339,10 @@ func publicWarning(a net.Addr) string {
 	return " (WARNING: not a loopback or private address; anyone who reaches it reads the metrics)"
 }
 
-// purgeExpiredFiles removes stored files whose time ran out (files a component wrote without
-// is_permanent), at start and then every hour, until ctx ends.
-func purgeExpiredFiles(ctx context.Context, stor *storage.Storage, log *slog.Logger) {
+// purgeHourly removes stored files whose time ran out (files a component wrote without
+// is_permanent) and audit entries older than auditRetention (0: none), at start and then
+// every hour, until ctx ends.
+func purgeHourly(ctx context.Context, stor *storage.Storage, st *store.Store, auditRetention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -340,6 +350,13 @@ func purgeExpiredFiles(ctx context.Context, stor *storage.Storage, log *slog.Log
 			log.Warn("remove expired files", "err", err)
 		} else if n > 0 {
 			log.Info("removed expired files", "count", n)
+		}
+		if auditRetention > 0 {
+			if n, err := st.PurgeAudit(ctx, time.Now().Add(-auditRetention)); err != nil && ctx.Err() == nil {
+				log.Warn("remove old audit entries", "err", err)
+			} else if n > 0 {
+				log.Info("removed old audit entries", "count", n, "retention", auditRetention)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -1,43 +1,66 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthproject/berth/internal/api"
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/store"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Create, list and revoke API tokens (on the server's machine, in its --data-dir)",
+		Long: `Manage API tokens in the data dir's store, on the server's machine. Each token belongs to
+a project and has a role there: admin (the whole server, every project), project-admin (its
+project: tokens, sharing, audit), member (runs and changes things in its project) or read-only.
+A scope narrows a token further. Over the API, POST /api/v1/tokens does the same for an admin
+or a project admin.`,
 	}
-	var name, role, scope, format string
+	var name, project, role, scope, expires, format string
 	create := &cobra.Command{
-		Use:     "create --name NAME [--role user|admin]",
-		Short:   "Issue a token; it is printed once and stored only as a hash",
-		Example: "  berth token create --name ci --role user",
-		Args:    cobra.NoArgs,
+		Use:   "create --name NAME [--project P] [--role admin|project-admin|member|read-only] [--scope ...] [--expires 30d]",
+		Short: "Issue a token; it is printed once and stored only as a hash",
+		Example: `  berth token create --name ci --project analytics --role member --expires 90d
+  berth token create --name dashboard --scope service:dash   # reaches only /proxy/dash/`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name == "" {
 				return withCode(ExitUsage, fmt.Errorf("--name is required"))
 			}
-			if role != "user" && role != "admin" {
-				return withCode(ExitUsage, fmt.Errorf("--role: %q is not allowed; use user or admin", role))
+			r, err := auth.NormalizeRole(role)
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("--role: %w", err))
 			}
-			if scope != "" && !strings.HasPrefix(scope, "service:") {
-				return withCode(ExitUsage, fmt.Errorf("--scope: %q is not allowed; use service:<name>", scope))
+			if err := auth.ValidScope(scope); err != nil {
+				return withCode(ExitUsage, fmt.Errorf("--scope: %w", err))
+			}
+			var ttl time.Duration
+			if expires != "" {
+				if ttl, err = api.ParseLifetime(expires); err != nil {
+					return withCode(ExitUsage, fmt.Errorf("--expires: %w", err))
+				}
 			}
 			st, err := openStore(cmd.Context(), g.dataDir)
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
 			defer st.Close()
-			plain, _, err := auth.New(st).Issue(cmd.Context(), name, role, scope)
+			if _, err := st.GetProject(cmd.Context(), project); errors.Is(err, store.ErrNotFound) {
+				return withCode(ExitUsage, fmt.Errorf("--project: project %q does not exist (berth project list shows them; berth project create %s makes it)", project, project))
+			} else if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			plain, _, err := auth.New(st).IssueToken(cmd.Context(), auth.TokenSpec{Name: name, Project: project, Role: r, Scope: scope, TTL: ttl})
+			if errors.Is(err, store.ErrConflict) {
+				return withCode(ExitUsage, fmt.Errorf("--name: a token named %q exists", name))
+			}
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
@@ -46,8 +69,10 @@ func newTokenCmd(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
-	create.Flags().StringVar(&role, "role", "user", "user (own jobs) or admin (everything)")
-	create.Flags().StringVar(&scope, "scope", "", "limit the token to one service's proxy: service:<name>")
+	create.Flags().StringVar(&project, "project", store.DefaultProject, "the project the token belongs to (it must exist)")
+	create.Flags().StringVar(&role, "role", auth.RoleMember, "admin, project-admin, member or read-only (user is member's old name)")
+	create.Flags().StringVar(&scope, "scope", "", "narrow the token: comma-separated service:<name>, bucket:<id>:read|write, component:<id>")
+	create.Flags().StringVar(&expires, "expires", "", "lifetime: days (30d) or a duration (12h); default: never")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their values)",
@@ -62,18 +87,11 @@ func newTokenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
-			views := make([]tokenView, 0, len(toks))
+			views := make([]api.TokenView, 0, len(toks))
 			for _, t := range toks {
-				views = append(views, tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Scope: t.Scope,
-					CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
+				views = append(views, api.ViewToken(t))
 			}
-			return printOut(g.stdout, format, views, func(w io.Writer) error {
-				tb := newTable(w, "ID", "NAME", "ROLE", "SCOPE", "CREATED", "LAST USED", "REVOKED")
-				for _, t := range views {
-					tb.row(t.ID, t.Name, t.Role, t.Scope, humanTime(t.CreatedAt), humanTimePtr(t.LastUsedAt), humanTimePtr(t.RevokedAt))
-				}
-				return tb.flush()
-			})
+			return printOut(g.stdout, format, views, func(w io.Writer) error { return printTokens(w, views) })
 		},
 	}
 	registerOutput(list, &format)
@@ -94,13 +112,12 @@ func newTokenCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// tokenView is a token as token list shows it: never its value or hash.
-type tokenView struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Role       string     `json:"role"`
-	Scope      string     `json:"scope,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
+// printTokens is token list's table.
+func printTokens(w io.Writer, views []api.TokenView) error {
+	tb := newTable(w, "ID", "NAME", "PROJECT", "ROLE", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "REVOKED")
+	for _, t := range views {
+		tb.row(t.ID, t.Name, t.Project, t.Role, t.Scope, humanTime(t.CreatedAt), humanTimePtr(t.LastUsedAt),
+			humanTimePtr(t.ExpiresAt), humanTimePtr(t.RevokedAt))
+	}
+	return tb.flush()
 }
