@@ -238,6 +238,10 @@ func (a *Auth) IssueToken(ctx context.Context, ts TokenSpec) (string, store.Toke
 	if strings.TrimSpace(name) == "" {
 		return "", store.Token{}, errors.New("a token needs a name")
 	}
+	if strings.HasPrefix(name, "tok_") {
+		// Revoke takes an id or a name: a name shaped like an id could revoke another token.
+		return "", store.Token{}, fmt.Errorf("token name %q: names may not start with tok_ (token ids do)", name)
+	}
 	if err := ValidScope(scope); err != nil {
 		return "", store.Token{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berthproject/berth/internal/store"
@@ -150,5 +151,21 @@ func TestEnsureAdminRevokesWhenTheFileCannotBeWritten(t *testing.T) {
 	path := filepath.Join(dir, "admin-token")
 	if created, err := a.EnsureAdmin(context.Background(), path); err != nil || !created {
 		t.Fatalf("retry: %v %v", created, err)
+	}
+}
+
+func TestTokenNamesCannotLookLikeIDs(t *testing.T) {
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := New(st)
+	_, tok, err := a.Issue(context.Background(), "ci", RoleMember, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Issue(context.Background(), tok.ID, RoleMember, ""); err == nil || !strings.Contains(err.Error(), "tok_") {
+		t.Fatalf("a token named like another's id was made: %v", err)
 	}
 }
