@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/spec"
@@ -214,7 +215,10 @@ type submitRequest struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	p, _ := auth.FromContext(r.Context())
+	p := principal(r)
+	if !s.can(w, r, authz.JobSubmit, authz.Resource{Kind: "job", Project: p.Project}) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	var req submitRequest
 	dec := json.NewDecoder(r.Body)
@@ -244,7 +248,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	for k, v := range req.Files {
 		files[k] = []byte(v)
 	}
-	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Block: *blk, Files: files, BaseDir: s.cfg.ShareRoot, Owner: p.Name})
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Block: *blk, Files: files, BaseDir: s.cfg.ShareRoot,
+		Owner: p.Name, Project: p.Project})
 	if err != nil {
 		s.submitError(w, err)
 		return
@@ -266,8 +271,14 @@ func (s *Server) submitError(w http.ResponseWriter, err error) {
 	}
 }
 
+// anyProject is no project's id (ids are lowercase letters, digits and '-'): asking authz
+// whether it is visible asks whether the caller sees every project.
+const anyProject = "*"
+
+// handleList lists the jobs of the caller's project, or of every project for whom sees them
+// all (an admin), who may narrow it with ?project=. ?owner= narrows it to one token's jobs.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	p, _ := auth.FromContext(r.Context())
+	p := principal(r)
 	q := r.URL.Query()
 	var o job.ListOptions
 	if st := q.Get("state"); st != "" {
@@ -295,8 +306,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		o.Limit = n
 	}
 	o.Owner = q.Get("owner")
-	if !p.IsAdmin() {
-		o.Owner = p.Name
+	o.Project = q.Get("project")
+	if o.Project == "" && !authz.Visible(p, anyProject) {
+		o.Project = p.Project
+	}
+	if o.Project != "" && !s.can(w, r, authz.JobRead, authz.Resource{Kind: "project", ID: o.Project, Project: o.Project}) {
+		return
 	}
 	jobs, err := s.d.Jobs.List(r.Context(), o)
 	if err != nil {
@@ -310,12 +325,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
 }
 
-// visibleJob returns the job if the principal may see it; it answers the error itself.
-func (s *Server) visibleJob(w http.ResponseWriter, r *http.Request) (job.Job, bool) {
-	p, _ := auth.FromContext(r.Context())
+// jobFor returns the job of the path's id if the principal may do a on it; it answers the
+// error itself (404 for a job of another project, as for one that does not exist).
+func (s *Server) jobFor(w http.ResponseWriter, r *http.Request, a authz.Action) (job.Job, bool) {
 	id := r.PathValue("id")
 	j, err := s.d.Jobs.Get(r.Context(), id)
-	if errors.Is(err, job.ErrNotFound) || (err == nil && !p.IsAdmin() && j.Owner != p.Name) {
+	if errors.Is(err, job.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no job "+id, "id")
 		return j, false
 	}
@@ -324,17 +339,28 @@ func (s *Server) visibleJob(w http.ResponseWriter, r *http.Request) (job.Job, bo
 		writeError(w, http.StatusInternalServerError, "internal", "could not read the job", "")
 		return j, false
 	}
+	if !s.can(w, r, a, authz.Resource{Kind: "job", ID: j.ID, Project: jobProject(j), Owner: j.Owner}) {
+		return j, false
+	}
 	return j, true
 }
 
+// jobProject is the project owning j: the default project for a job stored before projects.
+func jobProject(j job.Job) string {
+	if j.Project == "" {
+		return store.DefaultProject
+	}
+	return j.Project
+}
+
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	if j, ok := s.visibleJob(w, r); ok {
+	if j, ok := s.jobFor(w, r, authz.JobRead); ok {
 		writeJSON(w, http.StatusOK, j)
 	}
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.visibleJob(w, r)
+	j, ok := s.jobFor(w, r, authz.JobCancel)
 	if !ok {
 		return
 	}
@@ -361,7 +387,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.visibleJob(w, r)
+	j, ok := s.jobFor(w, r, authz.JobRead)
 	if !ok {
 		return
 	}
@@ -443,19 +469,37 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleBuildLog serves a generated image's build log as text (a job's spec_hash names it).
+// handleBuildLog serves a generated image's build log as text (a job's spec_hash names it): to
+// an admin, or to a project one of whose jobs used the image; to anyone else it does not exist.
 func (s *Server) handleBuildLog(w http.ResponseWriter, r *http.Request) {
+	p, hash := principal(r), r.PathValue("hash")
+	// An image has no owner: it is the caller's project's to read when one of its jobs used it,
+	// and nobody's ("-", no project's id) otherwise, which authz answers 404 but to an admin.
+	owner := "-"
+	if s.d.Store != nil {
+		used, err := s.d.Store.ProjectUsedImage(r.Context(), p.Project, hash)
+		if err != nil {
+			s.internal(w, "read build log", err)
+			return
+		}
+		if used {
+			owner = p.Project
+		}
+	}
+	if !s.can(w, r, authz.ImageRead, authz.Resource{Kind: "image", ID: hash, Project: owner}) {
+		return
+	}
 	if s.d.BuildLog == nil {
 		writeError(w, http.StatusNotFound, "not_found", "build logs are not kept by this server", "")
 		return
 	}
-	p, err := s.d.BuildLog(r.PathValue("hash"))
+	path, err := s.d.BuildLog(hash)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "not_found", "no build log for "+r.PathValue("hash"), "hash")
+		writeError(w, http.StatusNotFound, "not_found", "no build log for "+hash, "hash")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	http.ServeFile(w, r, p)
+	http.ServeFile(w, r, path)
 }
 
 func writeEvent(w io.Writer, event string, v any) {

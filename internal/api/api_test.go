@@ -36,7 +36,7 @@ func (f *fakeJobs) Submit(ctx context.Context, s job.Submission) (job.Job, error
 		return job.Job{}, &job.PolicyError{Field: "network", Message: "not allowed"}
 	}
 	f.subs = append(f.subs, s)
-	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Kind: job.KindBlock, Name: s.Block.Name, Owner: s.Owner, State: job.StateQueued,
+	j := job.Job{ID: "j" + string(rune('0'+len(f.jobs))), Kind: job.KindBlock, Name: s.Block.Name, Owner: s.Owner, Project: s.Project, State: job.StateQueued,
 		Block: s.Block, CreatedAt: time.Now().UTC()}
 	f.jobs[j.ID] = j
 	return j, nil
@@ -57,7 +57,7 @@ func (f *fakeJobs) List(ctx context.Context, o job.ListOptions) ([]job.Job, erro
 	defer f.mu.Unlock()
 	var out []job.Job
 	for _, j := range f.jobs {
-		if (o.Owner == "" || j.Owner == o.Owner) && (o.State == "" || j.State == o.State) {
+		if (o.Owner == "" || j.Owner == o.Owner) && (o.State == "" || j.State == o.State) && (o.Project == "" || j.Project == o.Project) {
 			out = append(out, j)
 		}
 	}
@@ -200,19 +200,25 @@ func TestSubmitValidationAndPolicy(t *testing.T) {
 	}
 }
 
-func TestOwnersSeeOnlyTheirJobs(t *testing.T) {
+// Members see every job of their project (the admin's too, when it is of their project), and
+// nothing of another project (TestProjectsIsolateJobs).
+func TestMembersSeeTheirProjectsJobs(t *testing.T) {
 	f := newFixture(t)
 	_, adminJob := f.do(t, "POST", "/api/v1/jobs", f.admin, validSpec)
 	_, userJob := f.do(t, "POST", "/api/v1/jobs", f.user, validSpec)
-	if code, _ := f.do(t, "GET", "/api/v1/jobs/"+adminJob["id"].(string), f.user, ""); code != 404 {
-		t.Fatalf("a user sees the admin's job: %d", code)
+	if code, _ := f.do(t, "GET", "/api/v1/jobs/"+adminJob["id"].(string), f.user, ""); code != 200 {
+		t.Fatalf("a member cannot see a job of its project: %d", code)
 	}
 	if code, _ := f.do(t, "GET", "/api/v1/jobs/"+userJob["id"].(string), f.admin, ""); code != 200 {
 		t.Fatalf("the admin cannot see a user's job: %d", code)
 	}
 	_, m := f.do(t, "GET", "/api/v1/jobs", f.user, "")
-	if jobs := m["jobs"].([]any); len(jobs) != 1 {
+	if jobs := m["jobs"].([]any); len(jobs) != 2 {
 		t.Fatalf("user list: %v", m)
+	}
+	_, m = f.do(t, "GET", "/api/v1/jobs?owner=ann", f.user, "")
+	if jobs := m["jobs"].([]any); len(jobs) != 1 {
+		t.Fatalf("user list ?owner=ann: %v", m)
 	}
 	_, m = f.do(t, "GET", "/api/v1/jobs", f.admin, "")
 	if jobs := m["jobs"].([]any); len(jobs) != 2 {
@@ -304,8 +310,12 @@ func ptr(t time.Time) *time.Time { return &t }
 
 func TestBuildLog(t *testing.T) {
 	f := newFixture(t)
+	// No job of ann's project used image abc (TestBuildLogOfProjectsImages has one that did).
+	if code, _ := f.do(t, "GET", "/api/v1/images/abc/build-log", f.user, ""); code != 404 {
+		t.Fatalf("a build log of an image no job of the caller's project used: %d", code)
+	}
 	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/images/abc/build-log", nil)
-	req.Header.Set("Authorization", "Bearer "+f.user)
+	req.Header.Set("Authorization", "Bearer "+f.admin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +325,7 @@ func TestBuildLog(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "FROM berth/python") {
 		t.Fatalf("build log: %d %s", resp.StatusCode, b)
 	}
-	if code, _ := f.do(t, "GET", "/api/v1/images/zzz/build-log", f.user, ""); code != 404 {
+	if code, _ := f.do(t, "GET", "/api/v1/images/zzz/build-log", f.admin, ""); code != 404 {
 		t.Fatalf("absent log: %d", code)
 	}
 }

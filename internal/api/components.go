@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/component"
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/job"
@@ -69,9 +69,25 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 	return b, true
 }
 
+// handleRegisterComponent registers a component private to the caller's project (a project
+// admin's), or with ?shared=true one every project may use (an admin's). A component id is
+// server-wide: one another project holds is 409.
 func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request) {
-	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
-		writeError(w, http.StatusForbidden, "forbidden", "registering a component needs an admin token", "")
+	p := principal(r)
+	var shared bool
+	switch v := r.URL.Query().Get("shared"); v {
+	case "", "false", "0":
+	case "true", "1":
+		shared = true
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("shared %q: allowed: true, false", v), "shared")
+		return
+	}
+	res := authz.Resource{Kind: "component", Project: p.Project, Shared: shared}
+	if shared {
+		res.Project = ""
+	}
+	if !s.can(w, r, authz.ComponentRegister, res) {
 		return
 	}
 	body, ok := readBody(w, r, 1<<20)
@@ -81,6 +97,10 @@ func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request)
 	c, err := spec.ParseComponent(body, "")
 	if err != nil {
 		s.validationError(w, err)
+		return
+	}
+	res.ID, res.Component = c.ID, c.ID
+	if !s.can(w, r, authz.ComponentRegister, res) {
 		return
 	}
 	if c.ForwardToken && !s.d.AllowForwardToken {
@@ -95,36 +115,108 @@ func (s *Server) handleRegisterComponent(w http.ResponseWriter, r *http.Request)
 		}
 	}
 	norm, _ := json.Marshal(c)
-	if err := s.d.Store.PutComponent(r.Context(), c.ID, string(norm)); err != nil {
+	row := store.ComponentRow{ID: c.ID, Project: res.Project, Body: string(norm)}
+	err = s.d.Store.RegisterComponent(r.Context(), row.Project, row.ID, row.Body)
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "conflict", err.Error()+"; choose another id", "id")
+		return
+	}
+	if err != nil {
 		s.internal(w, "register component", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, c)
+	writeJSON(w, http.StatusCreated, componentView(row))
 }
 
+// componentView is a component as the API shows it: its definition, with the project it is
+// private to ("" and shared: true for a shared one).
+func componentView(row store.ComponentRow) map[string]any {
+	v := map[string]any{}
+	json.Unmarshal([]byte(row.Body), &v)
+	v["project"], v["shared"] = row.Project, row.Shared()
+	return v
+}
+
+func componentResource(row store.ComponentRow) authz.Resource {
+	return authz.Resource{Kind: "component", ID: row.ID, Project: row.Project, Shared: row.Shared(), Component: row.ID}
+}
+
+// handleListComponents lists the components the caller may use: the shared ones and its
+// project's (an admin: all).
 func (s *Server) handleListComponents(w http.ResponseWriter, r *http.Request) {
-	bodies, err := s.d.Store.ListComponents(r.Context())
+	rows, err := s.d.Store.ListComponentRows(r.Context())
 	if err != nil {
 		s.internal(w, "list components", err)
 		return
 	}
-	out := []json.RawMessage{}
-	for _, b := range bodies {
-		out = append(out, json.RawMessage(b))
+	p := principal(r)
+	out := []map[string]any{}
+	for _, row := range rows {
+		if authz.Can(p, authz.ComponentRead, componentResource(row)) == nil {
+			out = append(out, componentView(row))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"components": out})
 }
 
-func (s *Server) component(ctx context.Context, id string) (*spec.Component, error) {
-	body, err := s.d.Store.GetComponent(ctx, id)
+// componentFor reads the component id if the caller may do a on it; it answers the error
+// itself (404 for another project's private component, as for one that does not exist).
+func (s *Server) componentFor(w http.ResponseWriter, r *http.Request, id string, a authz.Action) (store.ComponentRow, *spec.Component, bool) {
+	row, err := s.d.Store.GetComponentRow(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no component "+id, "id")
+		return row, nil, false
+	}
+	if err != nil {
+		s.internal(w, "read component", err)
+		return row, nil, false
+	}
+	if !s.can(w, r, a, componentResource(row)) {
+		return row, nil, false
+	}
+	var c spec.Component
+	if err := json.Unmarshal([]byte(row.Body), &c); err != nil {
+		s.internal(w, "read component", err)
+		return row, nil, false
+	}
+	return row, &c, true
+}
+
+// usableComponent reads a component the caller may use (a shared one, or one of its
+// project's); store.ErrNotFound for any other, as for one that does not exist.
+func (s *Server) usableComponent(r *http.Request, id string) (*spec.Component, error) {
+	row, err := s.d.Store.GetComponentRow(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
+	if authz.Can(principal(r), authz.ComponentRead, componentResource(row)) != nil {
+		return nil, fmt.Errorf("component %s: %w", id, store.ErrNotFound)
+	}
 	var c spec.Component
-	if err := json.Unmarshal([]byte(body), &c); err != nil {
+	if err := json.Unmarshal([]byte(row.Body), &c); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// configFor reads the configuration of the path's id if the caller may do a on it; it answers
+// the error itself (404 for another project's configuration, as for one that does not exist).
+func (s *Server) configFor(w http.ResponseWriter, r *http.Request, a authz.Action) (store.ConfigRow, bool) {
+	id := r.PathValue("id")
+	row, err := s.d.Store.GetConfig(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no configuration "+id, "id")
+		return row, false
+	}
+	if err != nil {
+		s.internal(w, "read config", err)
+		return row, false
+	}
+	return row, s.can(w, r, a, configResource(row))
+}
+
+func configResource(row store.ConfigRow) authz.Resource {
+	return authz.Resource{Kind: "configuration", ID: row.ID, Project: row.Project, Component: row.ComponentID}
 }
 
 func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +228,9 @@ func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
 		Component string `json:"component"`
 	}
 	json.Unmarshal(body, &head)
-	comp, err := s.component(r.Context(), head.Component)
+	// A configuration may use a shared component or one of its project's: any other is
+	// "no registered component", as one that does not exist.
+	comp, err := s.usableComponent(r, head.Component)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.internal(w, "read component", err)
 		return
@@ -146,8 +240,29 @@ func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
 		s.validationError(w, err)
 		return
 	}
+	// A new configuration is the caller's project's; a new version stays in its configuration's.
+	p := principal(r)
+	res := authz.Resource{Kind: "configuration", ID: c.ID, Project: p.Project, Component: c.Component}
+	if old, err := s.d.Store.GetConfig(r.Context(), c.ID); err == nil {
+		res.Project = old.Project
+		var d *authz.Denied
+		if err := authz.Can(p, authz.ConfigWrite, res); errors.As(err, &d) && d.Status == http.StatusNotFound {
+			writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("configuration id %s is taken in another project; choose another id", c.ID), "id")
+			return
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		s.internal(w, "read config", err)
+		return
+	}
+	if !s.can(w, r, authz.ConfigWrite, res) {
+		return
+	}
 	norm, _ := json.Marshal(c)
-	version, err := s.d.Store.PutConfig(r.Context(), c.ID, c.Component, string(norm))
+	version, err := s.d.Store.SaveConfig(r.Context(), res.Project, c.ID, c.Component, string(norm))
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "conflict", err.Error()+"; choose another id", "id")
+		return
+	}
 	if err != nil {
 		s.internal(w, "save config", err)
 		return
@@ -156,44 +271,51 @@ func (s *Server) handleSaveConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 func configView(row store.ConfigRow) map[string]any {
-	return map[string]any{"config": json.RawMessage(row.Body), "version": row.Version,
+	return map[string]any{"config": json.RawMessage(row.Body), "project": row.Project, "version": row.Version,
 		"state": json.RawMessage(row.State), "state_version": row.StateVersion, "updated_at": row.UpdatedAt}
 }
 
+// handleListConfigs lists the caller's project's configurations (an admin: every project's,
+// or ?project='s), of one component with ?component=.
 func (s *Server) handleListConfigs(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.d.Store.ListConfigs(r.Context(), r.URL.Query().Get("component"))
+	p := principal(r)
+	project := r.URL.Query().Get("project")
+	if project == "" && !authz.Visible(p, anyProject) {
+		project = p.Project
+	}
+	if project != "" && !s.can(w, r, authz.ConfigRead, authz.Resource{Kind: "project", ID: project, Project: project}) {
+		return
+	}
+	rows, err := s.d.Store.ListConfigs(r.Context(), project, r.URL.Query().Get("component"))
 	if err != nil {
 		s.internal(w, "list configs", err)
 		return
 	}
 	out := []map[string]any{}
 	for _, row := range rows {
-		out = append(out, configView(row))
+		if authz.Can(p, authz.ConfigRead, configResource(row)) == nil {
+			out = append(out, configView(row))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"configs": out})
 }
 
 func (s *Server) handleGetConfig(w http.ResponseWriter, r *http.Request) {
-	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
-	if err != nil {
-		if !s.validationError(w, err) {
-			s.internal(w, "read config", err)
-		}
+	row, ok := s.configFor(w, r, authz.ConfigRead)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, configView(row))
 }
 
 func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
-	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
-	if err != nil {
-		if !s.validationError(w, err) {
-			s.internal(w, "read config", err)
-		}
+	row, ok := s.configFor(w, r, authz.ConfigRead)
+	if !ok {
 		return
 	}
 	state := row.State
 	if rowID := r.URL.Query().Get("row"); rowID != "" {
+		var err error
 		if state, _, err = s.d.Store.GetRowState(r.Context(), row.ID, rowID); err != nil {
 			s.internal(w, "read row state", err)
 			return
@@ -205,23 +327,17 @@ func (s *Server) handleGetState(w http.ResponseWriter, r *http.Request) {
 
 // handlePutCredentials stores a configuration's OAuth-style credentials, sealed with the
 // data dir's key. They are given to its runs as authorization.oauth_api.credentials and never
-// returned by the API again. Admin only (configurations have no owner yet).
+// returned by the API again.
 func (s *Server) handlePutCredentials(w http.ResponseWriter, r *http.Request) {
-	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
-		writeError(w, http.StatusForbidden, "forbidden", "storing credentials needs an admin token", "")
+	row, ok := s.configFor(w, r, authz.CredentialsWrite)
+	if !ok {
 		return
 	}
 	if s.d.Sealer == nil {
 		writeError(w, http.StatusNotImplemented, "unsupported", "this server has no key to seal credentials with", "")
 		return
 	}
-	id := r.PathValue("id")
-	if _, err := s.d.Store.GetConfig(r.Context(), id); err != nil {
-		if !s.validationError(w, err) {
-			s.internal(w, "read config", err)
-		}
-		return
-	}
+	id := row.ID
 	body, ok := readBody(w, r, 1<<20)
 	if !ok {
 		return
@@ -246,7 +362,11 @@ func (s *Server) handlePutCredentials(w http.ResponseWriter, r *http.Request) {
 
 // handleGetCredentials says whether credentials are stored, never what they are.
 func (s *Server) handleGetCredentials(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	row, ok := s.configFor(w, r, authz.CredentialsRead)
+	if !ok {
+		return
+	}
+	id := row.ID
 	_, at, err := s.d.Store.GetCredentials(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeJSON(w, http.StatusOK, map[string]any{"config": id, "stored": false})
@@ -260,27 +380,25 @@ func (s *Server) handleGetCredentials(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteCredentials(w http.ResponseWriter, r *http.Request) {
-	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
-		writeError(w, http.StatusForbidden, "forbidden", "removing credentials needs an admin token", "")
+	row, ok := s.configFor(w, r, authz.CredentialsDelete)
+	if !ok {
 		return
 	}
-	if err := s.d.Store.DeleteCredentials(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.d.Store.DeleteCredentials(r.Context(), row.ID); err != nil {
 		s.internal(w, "remove credentials", err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleRunConfig runs a configuration: the job is its configuration's project's.
 func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
-	p, _ := auth.FromContext(r.Context())
-	row, err := s.d.Store.GetConfig(r.Context(), r.PathValue("id"))
-	if err != nil {
-		if !s.validationError(w, err) {
-			s.internal(w, "read config", err)
-		}
+	p := principal(r)
+	row, ok := s.configFor(w, r, authz.ConfigRun)
+	if !ok {
 		return
 	}
-	comp, err := s.component(r.Context(), row.ComponentID)
+	comp, err := s.usableComponent(r, row.ComponentID)
 	if err != nil {
 		if !s.validationError(w, err) {
 			s.internal(w, "read component", err)
@@ -314,7 +432,7 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 	if cfg.Processors != nil {
 		for stage, list := range map[string][]datadir.Processor{"before": cfg.Processors.Before, "after": cfg.Processors.After} {
 			for i, proc := range list {
-				pc, err := s.component(r.Context(), proc.Definition.Component)
+				pc, err := s.usableComponent(r, proc.Definition.Component)
 				if err != nil {
 					writeError(w, http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("processor %s: %v", proc.Definition.Component, err),
 						fmt.Sprintf("processors.%s[%d].definition.component", stage, i))
@@ -329,7 +447,7 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	sub := job.Submission{Owner: p.Name, Component: cr}
+	sub := job.Submission{Owner: p.Name, Project: row.Project, Component: cr}
 	if comp.ForwardToken {
 		if !s.d.AllowForwardToken {
 			writeError(w, http.StatusUnprocessableEntity, "policy_violation", "forward_token is not allowed on this server", "forward_token")
@@ -349,12 +467,9 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 // input or output mapping, at most 30 s (image preparation not counted), and its stdout, which
 // must be JSON, is the answer. Body: {"parameters": {...}} (optional).
 func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
-	p, _ := auth.FromContext(r.Context())
-	comp, err := s.component(r.Context(), r.PathValue("id"))
-	if err != nil {
-		if !s.validationError(w, err) {
-			s.internal(w, "read component", err)
-		}
+	p := principal(r)
+	_, comp, ok := s.componentFor(w, r, r.PathValue("id"), authz.ComponentAction)
+	if !ok {
 		return
 	}
 	action := r.PathValue("action")
@@ -377,7 +492,7 @@ func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	cfg := spec.ComponentConfig{ID: comp.ID + "-" + action, Component: comp.ID, Parameters: req.Parameters}
-	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name,
+	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name, Project: p.Project,
 		Component: &job.ComponentRun{Component: *comp, Config: cfg, Action: action}})
 	if err != nil {
 		s.submitError(w, err)

@@ -63,7 +63,7 @@ func adminOnly(w http.ResponseWriter, r *http.Request, what string) bool {
 }
 
 func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.visibleJob(w, r)
+	j, ok := s.jobFor(w, r, authz.JobDelete)
 	if !ok {
 		return
 	}
@@ -110,20 +110,15 @@ func (s *Server) handleDeleteService(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, deleted{Deleted: "service " + name, Removed: removed})
 }
 
+// handleDeleteComponent deletes a component: a shared one is an admin's to delete, a private
+// one its project admin's.
 func (s *Server) handleDeleteComponent(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a component") {
+	id := r.PathValue("id")
+	if _, _, ok := s.componentFor(w, r, id, authz.ComponentDelete); !ok {
 		return
 	}
 	f, ok := force(w, r)
 	if !ok {
-		return
-	}
-	id := r.PathValue("id")
-	if _, err := s.d.Store.GetComponent(r.Context(), id); errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no component "+id, "id")
-		return
-	} else if err != nil {
-		s.internal(w, "delete component", err)
 		return
 	}
 	var removed []string
@@ -156,10 +151,11 @@ func (s *Server) handleDeleteComponent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteConfig(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a configuration") {
+	row, ok := s.configFor(w, r, authz.ConfigDelete)
+	if !ok {
 		return
 	}
-	id := r.PathValue("id")
+	id := row.ID
 	err := s.d.Store.DeleteConfig(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

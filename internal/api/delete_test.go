@@ -81,8 +81,12 @@ func TestDeleteJobRoute(t *testing.T) {
 	f.jobs.jobs["jdone"] = job.Job{ID: "jdone", Owner: "ann", State: job.StateSucceeded}
 	f.jobs.jobs["jrun"] = job.Job{ID: "jrun", Owner: "ann", State: job.StateRunning}
 	f.jobs.jobs["jroot"] = job.Job{ID: "jroot", Owner: "root", State: job.StateSucceeded}
-	if code, m := f.do(t, "DELETE", "/api/v1/jobs/jroot", f.user, ""); code != 404 {
-		t.Fatalf("another's job: %d %v", code, m)
+	f.jobs.jobs["jother"] = job.Job{ID: "jother", Owner: "bob", Project: "other", State: job.StateSucceeded}
+	if code, m := f.do(t, "DELETE", "/api/v1/jobs/jroot", f.user, ""); code != 403 {
+		t.Fatalf("another member's job: %d %v", code, m)
+	}
+	if code, m := f.do(t, "DELETE", "/api/v1/jobs/jother", f.user, ""); code != 404 {
+		t.Fatalf("another project's job: %d %v", code, m)
 	}
 	code, m := f.do(t, "DELETE", "/api/v1/jobs/jdone", f.user, "")
 	if code != 200 || m["deleted"] != "job jdone" || !strings.Contains(removedOf(t, m), "workspace") {

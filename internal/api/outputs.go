@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/datadir"
 	"github.com/berthproject/berth/internal/job"
 )
@@ -24,7 +25,7 @@ const maxOutputEntries = 10_000
 // regular file with ?path=rel. Everything is read below the job's folder without following
 // links (datadir.Folder): a link, a device or a path leaving the folder is refused.
 func (s *Server) handleOutputs(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.visibleJob(w, r)
+	j, ok := s.jobFor(w, r, authz.JobRead)
 	if !ok {
 		return
 	}

@@ -40,7 +40,11 @@ func outputsJob(t *testing.T, f *fixture, id, owner string, withLink bool) strin
 		os.Symlink(secret, filepath.Join(out, "leak"))
 	}
 	f.jobs.mu.Lock()
-	f.jobs.jobs[id] = job.Job{ID: id, Owner: owner, State: job.StateSucceeded, Kind: job.KindBlock, OutputDir: out}
+	project := "default"
+	if owner == "root" {
+		project = "ops" // the admin's job is of another project than ann's
+	}
+	f.jobs.jobs[id] = job.Job{ID: id, Owner: owner, Project: project, State: job.StateSucceeded, Kind: job.KindBlock, OutputDir: out}
 	f.jobs.mu.Unlock()
 	return out
 }
@@ -104,7 +108,7 @@ func TestOutputsRefuseLinksAndStrangers(t *testing.T) {
 	if code != 422 || strings.Contains(string(body), "not yours") {
 		t.Fatalf("a link as a file: %d %s", code, body)
 	}
-	// Another user's job is not there at all, as for GET /api/v1/jobs/{id}.
+	// Another project's job is not there at all, as for GET /api/v1/jobs/{id}.
 	outputsJob(t, f, "jroot", "root", false)
 	if code, m := f.do(t, "GET", "/api/v1/jobs/jroot/outputs", f.user, ""); code != 404 {
 		t.Fatalf("another's outputs: %d %v", code, m)

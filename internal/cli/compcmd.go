@@ -37,11 +37,16 @@ once (admin token), then create configurations for it (berth config).`,
 	}
 	cf.register(cmd)
 	var build, gitURL, gitRef string
+	var shared bool
 	reg := &cobra.Command{
 		Use:   "register FILE.json",
 		Short: "Register (or update) a component from its JSON definition",
+		Long: `Register (or update) a component from its JSON definition. It is private to the token's
+project (a project admin's token), or with --shared usable by every project (an admin's token).
+A component id is unique on the server.`,
 		Example: `  berth component register --build examples/component-sales examples/component-sales/component.json
-  berth component register component.json            # its "image" is already on the engine`,
+  berth component register component.json            # its "image" is already on the engine
+  berth component register --shared component.json   # every project may use it (admin)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(g)
@@ -81,17 +86,26 @@ once (admin token), then create configurations for it (berth config).`,
 				return withCode(ExitUsage, err)
 			}
 			var out spec.Component
-			if err := c.raw(cmd.Context(), http.MethodPost, "/api/v1/components", "application/json", bytes.NewReader(raw), nil); err != nil {
+			path := "/api/v1/components"
+			if shared {
+				path += "?shared=true"
+			}
+			if err := c.raw(cmd.Context(), http.MethodPost, path, "application/json", bytes.NewReader(raw), nil); err != nil {
 				return err
 			}
 			json.Unmarshal(raw, &out)
-			fmt.Fprintf(g.stdout, "registered %s (image %s)\n", out.ID, out.Image)
+			if shared {
+				fmt.Fprintf(g.stdout, "registered %s (image %s), shared with every project\n", out.ID, out.Image)
+			} else {
+				fmt.Fprintf(g.stdout, "registered %s (image %s)\n", out.ID, out.Image)
+			}
 			return nil
 		},
 	}
 	reg.Flags().StringVar(&build, "build", "", "build the image from this folder's Dockerfile first (on this machine's engine)")
 	reg.Flags().StringVar(&gitURL, "git", "", "build the image from this git repository's Dockerfile (a URL, a path or file://); rebuilt only when the commit changes")
 	reg.Flags().StringVar(&gitRef, "ref", "HEAD", "with --git: the branch, tag or commit to build")
+	reg.Flags().BoolVar(&shared, "shared", false, "usable by every project, not only the token's (needs an admin token)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List components",
@@ -102,15 +116,15 @@ once (admin token), then create configurations for it (berth config).`,
 				return err
 			}
 			var out struct {
-				Components []spec.Component `json:"components"`
+				Components []listedComponent `json:"components"`
 			}
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/components", nil, &out); err != nil {
 				return err
 			}
 			return printOut(g.stdout, cf.output, out.Components, func(w io.Writer) error {
-				t := newTable(w, "ID", "IMAGE", "ACTIONS")
+				t := newTable(w, "ID", "PROJECT", "IMAGE", "ACTIONS")
 				for _, c := range out.Components {
-					t.row(c.ID, c.Image, strings.Join(c.Actions, ","))
+					t.row(c.ID, c.projectName(), c.Image, strings.Join(c.Actions, ","))
 				}
 				return t.flush()
 			})
@@ -133,7 +147,7 @@ once (admin token), then create configurations for it (berth config).`,
 				return err
 			}
 			for _, raw := range out.Components {
-				var comp spec.Component
+				var comp listedComponent
 				if json.Unmarshal(raw, &comp) != nil || comp.ID != args[0] {
 					continue
 				}
@@ -142,7 +156,7 @@ once (admin token), then create configurations for it (berth config).`,
 					if len(comp.Schema) > 0 {
 						schema = fmt.Sprintf("%d bytes", len(comp.Schema))
 					}
-					return fields(w, "id", comp.ID, "image", comp.Image, "actions", strings.Join(comp.Actions, ","), "schema", schema)
+					return fields(w, "id", comp.ID, "project", comp.projectName(), "image", comp.Image, "actions", strings.Join(comp.Actions, ","), "schema", schema)
 				})
 			}
 			return withCode(ExitUsage, fmt.Errorf("component %q: not found (berth component list shows the registered ones)", args[0]))
@@ -799,4 +813,20 @@ func orNone(list []string) string {
 		return "-"
 	}
 	return strings.Join(list, ",")
+}
+
+// listedComponent is a component as the API lists it: its definition, and the project it is
+// private to (none when it is shared).
+type listedComponent struct {
+	spec.Component
+	Project string `json:"project"`
+	Shared  bool   `json:"shared"`
+}
+
+// projectName is the component's project for a table: "shared" for a shared one.
+func (c listedComponent) projectName() string {
+	if c.Shared || c.Project == "" {
+		return "shared"
+	}
+	return c.Project
 }

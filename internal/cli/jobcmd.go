@@ -113,7 +113,7 @@ func readSpecFiles(path string) ([]byte, map[string][]byte, error) {
 }
 
 func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
-	var state string
+	var state, project string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -128,6 +128,9 @@ func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
 			if state != "" {
 				q.Set("state", state)
 			}
+			if project != "" {
+				q.Set("project", project)
+			}
 			q.Set("limit", strconv.Itoa(limit))
 			var out struct {
 				Jobs []job.Job `json:"jobs"`
@@ -136,9 +139,9 @@ func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			return printOut(g.stdout, cf.output, out.Jobs, func(w io.Writer) error {
-				t := newTable(w, "ID", "NAME", "STATE", "REASON", "CREATED", "DURATION")
+				t := newTable(w, "ID", "PROJECT", "NAME", "STATE", "REASON", "CREATED", "DURATION")
 				for _, j := range out.Jobs {
-					t.row(j.ID, j.Name, string(j.State), string(j.Reason), humanTime(j.CreatedAt), jobDuration(j))
+					t.row(j.ID, j.Project, j.Name, string(j.State), string(j.Reason), humanTime(j.CreatedAt), jobDuration(j))
 				}
 				return t.flush()
 			})
@@ -146,6 +149,7 @@ func newJobListCmd(g *globals, cf *clientFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state (queued, running, succeeded, failed, ...)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many jobs")
+	cmd.Flags().StringVar(&project, "project", "", "only this project's jobs (an admin's token sees every project's; others see their own project's)")
 	return cmd
 }
 

@@ -48,6 +48,7 @@ type Manager struct {
 	runs    map[string]*Run                    // running jobs' handles (cancel.go)
 	waiters map[string]chan struct{}           // closed when the job ends
 	tokens  map[string]string                  // forwarded tokens by job, in memory only
+	quota   quotaState                         // projects' concurrency quotas (quota.go)
 	closed  bool
 
 	ctx    context.Context
@@ -91,12 +92,14 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, images Images, log *sl
 		runs:    map[string]*Run{},
 		waiters: map[string]chan struct{}{},
 		tokens:  map[string]string{},
+		quota:   newQuotaState(),
 		ctx:     ctx, stop: stop,
 	}, nil
 }
 
 // Start reconciles the store against the engine (when Config.Reconcile), re-queues the jobs
-// still queued, and starts the workers.
+// still queued, and starts the workers. A job of a project running its max_concurrent_jobs
+// waits, queued, for one of them to end (quota.go).
 func (m *Manager) Start(ctx context.Context) error {
 	var err error
 	m.startO.Do(func() {
@@ -120,6 +123,8 @@ func (m *Manager) Start(ctx context.Context) error {
 			m.wg.Add(1)
 			go m.worker()
 		}
+		m.wg.Add(1)
+		go m.recheckHeld()
 	})
 	return err
 }
@@ -160,7 +165,7 @@ func (m *Manager) worker() {
 			if closed {
 				return
 			}
-			m.runJob(id)
+			m.dispatch(id)
 			m.runWG.Done()
 		}
 	}

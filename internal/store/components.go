@@ -12,35 +12,93 @@ import (
 // ErrStateConflict: a configuration's state was saved by another run since this run read it.
 var ErrStateConflict = errors.New("store: state conflict")
 
-// PutComponent stores (or replaces) a component definition.
+// ComponentRow is a stored component: its definition and the project it is private to ("":
+// shared, usable by every project).
+type ComponentRow struct {
+	ID, Project, Body string
+}
+
+// Shared reports whether every project may use the component.
+func (c ComponentRow) Shared() bool { return c.Project == "" }
+
+// PutComponent stores (or replaces) a shared component definition.
 func (s *Store) PutComponent(ctx context.Context, id, body string) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO components (id, body, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET body = excluded.body`, id, body, jobTS(time.Now()))
-	return err
+	return s.RegisterComponent(ctx, "", id, body)
+}
+
+// RegisterComponent stores (or replaces) a component private to project ("": shared). A
+// component id is server-wide: an id another project's component (or a shared one, for a
+// private registration, and the reverse) holds is ErrConflict.
+func (s *Store) RegisterComponent(ctx context.Context, project, id, body string) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("register component %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var owner string
+	err = tx.QueryRowContext(ctx, `SELECT project FROM components WHERE id = ?`, id).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = tx.ExecContext(ctx, `INSERT INTO components (id, body, created_at, project) VALUES (?, ?, ?, ?)`,
+			id, body, jobTS(time.Now()), project)
+	case err == nil && owner != project:
+		return fmt.Errorf("component id %s is taken (%s): %w", id, componentOwner(owner), ErrConflict)
+	case err == nil:
+		_, err = tx.ExecContext(ctx, `UPDATE components SET body = ? WHERE id = ?`, body, id)
+	}
+	if err != nil {
+		return fmt.Errorf("register component %s: %w", id, err)
+	}
+	return tx.Commit()
+}
+
+func componentOwner(project string) string {
+	if project == "" {
+		return "by a shared component"
+	}
+	return "in another project"
 }
 
 // GetComponent returns a component's definition.
 func (s *Store) GetComponent(ctx context.Context, id string) (string, error) {
-	var body string
-	err := s.DB.QueryRowContext(ctx, `SELECT body FROM components WHERE id = ?`, id).Scan(&body)
+	c, err := s.GetComponentRow(ctx, id)
+	return c.Body, err
+}
+
+// GetComponentRow returns a component with its project.
+func (s *Store) GetComponentRow(ctx context.Context, id string) (ComponentRow, error) {
+	c := ComponentRow{ID: id}
+	err := s.DB.QueryRowContext(ctx, `SELECT project, body FROM components WHERE id = ?`, id).Scan(&c.Project, &c.Body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("component %s: %w", id, ErrNotFound)
+		return c, fmt.Errorf("component %s: %w", id, ErrNotFound)
 	}
-	return body, err
+	return c, err
 }
 
 // ListComponents returns every component's definition.
 func (s *Store) ListComponents(ctx context.Context) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT body FROM components ORDER BY id`)
+	rows, err := s.ListComponentRows(ctx)
+	var out []string
+	for _, r := range rows {
+		out = append(out, r.Body)
+	}
+	return out, err
+}
+
+// ListComponentRows returns every component with its project, by id.
+func (s *Store) ListComponentRows(ctx context.Context) ([]ComponentRow, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, project, body FROM components ORDER BY id`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list components: %w", err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []ComponentRow
 	for rows.Next() {
-		var b string
-		rows.Scan(&b)
-		out = append(out, b)
+		var c ComponentRow
+		if err := rows.Scan(&c.ID, &c.Project, &c.Body); err != nil {
+			return nil, fmt.Errorf("list components: %w", err)
+		}
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }
@@ -48,6 +106,7 @@ func (s *Store) ListComponents(ctx context.Context) ([]string, error) {
 // ConfigRow is a stored configuration.
 type ConfigRow struct {
 	ID, ComponentID string
+	Project         string // the project it belongs to
 	Version         int
 	Body            string
 	State           string
@@ -55,21 +114,30 @@ type ConfigRow struct {
 	UpdatedAt       time.Time
 }
 
-// PutConfig stores a new version of a configuration (its state is kept).
+// PutConfig stores a new version of a configuration of the default project (its state is kept).
 func (s *Store) PutConfig(ctx context.Context, id, componentID, body string) (int, error) {
+	return s.SaveConfig(ctx, DefaultProject, id, componentID, body)
+}
+
+// SaveConfig stores a new version of a configuration of project (its state is kept). A
+// configuration id is server-wide: an id another project's configuration holds is ErrConflict.
+func (s *Store) SaveConfig(ctx context.Context, project, id, componentID, body string) (int, error) {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
 	var version int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM configs WHERE id = ?`, id).Scan(&version)
+	var owner string
+	err = tx.QueryRowContext(ctx, `SELECT version, project FROM configs WHERE id = ?`, id).Scan(&version, &owner)
 	now := jobTS(time.Now())
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		version = 1
-		_, err = tx.ExecContext(ctx, `INSERT INTO configs (id, component_id, version, body, updated_at) VALUES (?, ?, 1, ?, ?)`,
-			id, componentID, body, now)
+		_, err = tx.ExecContext(ctx, `INSERT INTO configs (id, component_id, version, body, updated_at, project) VALUES (?, ?, 1, ?, ?, ?)`,
+			id, componentID, body, now, projectOr(project))
+	case err == nil && owner != projectOr(project):
+		return 0, fmt.Errorf("configuration id %s is taken in another project: %w", id, ErrConflict)
 	case err == nil:
 		version++
 		_, err = tx.ExecContext(ctx, `UPDATE configs SET component_id = ?, version = ?, body = ?, updated_at = ? WHERE id = ?`,
@@ -89,8 +157,8 @@ func (s *Store) PutConfig(ctx context.Context, id, componentID, body string) (in
 func (s *Store) GetConfig(ctx context.Context, id string) (ConfigRow, error) {
 	var c ConfigRow
 	var updated string
-	err := s.DB.QueryRowContext(ctx, `SELECT id, component_id, version, body, state, state_version, updated_at FROM configs WHERE id = ?`, id).
-		Scan(&c.ID, &c.ComponentID, &c.Version, &c.Body, &c.State, &c.StateVersion, &updated)
+	err := s.DB.QueryRowContext(ctx, `SELECT id, component_id, project, version, body, state, state_version, updated_at FROM configs WHERE id = ?`, id).
+		Scan(&c.ID, &c.ComponentID, &c.Project, &c.Version, &c.Body, &c.State, &c.StateVersion, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("config %s: %w", id, ErrNotFound)
 	}
@@ -98,9 +166,11 @@ func (s *Store) GetConfig(ctx context.Context, id string) (ConfigRow, error) {
 	return c, err
 }
 
-// ListConfigs returns configurations of a component ("" for all).
-func (s *Store) ListConfigs(ctx context.Context, componentID string) ([]ConfigRow, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM configs WHERE ? = '' OR component_id = ? ORDER BY id`, componentID, componentID)
+// ListConfigs returns the configurations of a project ("" for every project's) of a
+// component ("" for every component's).
+func (s *Store) ListConfigs(ctx context.Context, project, componentID string) ([]ConfigRow, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM configs WHERE (? = '' OR project = ?) AND (? = '' OR component_id = ?) ORDER BY id`,
+		project, project, componentID, componentID)
 	if err != nil {
 		return nil, err
 	}

@@ -224,3 +224,21 @@ func jobParseTSPtr(s sql.NullString) *time.Time {
 	t := jobParseTS(s.String)
 	return &t
 }
+
+// ProjectUsedImage reports whether a job of project ran in (or tried to build) the generated
+// image whose hash is given: a job's spec_hash names it. An image's build log is readable by
+// the projects whose jobs used it.
+func (s *Store) ProjectUsedImage(ctx context.Context, project, hash string) (bool, error) {
+	if hash == "" {
+		return false, nil
+	}
+	var one int
+	err := s.DB.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE project = ? AND spec_hash = ? LIMIT 1`, project, hash).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("jobs of project %s with image %s: %w", project, hash, err)
+	}
+	return true, nil
+}
