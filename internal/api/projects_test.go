@@ -16,19 +16,19 @@ import (
 	"github.com/berthproject/berth/internal/store"
 )
 
-// projFixture is the API on a real store and a real job manager that is never started: jobs
+// jobsFixture is the API on a real store and a real job manager that is never started: jobs
 // stay queued, which is all the authorization tests need of them (no engine).
-type projFixture struct {
+type jobsFixture struct {
 	*fixture
 	st  *store.Store
 	m   *job.Manager
 	tok map[string]string // by token name
 }
 
-// newProjFixture has two projects, alpha and beta; alpha has members ann and amy, project
+// newJobsFixture has two projects, alpha and beta; alpha has members ann and amy, project
 // admin ada and reader rex; beta member bob and project admin bea; root is the admin (of the
 // default project).
-func newProjFixture(t *testing.T) *projFixture {
+func newJobsFixture(t *testing.T) *jobsFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -77,11 +77,11 @@ func newProjFixture(t *testing.T) *projFixture {
 		}})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &projFixture{fixture: &fixture{srv: srv, admin: tok["root"], user: tok["ann"]}, st: st, m: m, tok: tok}
+	return &jobsFixture{fixture: &fixture{srv: srv, admin: tok["root"], user: tok["ann"]}, st: st, m: m, tok: tok}
 }
 
 // submit submits a block as who and returns the job's id.
-func (f *projFixture) submit(t *testing.T, who string) string {
+func (f *jobsFixture) submit(t *testing.T, who string) string {
 	t.Helper()
 	code, m := f.do(t, "POST", "/api/v1/jobs", f.tok[who], validSpec)
 	if code != 201 {
@@ -113,7 +113,7 @@ func has(list []string, s string) bool {
 }
 
 func TestProjectsIsolateJobs(t *testing.T) {
-	f := newProjFixture(t)
+	f := newJobsFixture(t)
 	annJob, amyJob, bobJob := f.submit(t, "ann"), f.submit(t, "amy"), f.submit(t, "bob")
 
 	// A job is its submitter's project's, and says so.
@@ -192,7 +192,7 @@ func TestProjectsIsolateJobs(t *testing.T) {
 }
 
 func TestBuildLogOfProjectsImages(t *testing.T) {
-	f := newProjFixture(t)
+	f := newJobsFixture(t)
 	ctx := context.Background()
 	id := f.submit(t, "ann")
 	row, err := f.st.GetJob(ctx, id)
@@ -230,7 +230,7 @@ func componentIDs(t *testing.T, m map[string]any) map[string]string {
 }
 
 func TestComponentsSharedAndPrivate(t *testing.T) {
-	f := newProjFixture(t)
+	f := newJobsFixture(t)
 	reg := func(who, id, query string) (int, map[string]any) {
 		return f.do(t, "POST", "/api/v1/components"+query, f.tok[who], fmt.Sprintf(compBody, id))
 	}
@@ -293,7 +293,7 @@ func TestComponentsSharedAndPrivate(t *testing.T) {
 }
 
 func TestConfigsBelongToTheirProject(t *testing.T) {
-	f := newProjFixture(t)
+	f := newJobsFixture(t)
 	ctx := context.Background()
 	f.st.PutComponent(ctx, "ex-shared", fmt.Sprintf(compBody, "ex-shared"))
 	f.st.RegisterComponent(ctx, "alpha", "ex-alpha", fmt.Sprintf(compBody, "ex-alpha"))
