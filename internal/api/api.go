@@ -109,7 +109,13 @@ func New(cfg Config, d Deps) *Server {
 	s.registerCollectors(d.Metrics)
 
 	api := router{http.NewServeMux(), &s.routes}
-	api.Handle("GET /metrics", d.Metrics.Handler())
+	metricsHandler := d.Metrics.Handler()
+	api.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		// The whole server's figures (every project's jobs): an admin's, or --metrics-listen's.
+		if s.can(w, r, authz.ServerRead, authz.Resource{Kind: "metrics"}) {
+			metricsHandler.ServeHTTP(w, r)
+		}
+	})
 	api.HandleFunc("POST /api/v1/jobs", s.handleSubmit)
 	api.HandleFunc("GET /api/v1/jobs", s.handleList)
 	api.HandleFunc("GET /api/v1/jobs/{id}", s.handleGet)

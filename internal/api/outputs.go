@@ -32,7 +32,9 @@ func (s *Server) handleOutputs(w http.ResponseWriter, r *http.Request) {
 	if j.OutputDir == "" {
 		msg := fmt.Sprintf("job %s kept no outputs", j.ID)
 		if !j.State.Terminal() {
-			msg = fmt.Sprintf("job %s is %s: its outputs are kept once it ends", j.ID, j.State)
+			// The job exists and is the caller's to see: 409, so a 404 always means "no such job".
+			writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job %s is %s: its outputs are kept once it ends", j.ID, j.State), "")
+			return
 		} else if j.Kind == job.KindComponent {
 			msg += " (a component's outputs go to storage: see its tables and files)"
 		} else {

@@ -124,7 +124,7 @@ func TestOutputsRefuseLinksAndStrangers(t *testing.T) {
 	}
 	f.jobs.jobs["jrun"] = job.Job{ID: "jrun", Owner: "ann", State: job.StateRunning, Kind: job.KindBlock}
 	code, m = f.do(t, "GET", "/api/v1/jobs/jrun/outputs", f.user, "")
-	if code != 404 || !strings.Contains(m["error"].(map[string]any)["message"].(string), "running") {
+	if code != 409 || !strings.Contains(m["error"].(map[string]any)["message"].(string), "running") {
 		t.Fatalf("running job: %d %v", code, m)
 	}
 }
