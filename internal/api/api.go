@@ -135,12 +135,15 @@ func New(cfg Config, d Deps) *Server {
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	// A token scoped to one service (scope "service:<name>") only reaches that service's proxy
-	// (and may make a sign-in link, whose session keeps the same scope).
+	// The API's floor, beside each handler's own question: a principal that may not read its
+	// own project (a token scoped to one service, which authz lets reach only that service's
+	// proxy and make a sign-in link) reaches no API route but the sign-in links, even one a
+	// handler forgot to ask about.
 	var protected http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := auth.FromContext(r.Context()); ok && p.Scope != "" && !(r.Method == http.MethodPost && r.URL.Path == "/api/v1/signin-links") {
-			writeError(w, http.StatusForbidden, "forbidden", "this token is scoped to "+p.Scope+"; it reaches only /proxy/", "")
-			return
+		if _, ok := auth.FromContext(r.Context()); ok && !(r.Method == http.MethodPost && r.URL.Path == "/api/v1/signin-links") {
+			if !s.can(w, r, authz.ProjectRead, authz.Resource{Kind: "project"}) {
+				return
+			}
 		}
 		api.ServeHTTP(w, r)
 	})

@@ -90,14 +90,14 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteService(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r, "a service") {
+	name, ok := s.canService(w, r, authz.ServiceDelete)
+	if !ok {
 		return
 	}
 	f, ok := force(w, r)
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
 	removed, err := s.d.Services.Delete(r.Context(), name, f)
 	if errors.Is(err, service.ErrInUse) {
 		writeError(w, http.StatusConflict, "conflict", err.Error(), "")

@@ -3,13 +3,12 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"time"
 
-	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/spec"
 )
@@ -38,6 +37,10 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 		writeProblems(w, "invalid", ve)
 	case errors.Is(err, service.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "name")
+	case errors.Is(err, service.ErrNameTaken):
+		writeError(w, http.StatusConflict, "conflict", err.Error()+": service names are the proxy's paths, one per server", "name")
+	case errors.Is(err, service.ErrPackageFixed):
+		writeError(w, http.StatusConflict, "conflict", err.Error(), "package")
 	case errors.As(err, &se):
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{
 			"code": "service_unavailable", "message": se.Reason, "log_tail": se.LogTail}})
@@ -48,12 +51,16 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 
 // handleCreateService takes a tar of the service folder: ?name=&package=.
 func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	name := r.URL.Query().Get("name")
+	if !s.can(w, r, authz.ServiceCreate, authz.Resource{Kind: "service", ID: name, Project: p.Project}) {
+		return
+	}
 	body, ok := readBody(w, r, 256<<20)
 	if !ok {
 		return
 	}
-	p, _ := auth.FromContext(r.Context())
-	svc, err := s.d.Services.Create(r.Context(), p.Project, r.URL.Query().Get("name"), r.URL.Query().Get("package"), body)
+	svc, err := s.d.Services.Create(r.Context(), p.Project, name, r.URL.Query().Get("package"), body)
 	if err != nil {
 		s.serviceError(w, err)
 		return
@@ -61,16 +68,60 @@ func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, svc)
 }
 
+// handleListServices lists the caller's project's services; an admin sees every project's,
+// or one project's with ?project=.
 func (s *Server) handleListServices(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	project := r.URL.Query().Get("project") // "": every project the caller may see
+	if !s.can(w, r, authz.ServiceRead, authz.Resource{Kind: "project", ID: project, Project: project}) {
+		return
+	}
 	list, err := s.d.Services.List(r.Context())
 	if err != nil {
 		s.internal(w, "list services", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": list})
+	out := []service.Service{}
+	for _, sv := range list {
+		if authz.Visible(p, sv.Project) && (project == "" || sv.Project == project) {
+			out = append(out, sv)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": out})
 }
 
+// canService asks authz whether the caller may do a on the service named in the path, with
+// the service's project from memory. A service that does not exist is asked about as one of
+// no project, so the caller learns of it exactly what it would of another project's: its
+// answer does not tell a foreign service from a missing one.
+func (s *Server) canService(w http.ResponseWriter, r *http.Request, a authz.Action) (string, bool) {
+	name := r.PathValue("name")
+	project, ok := s.d.Services.Project(name)
+	if !ok {
+		project = noProject
+	}
+	if !s.can(w, r, a, authz.Resource{Kind: "service", ID: name, Project: project}) {
+		return name, false
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "service "+name+" not found", "name")
+		return name, false
+	}
+	return name, true
+}
+
+// noProject is no project's id (ids are [a-z0-9-]): the owner of what does not exist.
+const noProject = "\x00none"
+
 func (s *Server) handleGetService(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.canService(w, r, authz.ServiceRead); !ok {
+		return
+	}
+	s.writeService(w, r)
+}
+
+// writeService answers the service named in the path, once the caller was let through.
+func (s *Server) writeService(w http.ResponseWriter, r *http.Request) {
 	svc, err := s.d.Services.Get(r.Context(), r.PathValue("name"))
 	if err != nil {
 		s.serviceError(w, err)
@@ -80,39 +131,45 @@ func (s *Server) handleGetService(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStartService(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !s.d.Services.Exists(r.Context(), name) {
-		s.serviceError(w, fmt.Errorf("service %s: %w", name, service.ErrNotFound))
+	name, ok := s.canService(w, r, authz.ServiceOperate)
+	if !ok {
 		return
 	}
 	if _, err := s.d.Services.Ensure(r.Context(), name); err != nil {
 		s.serviceError(w, err)
 		return
 	}
-	s.handleGetService(w, r)
+	s.writeService(w, r)
 }
 
 func (s *Server) handleStopService(w http.ResponseWriter, r *http.Request) {
-	if err := s.d.Services.Stop(r.Context(), r.PathValue("name"), false); err != nil {
+	name, ok := s.canService(w, r, authz.ServiceOperate)
+	if !ok {
+		return
+	}
+	if err := s.d.Services.Stop(r.Context(), name, false); err != nil {
 		s.serviceError(w, err)
 		return
 	}
-	s.handleGetService(w, r)
+	s.writeService(w, r)
 }
 
 func (s *Server) handleRebuildService(w http.ResponseWriter, r *http.Request) {
-	if err := s.d.Services.Rebuild(r.Context(), r.PathValue("name")); err != nil {
+	name, ok := s.canService(w, r, authz.ServiceOperate)
+	if !ok {
+		return
+	}
+	if err := s.d.Services.Rebuild(r.Context(), name); err != nil {
 		s.serviceError(w, err)
 		return
 	}
-	s.handleGetService(w, r)
+	s.writeService(w, r)
 }
 
 // handleServiceLogs streams the container's output as text (?follow=1 keeps it open).
 func (s *Server) handleServiceLogs(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !s.d.Services.Exists(r.Context(), name) {
-		s.serviceError(w, fmt.Errorf("service %s: %w", name, service.ErrNotFound))
+	name, ok := s.canService(w, r, authz.ServiceRead)
+	if !ok {
 		return
 	}
 	win, ok := logWindow(w, r)
@@ -144,9 +201,8 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 
 func (s *Server) handleServiceFile(path func(string) string, ctype string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if !s.d.Services.Exists(r.Context(), name) {
-			s.serviceError(w, fmt.Errorf("service %s: %w", name, service.ErrNotFound))
+		name, ok := s.canService(w, r, authz.ServiceRead)
+		if !ok {
 			return
 		}
 		f, err := os.Open(path(name))
@@ -160,18 +216,18 @@ func (s *Server) handleServiceFile(path func(string) string, ctype string) http.
 	}
 }
 
-// handlePutEntity stores a package's entity (a connection or secret, JSON) for
-// #{x.Package:Entity} expressions in services' env. Admin only; the value is never shown.
+// handlePutEntity stores an entity (a connection or secret, JSON) of a package of the
+// caller's project, for #{x.Package:Entity} expressions in that project's services' env. The
+// value is never shown.
 func (s *Server) handlePutEntity(w http.ResponseWriter, r *http.Request) {
-	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
-		writeError(w, http.StatusForbidden, "forbidden", "storing an entity needs an admin token", "")
+	p := principal(r)
+	if !s.can(w, r, authz.EntityWrite, authz.Resource{Kind: "entity", ID: r.PathValue("pkg") + ":" + r.PathValue("name"), Project: p.Project}) {
 		return
 	}
 	body, ok := readBody(w, r, 1<<20)
 	if !ok {
 		return
 	}
-	p, _ := auth.FromContext(r.Context())
 	if err := s.d.Services.PutEntity(r.Context(), p.Project, r.PathValue("pkg"), r.PathValue("name"), json.RawMessage(body)); err != nil {
 		s.serviceError(w, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 )
 
 // Browser sign-in: a page taking a token, one-time links made through the API, sign-out.
@@ -140,8 +141,13 @@ type signinLinkRequest struct {
 	Next string `json:"next"`
 }
 
+// handleNewSigninLink makes a one-time link that signs a browser in with the caller's rights
+// (a scoped token's session keeps its scope) and goes on to next.
 func (s *Server) handleNewSigninLink(w http.ResponseWriter, r *http.Request) {
-	p, _ := auth.FromContext(r.Context())
+	p := principal(r)
+	if !s.can(w, r, authz.SigninLink, authz.Resource{Kind: "signin-link"}) {
+		return
+	}
 	var req signinLinkRequest
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))

@@ -144,6 +144,9 @@ func Can(p auth.Principal, a Action, r Resource) error {
 	scopes := p.Scopes()
 	for _, s := range scopes {
 		if s.Kind == "service" || s.Kind == "invalid" {
+			if a == ServiceUse && r.ID == s.ID && r.Project != "" && r.Project != p.Project && p.Role != auth.RoleAdmin {
+				return notFound(r) // a scope names a service of the token's own project
+			}
 			if (a == ServiceUse && r.ID == s.ID) || a == SigninLink {
 				return nil
 			}

@@ -137,6 +137,7 @@ func TestScopes(t *testing.T) {
 		{"service scope reaches its service", svc, ServiceUse, Resource{Kind: "service", ID: "web", Project: "p1"}, 200},
 		{"service scope makes sign-in links", svc, SigninLink, Resource{}, 200},
 		{"service scope: no other service", svc, ServiceUse, Resource{Kind: "service", ID: "db", Project: "p1"}, 403},
+		{"service scope: not another project's service of that name", svc, ServiceUse, Resource{Kind: "service", ID: "web", Project: "p2"}, 404},
 		{"service scope: no API", svc, JobRead, Resource{Kind: "job", ID: "j", Project: "p1"}, 403},
 		{"service scope narrows an admin too", adminSvc, JobRead, Resource{Kind: "job", ID: "j", Project: "p1"}, 403},
 		{"bucket read scope reads", bkt, BucketRead, Resource{Kind: "table", Project: "p1", Bucket: "in.c-a"}, 200},

@@ -253,14 +253,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.BuildNetwork = f.svcBuildNet
 	scfg.OnStart = metrics.ServiceStarted
 	svcs := service.New(scfg, st, eng, log)
-	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log, Observer: metrics,
-		Authorize: func(r *http.Request, name string) error {
-			p, _ := auth.FromContext(r.Context())
-			if p.Scope != "" && p.Scope != "service:"+name {
-				return fmt.Errorf("this token is scoped to %s", p.Scope)
-			}
-			return nil
-		}}, svcs)
+	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log, Observer: metrics, Authorize: proxy.Authorize}, svcs)
 	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0], PublicURL: f.publicURL}, api.Deps{
 		Services:          svcs,
 		Proxy:             prx,

@@ -108,9 +108,10 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 	create.Flags().StringVar(&name, "name", "", "service name (default: the folder's name)")
 	create.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the image is built and validated (READY or ERROR), showing the build's output")
 	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "with --wait, show only the image's states, not the build's output")
-	create.Flags().StringVar(&pkg, "package", "", "the package it belongs to, for #{x.Package:Entity} env values (default: its name)")
+	create.Flags().StringVar(&pkg, "package", "", "the package it belongs to, for #{x.Package:Entity} env values (default: its name; fixed when the service is first created)")
+	var project string
 	list := &cobra.Command{
-		Use: "list", Short: "List services and their states", Args: cobra.NoArgs,
+		Use: "list", Short: "List your project's services and their states (an admin: every project's)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(g)
 			if err != nil {
@@ -119,22 +120,27 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 			var out struct {
 				Services []service.Service `json:"services"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/services", nil, &out); err != nil {
+			path := "/api/v1/services"
+			if project != "" {
+				path += "?" + url.Values{"project": {project}}.Encode()
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
 				return err
 			}
 			return printOut(g.stdout, cf.output, out.Services, func(w io.Writer) error {
-				t := newTable(w, "NAME", "IMAGE", "CONTAINER", "SINCE", "REASON")
+				t := newTable(w, "NAME", "PROJECT", "IMAGE", "CONTAINER", "SINCE", "REASON")
 				for _, s := range out.Services {
 					reason := s.ContainerReason
 					if s.ImageReason != "" {
 						reason = s.ImageReason
 					}
-					t.row(s.Name, s.ImageState, s.ContainerState, humanTime(s.ContainerChangedAt), firstLine(reason))
+					t.row(s.Name, s.Project, s.ImageState, s.ContainerState, humanTime(s.ContainerChangedAt), firstLine(reason))
 				}
 				return t.flush()
 			})
 		},
 	}
+	list.Flags().StringVar(&project, "project", "", "only this project's services (an admin's token; others see their own project's)")
 	simple := func(use, short, method, suffix string) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
@@ -212,7 +218,7 @@ stops it after shutdown_timeout minutes without requests or open connections.`,
 	ctxCmd.Flags().StringVarP(&outFile, "output-file", "O", "", "write the tar to this file")
 	entity := &cobra.Command{
 		Use:     "entity PACKAGE NAME JSON",
-		Short:   "Store a package's entity (a connection or secret) for #{x.PACKAGE:NAME} in its services' env",
+		Short:   "Store an entity (a connection or secret) of a package of your project, for #{x.PACKAGE:NAME} in its services' env",
 		Example: `  berth service entity echo Db '{"host": "db", "password": "s3cret"}'`,
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -281,7 +287,7 @@ func printService(w io.Writer, sv service.Service) error {
 		last = humanTime(*sv.LastActivity)
 	}
 	if err := fields(w,
-		"name", sv.Name, "package", sv.Package, "port", fmt.Sprint(sv.Port), "image", sv.Image,
+		"name", sv.Name, "project", sv.Project, "package", sv.Package, "port", fmt.Sprint(sv.Port), "image", sv.Image,
 		"image state", sv.ImageState+"  ("+humanTime(sv.ImageChangedAt)+")", "image reason", firstLine(sv.ImageReason),
 		"container", sv.ContainerState+"  ("+humanTime(sv.ContainerChangedAt)+")", "container reason", firstLine(sv.ContainerReason),
 		"connections", fmt.Sprint(sv.ActiveConnections), "last activity", last); err != nil {

@@ -24,12 +24,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/spec"
 )
 
-// Services is what the proxy needs of the service manager.
+// Authorize asks the authorization point whether the request's principal may use the service
+// (authz.ServiceUse): the Config.Authorize of a server.
+func Authorize(r *http.Request, service, project string) error {
+	p, _ := auth.FromContext(r.Context())
+	return authz.Can(p, authz.ServiceUse, authz.Resource{Kind: "service", ID: service, Project: project})
+}
+
+// noProject is the project of a service that does not exist: no project has this id.
+const noProject = "\x00none"
+
+// Services is what the proxy needs of the service manager. Every method answers from memory.
 type Services interface {
-	Exists(ctx context.Context, name string) bool
+	// Project is the project a service belongs to; false when no service has that name.
+	Project(name string) (string, bool)
 	Addr(name string) string
 	Ensure(ctx context.Context, name string) (string, error)
 	Track(name string) (done func())
@@ -51,8 +64,12 @@ type Config struct {
 	// RequestTimeout bounds a plain request (server --proxy-timeout; default 300 s). WebSocket
 	// and streaming responses last as long as they are active.
 	RequestTimeout time.Duration
-	// Authorize, if set, is asked before a request is forwarded (nil error: allowed).
-	Authorize func(r *http.Request, service string) error
+	// Authorize, if set, is asked before a request is forwarded, with the service's project
+	// (nil error: allowed; an *authz.Denied answers with its status, any other error 403).
+	// A name no service has is asked about with a project nobody has, so a refused caller
+	// cannot tell a missing service from another project's. Authorize (the function) asks
+	// authz; nil forwards every request (tests of the proxy alone).
+	Authorize func(r *http.Request, service, project string) error
 	Log       *slog.Logger
 	// Observer, if set, is told about each request to a service (metrics).
 	Observer Observer
@@ -165,15 +182,24 @@ type target struct {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, p.cfg.Prefix)
 	name, _, hasSlash := strings.Cut(rest, "/")
-	if name == "" || !p.svcs.Exists(r.Context(), name) {
-		writeError(w, http.StatusNotFound, "not_found", "no service "+name, "service")
-		return
+	project, known := p.svcs.Project(name)
+	if !known {
+		project = noProject
 	}
 	if p.cfg.Authorize != nil {
-		if err := p.cfg.Authorize(r, name); err != nil {
+		if err := p.cfg.Authorize(r, name, project); err != nil {
+			var d *authz.Denied
+			if errors.As(err, &d) && d.Status == http.StatusNotFound {
+				writeError(w, http.StatusNotFound, "not_found", d.Reason, "service")
+				return
+			}
 			writeError(w, http.StatusForbidden, "forbidden", err.Error(), "")
 			return
 		}
+	}
+	if name == "" || !known {
+		writeError(w, http.StatusNotFound, "not_found", "service "+name+" not found", "service")
+		return
 	}
 	if !hasSlash {
 		// /proxy/<name>: the page's relative links would resolve outside the service.

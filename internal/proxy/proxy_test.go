@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/spec"
 )
 
@@ -26,9 +27,9 @@ type fakeServices struct {
 	modes   map[string]spec.PrefixMode // by service; "svc" exists always
 }
 
-func (f *fakeServices) Exists(ctx context.Context, name string) bool {
+func (f *fakeServices) Project(name string) (string, bool) {
 	_, ok := f.modes[name]
-	return ok || name == "svc"
+	return "p", ok || name == "svc"
 }
 func (f *fakeServices) Addr(name string) string { return "" }
 func (f *fakeServices) Mode(name string) spec.PrefixMode {
@@ -71,7 +72,7 @@ func TestProxyForwarding(t *testing.T) {
 	}))
 	defer backend.Close()
 	fs := &fakeServices{addr: strings.TrimPrefix(backend.URL, "http://")}
-	p := New(Config{RequestTimeout: 300 * time.Millisecond, Authorize: func(r *http.Request, s string) error {
+	p := New(Config{RequestTimeout: 300 * time.Millisecond, Authorize: func(r *http.Request, s, project string) error {
 		if r.Header.Get("X-Deny") != "" {
 			return errors.New("not yours")
 		}
@@ -138,5 +139,52 @@ func TestProxyForwarding(t *testing.T) {
 	b, _ = io.ReadAll(resp.Body)
 	if resp.StatusCode != 503 || !strings.Contains(string(b), `"log_tail":"boom"`) || !strings.Contains(string(b), "exited with code 3") {
 		t.Fatalf("failed start: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestProxyAsksWithTheServiceProject: the authorizer is asked with the service's project (from
+// memory), a refusal keeps its status, and a name no service has is asked about with a project
+// nobody has, so a caller refused a foreign service gets the same answer as for a missing one.
+func TestProxyAsksWithTheServiceProject(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer backend.Close()
+	var asked []string
+	p := New(Config{Authorize: func(r *http.Request, s, project string) error {
+		asked = append(asked, s+"@"+project)
+		if project != r.Header.Get("X-Project") {
+			return &authz.Denied{Status: http.StatusNotFound, Reason: "service " + s + " not found"}
+		}
+		if r.Header.Get("X-Deny") != "" {
+			return &authz.Denied{Status: http.StatusForbidden, Reason: "read-only"}
+		}
+		return nil
+	}}, &fakeServices{addr: strings.TrimPrefix(backend.URL, "http://")})
+	front := httptest.NewServer(p)
+	defer front.Close()
+	get := func(path, project, deny string) (int, string) {
+		req, _ := http.NewRequest("GET", front.URL+path, nil)
+		req.Header.Set("X-Project", project)
+		req.Header.Set("X-Deny", deny)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/proxy/svc/", "p", ""); code != 200 || body != "ok" {
+		t.Fatalf("own project: %d %s", code, body)
+	}
+	if code, _ := get("/proxy/svc/", "p", "1"); code != 403 {
+		t.Errorf("a 403 refusal: %d", code)
+	}
+	code, foreign := get("/proxy/svc/", "other", "")
+	ncode, missing := get("/proxy/nope/", "other", "")
+	if code != 404 || ncode != 404 || strings.ReplaceAll(missing, "nope", "svc") != foreign {
+		t.Errorf("foreign %d %s, missing %d %s", code, foreign, ncode, missing)
+	}
+	if asked[0] != "svc@p" || strings.HasSuffix(asked[len(asked)-1], "@p") || !strings.HasPrefix(asked[len(asked)-1], "nope@") {
+		t.Errorf("asked %v", asked)
 	}
 }

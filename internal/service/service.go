@@ -141,6 +141,7 @@ type Networks interface {
 // Service is a service as the API shows it.
 type Service struct {
 	Name               string               `json:"name"`
+	Project            string               `json:"project"`
 	Package            string               `json:"package"`
 	Port               int                  `json:"port"`
 	HealthPath         string               `json:"health_path,omitempty"`
@@ -187,8 +188,8 @@ type Manager struct {
 
 	mu    sync.Mutex
 	svcs  map[string]*svc
-	known map[string]bool // defined services, so the proxy's lookup never touches the store
-	modes sync.Map        // service name → spec.PrefixMode of its running container (prefix.go)
+	known map[string]string // defined services → their project, so the proxy's lookup never touches the store
+	modes sync.Map          // service name → spec.PrefixMode of its running container (prefix.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -220,7 +221,7 @@ func New(cfg Config, st *store.Store, rt runtime.Runtime, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, st: st, rt: rt, log: log, caps: cfg.Engine, svcs: map[string]*svc{}, known: map[string]bool{}, ctx: ctx, cancel: cancel}
+	return &Manager{cfg: cfg, st: st, rt: rt, log: log, caps: cfg.Engine, svcs: map[string]*svc{}, known: map[string]string{}, ctx: ctx, cancel: cancel}
 }
 
 // capabilities is what the engine enforces: the configured value, else the runtime's probe
@@ -328,7 +329,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	for _, r := range rows {
 		m.mu.Lock()
-		m.known[r.Name] = true
+		m.known[r.Name] = projectOf(r)
 		m.mu.Unlock()
 		s := m.svc(r.Name)
 		t, ok := byName[r.Name]
@@ -452,6 +453,10 @@ var reName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // they are the proxy's paths).
 var ErrNameTaken = errors.New("service: name taken by another project")
 
+// ErrPackageFixed: a service's package is chosen when it is first created; replacing the
+// service cannot change it.
+var ErrPackageFixed = errors.New("service: package is fixed")
+
 // Create validates a service folder (a tar of it) and stores it in project; the image is
 // built in the background (PENDING_VALIDATION → VALIDATING → READY | ERROR). warnings name
 // what the engine cannot apply. A service of the same name is replaced only within its own
@@ -463,9 +468,6 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	if !reName.MatchString(name) {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "name", Message: fmt.Sprintf("%q: lowercase letters, digits and '-' (at most 63)", name)}}}
 	}
-	if pkg == "" {
-		pkg = name
-	}
 	files, err := readTar(contextTar, "Dockerfile", "container.json")
 	if err != nil {
 		return Service{}, err
@@ -474,8 +476,22 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	if !ok {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
 	}
-	if prev, err := m.st.GetService(ctx, name); err == nil && prev.Project != project {
+	// The project and the package are the service's from its first creation: a replacement
+	// comes from the same project and keeps the package, so whoever replaces a service cannot
+	// point it at another package's entities.
+	prev, perr := m.st.GetService(ctx, name)
+	switch {
+	case perr != nil && !errors.Is(perr, store.ErrNotFound):
+		return Service{}, fmt.Errorf("create service %s: %w", name, perr)
+	case perr == nil && projectOf(prev) != project:
 		return Service{}, fmt.Errorf("service %s: %w", name, ErrNameTaken)
+	case perr == nil && pkg != "" && pkg != prev.Package:
+		return Service{}, fmt.Errorf("service %s belongs to package %s, not %s; delete the service to create it in another package: %w",
+			name, prev.Package, pkg, ErrPackageFixed)
+	case perr == nil:
+		pkg = prev.Package
+	case pkg == "":
+		pkg = name
 	}
 	port, dfErr := spec.ExposedPort(df)
 	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
@@ -499,22 +515,31 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
 		return Service{}, err
 	}
-	if err := os.WriteFile(filepath.Join(m.dir(name), "context.tar"), contextTar, 0o644); err != nil {
+	// The folder is written beside the stored one and takes its place only once the record is
+	// stored: a create refused by the store (another project's, racing) leaves it as it was.
+	tmp, err := writeTemp(m.dir(name), "context-*.tar", contextTar)
+	if err != nil {
 		return Service{}, err
 	}
+	defer os.Remove(tmp) // gone by then once renamed
 	cjJSON, _ := json.Marshal(cj)
 	now := time.Now().UTC()
-	prev, perr := m.st.GetService(ctx, name)
 	row := store.ServiceRow{Name: name, Package: pkg, Project: project, Port: port, ContainerJSON: string(cjJSON),
 		ImageState: ImagePendingValidation, ImageChangedAt: now, ContainerState: Stopped, ContainerChangedAt: now, CreatedAt: now}
 	if perr == nil {
 		row.ContainerState, row.ContainerID, row.ContainerChangedAt, row.CreatedAt = prev.ContainerState, prev.ContainerID, prev.ContainerChangedAt, prev.CreatedAt
 	}
-	if err := m.st.PutService(ctx, row); err != nil {
+	if err := m.st.PutService(ctx, row); errors.Is(err, store.ErrConflict) {
+		// Another project's create of the same name won the race since the check above.
+		return Service{}, fmt.Errorf("service %s: %w", name, ErrNameTaken)
+	} else if err != nil {
 		return Service{}, err
 	}
+	if err := os.Rename(tmp, m.ContextPath(name)); err != nil {
+		return Service{}, fmt.Errorf("store the folder of service %s: %w", name, err)
+	}
 	m.mu.Lock()
-	m.known[name] = true
+	m.known[name] = project
 	m.mu.Unlock()
 	if err := m.setImage(ctx, name, ImagePendingValidation, "", ""); err != nil {
 		return Service{}, err
@@ -524,6 +549,27 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	svc, err := m.Get(ctx, name)
 	svc.Warnings = warnings
 	return svc, err
+}
+
+// writeTemp writes data to a new file in dir named after pattern (os.CreateTemp) and returns
+// its path.
+func writeTemp(dir, pattern string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // buildFailure says why a service's image could not be built, once (the reason is shown
@@ -804,7 +850,7 @@ func (m *Manager) view(r store.ServiceRow) Service {
 	// Env values may hold secrets' references; the view shows the references, never values.
 	s := m.svc(r.Name)
 	la := time.Unix(0, s.lastActivity.Load()).UTC()
-	return Service{Name: r.Name, Package: r.Package, Port: r.Port, HealthPath: r.HealthPath, Container: cj,
+	return Service{Name: r.Name, Project: projectOf(r), Package: r.Package, Port: r.Port, HealthPath: r.HealthPath, Container: cj,
 		Image: r.ImageRef, ImageState: r.ImageState, ImageReason: r.ImageReason, ImageChangedAt: r.ImageChangedAt,
 		ContainerState: r.ContainerState, ContainerID: r.ContainerID, ContainerReason: r.ContainerReason,
 		ContainerChangedAt: r.ContainerChangedAt, ActiveConnections: s.active.Load(), LastActivity: &la}
@@ -825,9 +871,25 @@ func (m *Manager) List(ctx context.Context) ([]Service, error) {
 
 // Exists reports whether a service is defined (from memory).
 func (m *Manager) Exists(ctx context.Context, name string) bool {
+	_, ok := m.Project(name)
+	return ok
+}
+
+// Project is the project a defined service belongs to, from memory (the proxy asks it on
+// every request): false when no service has that name.
+func (m *Manager) Project(name string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.known[name]
+	p, ok := m.known[name]
+	return p, ok
+}
+
+// projectOf is a stored service's project; rows from before projects belong to the default.
+func projectOf(r store.ServiceRow) string {
+	if r.Project == "" {
+		return store.DefaultProject
+	}
+	return r.Project
 }
 
 // Track marks a request or connection to a service as active until done is called.

@@ -37,16 +37,22 @@ type ServiceEvent struct {
 const serviceColumns = `name, package, port, health_path, container_json, image_ref, image_state, image_reason,
 	image_changed_at, container_state, container_id, container_reason, container_changed_at, created_at, project`
 
-// PutService creates or replaces a service definition.
+// PutService creates or replaces a service definition. A service's project and package are
+// fixed when it is first stored: replacing one of another project or package is ErrConflict
+// and changes nothing.
 func (s *Store) PutService(ctx context.Context, r ServiceRow) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET package = excluded.package, port = excluded.port, health_path = excluded.health_path,
+	res, err := s.DB.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET port = excluded.port, health_path = excluded.health_path,
 		container_json = excluded.container_json, image_ref = excluded.image_ref, image_state = excluded.image_state,
-		image_reason = excluded.image_reason, image_changed_at = excluded.image_changed_at`,
+		image_reason = excluded.image_reason, image_changed_at = excluded.image_changed_at
+		WHERE services.project = excluded.project AND services.package = excluded.package`,
 		r.Name, r.Package, r.Port, r.HealthPath, r.ContainerJSON, r.ImageRef, r.ImageState, r.ImageReason,
 		jobTS(r.ImageChangedAt), r.ContainerState, r.ContainerID, r.ContainerReason, jobTS(r.ContainerChangedAt), jobTS(r.CreatedAt), projectOr(r.Project))
 	if err != nil {
 		return fmt.Errorf("save service %s: %w", r.Name, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("save service %s: it belongs to another project or package: %w", r.Name, ErrConflict)
 	}
 	return nil
 }
