@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/service"
@@ -50,16 +49,6 @@ func force(w http.ResponseWriter, r *http.Request) (bool, bool) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("force %q: allowed: true, false", v), "force")
 		return false, false
 	}
-}
-
-// adminOnly answers 403 unless the caller is an admin: services, components, configurations
-// and storage have no owner, so deleting them is an admin's.
-func adminOnly(w http.ResponseWriter, r *http.Request, what string) bool {
-	if p, _ := auth.FromContext(r.Context()); !p.IsAdmin() {
-		writeError(w, http.StatusForbidden, "forbidden", "deleting "+what+" needs an admin token", "")
-		return false
-	}
-	return true
 }
 
 func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {

@@ -64,8 +64,6 @@ type Principal struct {
 	Scope string `json:"scope,omitempty"`
 }
 
-// IsAdmin reports whether the principal has the admin role.
-func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
 
 // Store is what Auth needs of the store.
 type Store interface {

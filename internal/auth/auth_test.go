@@ -35,7 +35,7 @@ func TestIssueVerifyRevoke(t *testing.T) {
 		t.Fatal("the token is not stored as its hash")
 	}
 	p, err := a.Verify(ctx, plain)
-	if err != nil || p.Name != "ci" || p.Role != RoleUser || p.IsAdmin() {
+	if err != nil || p.Name != "ci" || p.Role != RoleUser || p.Project != store.DefaultProject {
 		t.Fatalf("verify: %+v %v", p, err)
 	}
 	if _, err := a.Verify(ctx, plain+"x"); err != ErrUnauthorized {
