@@ -77,7 +77,7 @@ func TestEnsureAdminOnce(t *testing.T) {
 		t.Fatalf("token file: %v %v", fi.Mode(), err)
 	}
 	b, _ := os.ReadFile(path)
-	if p, err := a.Verify(ctx, string(bytes.TrimSpace(b))); err != nil || !p.IsAdmin() {
+	if p, err := a.Verify(ctx, string(bytes.TrimSpace(b))); err != nil || p.Role != RoleAdmin {
 		t.Fatalf("the written token: %+v %v", p, err)
 	}
 	if created, err := a.EnsureAdmin(ctx, path); err != nil || created {
