@@ -64,7 +64,6 @@ type Principal struct {
 	Scope string `json:"scope,omitempty"`
 }
 
-
 // Store is what Auth needs of the store.
 type Store interface {
 	CreateToken(ctx context.Context, t store.Token) error
