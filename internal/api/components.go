@@ -491,7 +491,13 @@ func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cfg := spec.ComponentConfig{ID: comp.ID + "-" + action, Component: comp.ID, Parameters: req.Parameters}
+	// "#" values are sealed before the job is stored, as a configuration's are.
+	params, err := s.sealParams(req.Parameters)
+	if err != nil {
+		s.internal(w, "seal # values", err)
+		return
+	}
+	cfg := spec.ComponentConfig{ID: comp.ID + "-" + action, Component: comp.ID, Parameters: params}
 	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name, Project: p.Project,
 		Component: &job.ComponentRun{Component: *comp, Config: cfg, Action: action}})
 	if err != nil {
@@ -533,4 +539,22 @@ func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Berth-Job", j.ID)
 	io.WriteString(w, out+"\n")
+}
+
+// sealParams is parameters with every "#" value sealed (store.SealHashParams).
+func (s *Server) sealParams(params map[string]any) (map[string]any, error) {
+	if params == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.d.Store.SealHashParams(string(b))
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	err = json.Unmarshal([]byte(sealed), &out)
+	return out, err
 }

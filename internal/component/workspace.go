@@ -33,8 +33,12 @@ func (r *run) componentWorkspace(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	params, err := r.openParams()
+	if err != nil {
+		return "", err
+	}
 	if err := datadir.WriteConfig(dataDir, datadir.Config{
-		Parameters: r.rowCfg.Parameters, Storage: r.rowCfg.Storage,
+		Parameters: params, Storage: r.rowCfg.Storage,
 		ImageParameters: cr.Component.ImageParameters, Action: cr.Action, Authorization: authz,
 	}); err != nil {
 		return "", err
@@ -167,6 +171,28 @@ func (r *run) takeState(dataDir string) error {
 	r.newState, r.hasNewState = state, has
 	os.Remove(filepath.Join(dataDir, "out", "state.json"))
 	return nil
+}
+
+// openParams is the configuration's parameters for config.json: "#" values are stored sealed
+// and opened only here, for the run, and hidden from the job's output.
+func (r *run) openParams() (map[string]any, error) {
+	if r.rowCfg.Parameters == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(r.rowCfg.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	var params map[string]any
+	if err := json.Unmarshal(b, &params); err != nil {
+		return nil, err
+	}
+	plain, err := r.Store().OpenHashValues(params)
+	if err != nil {
+		return nil, fmt.Errorf("open the configuration's # values: %w", err)
+	}
+	r.Hide(plain...)
+	return params, nil
 }
 
 // authorization is config.json's authorization: the configuration's stored credentials as

@@ -122,6 +122,10 @@ func (s *Store) PutConfig(ctx context.Context, id, componentID, body string) (in
 // SaveConfig stores a new version of a configuration of project (its state is kept). A
 // configuration id is server-wide: an id another project's configuration holds is ErrConflict.
 func (s *Store) SaveConfig(ctx context.Context, project, id, componentID, body string) (int, error) {
+	body, err := s.SealHashParams(body)
+	if err != nil {
+		return 0, err
+	}
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err

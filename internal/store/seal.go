@@ -135,7 +135,8 @@ func (s *Store) mapBlockSecrets(blockJSON string, f func(string) (string, error)
 }
 
 // SealExisting seals the secrets stored in plain text before they were sealed: jobs' secret
-// env values and entities' values. It changes nothing the second time (idempotent). When it
+// env values, entities' values, and the "#" values of configurations (every version) and of
+// component jobs. It changes nothing the second time (idempotent). When it
 // sealed anything, the space the plain values took is zeroed (secure_delete) and the
 // write-ahead log truncated, so the plain text is left neither in the database file nor
 // beside it.
@@ -222,6 +223,44 @@ func (s *Store) SealExisting(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("seal entity %s.%s: %w", e.pkg, e.name, err)
 		}
 		n++
+	}
+	// "#" values of configurations, their versions, and component jobs' payloads.
+	for _, c := range []struct{ table, column string }{{"configs", "body"}, {"config_versions", "body"}, {"jobs", "payload"}} {
+		var docs []upd
+		rows, err := tx.QueryContext(ctx, `SELECT rowid, `+c.column+` FROM `+c.table+` WHERE `+c.column+` LIKE '%"#%'`)
+		if err != nil {
+			return 0, fmt.Errorf("seal stored secrets: %w", err)
+		}
+		for rows.Next() {
+			var id, doc string
+			if err := rows.Scan(&id, &doc); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("seal stored secrets: %w", err)
+			}
+			out, changed, err := mapHashParams(doc, func(v string) (string, error) {
+				if IsSealed(v) {
+					return v, nil
+				}
+				return s.SealString(v)
+			})
+			if err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("seal # values in %s: %w", c.table, err)
+			}
+			if changed {
+				docs = append(docs, upd{id, out})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("seal stored secrets: %w", err)
+		}
+		for _, u := range docs {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.column+` = ? WHERE rowid = ?`, u.value, u.key); err != nil {
+				return 0, fmt.Errorf("seal # values in %s: %w", c.table, err)
+			}
+			n++
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("seal stored secrets: %w", err)

@@ -130,20 +130,32 @@ func TestPlainSecretsOfAnOlderBerthAreSealedAtStart(t *testing.T) {
 	if _, err := st.DB.Exec(`INSERT INTO entities (project, package, name, value) VALUES ('default', 'pkg', 'Db', '{"password":"ent-pw-9876"}')`); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(dbBytes(t, st, path), []byte("tok-plain-4711")) {
+	cfgBody := `{"id":"c1","component":"x","parameters":{"user":"u","#password":"cfg-pw-5150"}}`
+	if _, err := st.DB.Exec(`INSERT INTO components (id, body, created_at) VALUES ('x', '{"id":"x","image":"i"}', '2026-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO configs (id, component_id, version, body, updated_at) VALUES ('c1', 'x', 1, ?, '2026-01-01T00:00:00Z')`,
+		`INSERT INTO config_versions (config_id, version, body, created_at) VALUES ('c1', 1, ?, '2026-01-01T00:00:00Z')`,
+	} {
+		if _, err := st.DB.Exec(q, cfgBody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Contains(dbBytes(t, st, path), []byte("tok-plain-4711")) || !bytes.Contains(dbBytes(t, st, path), []byte("cfg-pw-5150")) {
 		t.Fatal("the test's plain rows are not on disk: the check below would prove nothing")
 	}
 
 	st.SetSealer(newSealer(t))
 	n, err := st.SealExisting(ctx)
-	if err != nil || n != 2 {
+	if err != nil || n != 4 {
 		t.Fatalf("sealed %d: %v", n, err)
 	}
 	if n, err := st.SealExisting(ctx); err != nil || n != 0 {
 		t.Fatalf("the second start sealed %d again: %v", n, err)
 	}
 	disk := dbBytes(t, st, path)
-	for _, s := range []string{"tok-plain-4711", "ent-pw-9876"} {
+	for _, s := range []string{"tok-plain-4711", "ent-pw-9876", "cfg-pw-5150"} {
 		if bytes.Contains(disk, []byte(s)) {
 			t.Errorf("%s is still on disk", s)
 		}
