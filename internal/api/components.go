@@ -413,7 +413,7 @@ func (s *Server) handleRunConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cr := &job.ComponentRun{Component: *comp, Config: cfg, ConfigVersion: row.Version, Action: "run", Mode: mode,
-		TokenID: p.TokenID, TokenName: p.Name}
+		TokenID: p.TokenID, TokenName: p.Name, Scope: p.Scope}
 	if len(cfg.Rows) > 0 {
 		rows, err := cfg.RowsToRun(r.URL.Query().Get("row"))
 		if err != nil {
@@ -499,7 +499,7 @@ func (s *Server) handleSyncAction(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := spec.ComponentConfig{ID: comp.ID + "-" + action, Component: comp.ID, Parameters: params}
 	j, err := s.d.Jobs.Submit(r.Context(), job.Submission{Owner: p.Name, Project: p.Project,
-		Component: &job.ComponentRun{Component: *comp, Config: cfg, Action: action}})
+		Component: &job.ComponentRun{Component: *comp, Config: cfg, Action: action, Scope: p.Scope}})
 	if err != nil {
 		s.submitError(w, err)
 		return

@@ -44,7 +44,11 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		if err != nil {
 			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
-		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
+		bucket, _, err := storage.SplitTableID(t.Destination)
+		if err != nil {
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+		}
+		if err := r.mayWrite(bucket); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		load = append(load, parsed{t, cols, rows})

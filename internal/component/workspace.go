@@ -134,8 +134,27 @@ func (r *run) project() string {
 	return r.j.Project
 }
 
+// runAs is who a job's mappings act as: a member of the job's project, narrowed by the
+// caller's token scope.
+func (r *run) runAs() auth.Principal {
+	p := auth.Principal{Name: r.j.Owner, Role: auth.RoleMember, Project: r.project()}
+	if r.j.Component != nil {
+		p.Scope = r.j.Component.Scope
+	}
+	return p
+}
+
+// mayWrite says whether the job's output mapping may write into bucket (its project's own
+// buckets are checked by storage; this is the caller's bucket scope).
+func (r *run) mayWrite(bucket string) error {
+	if err := authz.Can(r.runAs(), authz.BucketWrite, authz.Resource{Kind: "bucket", ID: bucket, Project: r.project(), Bucket: bucket}); err != nil {
+		return fmt.Errorf("bucket %s: the token that ran this job may not write it (%v)", bucket, err)
+	}
+	return nil
+}
+
 // mayRead says whether the job may map a table as input, as authz decides for a member of
-// the job's project: a table of its project or of a bucket shared with it. Any other table
+// the job's project (narrowed by the caller's scope): a table of its project or of a bucket shared with it. Any other table
 // is refused exactly as a missing one, so a job learns nothing of other projects.
 func (r *run) mayRead(ctx context.Context, table string) error {
 	refused := fmt.Errorf("table %s is not in project %s or shared with it", table, r.project())
@@ -146,8 +165,7 @@ func (r *run) mayRead(ctx context.Context, table string) error {
 	if err != nil {
 		return err
 	}
-	p := auth.Principal{Name: r.j.Owner, Role: auth.RoleMember, Project: r.project()}
-	if authz.Can(p, authz.BucketRead, authz.Resource{Kind: "table", ID: table, Project: b.Project, SharedWith: b.SharedWith, Bucket: b.ID}) != nil {
+	if authz.Can(r.runAs(), authz.BucketRead, authz.Resource{Kind: "table", ID: table, Project: b.Project, SharedWith: b.SharedWith, Bucket: b.ID}) != nil {
 		return refused
 	}
 	return nil

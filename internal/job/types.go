@@ -76,6 +76,9 @@ type ComponentRun struct {
 	// component with forward_token_details gets them as KBC_TOKENID and KBC_TOKENDESC.
 	TokenID   string `json:"token_id,omitempty"`
 	TokenName string `json:"token_name,omitempty"`
+	// Scope is the caller's token scope (auth.ParseScope): a token narrowed to some buckets
+	// runs jobs whose mappings reach only those buckets.
+	Scope string `json:"scope,omitempty"`
 	// Rows are the configuration rows this job runs, in order (none: the configuration itself).
 	Rows []spec.ConfigRow `json:"rows,omitempty"`
 	// Before and After are the configuration's processors, resolved to their components.
