@@ -53,6 +53,9 @@ func LoadOrCreateSigner(dir string) (*Signer, error) {
 	if dir == "" {
 		return nil, errors.New("registry: no key dir")
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("registry key dir: %w", err)
+	}
 	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
 	key, err := readKey(keyPath)
 	if errors.Is(err, os.ErrNotExist) {
