@@ -17,7 +17,7 @@ help: ## list targets
 build: ## build bin/berth
 	@$(GO) build -o $(BIN) ./cmd/berth
 
-prereqs: ## check Docker and install the host packages berth needs (debootstrap, busybox-static, chromium)
+prereqs: ## check Docker and install the host packages berth needs (debootstrap, busybox-static, chromium, docker-registry)
 	@scripts/prereqs.sh
 
 demo: prereqs build ## run the example Python block end to end

@@ -9,6 +9,8 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The browser tests drive Debian's Chromium (internal/browsertest finds it on PATH).
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# The registry tests start Debian's docker-registry (the reference distribution registry).
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "prereqs: installing ${need_pkgs[*]} (Debian packages)"
@@ -20,7 +22,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >/dev/null
-  $sudo apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  # RUNLEVEL=1 keeps package scripts from starting services (docker-registry's own, on :5000).
+  $sudo env RUNLEVEL=1 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
 command -v go >/dev/null 2>&1 || { echo "prereqs: Go is not on PATH (install Go 1.26+; /usr/local/go/bin?)" >&2; exit 1; }

@@ -18,6 +18,7 @@ import (
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/registry"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
@@ -70,6 +71,9 @@ type Deps struct {
 	Sealer Sealer
 	// Metrics are served at /metrics (nil: the API makes its own, with what it sees itself).
 	Metrics *Metrics
+	// Registry issues an image registry's tokens at /api/v1/registry/token (nil: the route
+	// answers 404).
+	Registry *registry.Issuer
 }
 
 // Sealer encrypts secrets kept at rest.
@@ -131,6 +135,7 @@ func New(cfg Config, d Deps) *Server {
 
 	root := router{http.NewServeMux(), &s.routes}
 	s.routesSignin(root, api)
+	s.routesRegistry(root)
 	root.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

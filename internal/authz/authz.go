@@ -11,7 +11,8 @@
 //  4. The role must reach the action's minimum: read-only < member < project-admin < admin.
 //     A member cancels and deletes only its own jobs; a project admin, any of its project's.
 //  5. Bucket scopes narrow storage to the buckets named (read, or read and write); component
-//     scopes narrow components and configurations to the components named.
+//     scopes narrow components and configurations to the components named. A scoped token
+//     has no registry access.
 package authz
 
 import (
@@ -65,6 +66,13 @@ const (
 	ImageRead  Action = "image.read" // a generated image's build log
 	SigninLink Action = "signin.link"
 
+	// The registry's token endpoint grants these per repository (<project>/<name>): pull to
+	// who may read the project, push to a member, anything else (delete, the catalog) to an
+	// admin only.
+	RegistryPull   Action = "registry.pull"
+	RegistryPush   Action = "registry.push"
+	RegistryManage Action = "registry.manage"
+
 	TokenManage   Action = "token.manage"
 	AuditRead     Action = "audit.read"
 	ProjectRead   Action = "project.read"
@@ -78,7 +86,7 @@ var Actions = []Action{JobSubmit, JobRead, JobCancel, JobDelete,
 	ConfigRead, ConfigWrite, ConfigRun, ConfigDelete, CredentialsRead, CredentialsWrite, CredentialsDelete,
 	BucketCreate, BucketRead, BucketWrite, BucketDelete, BucketShare, FileRead, FileWrite, FileDelete,
 	ServiceCreate, ServiceRead, ServiceOperate, ServiceDelete, ServiceUse, EntityWrite,
-	ImageRead, SigninLink, TokenManage, AuditRead, ProjectRead, ProjectManage, ServerRead}
+	ImageRead, SigninLink, RegistryPull, RegistryPush, RegistryManage, TokenManage, AuditRead, ProjectRead, ProjectManage, ServerRead}
 
 // Resource is what an action is on. Project is the owning project; Owner is the token name
 // that made it (jobs); Shared marks a component usable by every project; SharedWith lists
@@ -125,6 +133,7 @@ var minRole = map[Action]string{
 	ServiceCreate: auth.RoleMember, ServiceRead: auth.RoleReadOnly, ServiceOperate: auth.RoleMember,
 	ServiceDelete: auth.RoleMember, ServiceUse: auth.RoleReadOnly, EntityWrite: auth.RoleMember,
 	ImageRead: auth.RoleReadOnly, SigninLink: auth.RoleReadOnly,
+	RegistryPull: auth.RoleReadOnly, RegistryPush: auth.RoleMember, RegistryManage: auth.RoleAdmin,
 	TokenManage: auth.RoleProjectAdmin, AuditRead: auth.RoleProjectAdmin, ProjectRead: auth.RoleReadOnly,
 	ProjectManage: auth.RoleAdmin, ServerRead: auth.RoleAdmin,
 }
@@ -181,6 +190,10 @@ func Can(p auth.Principal, a Action, r Resource) error {
 }
 
 func checkScopes(scopes []auth.ScopeItem, a Action, r Resource) error {
+	if len(scopes) > 0 && isRegistry(a) {
+		// A scope names what a token reaches; no scope kind names a repository.
+		return &Denied{Status: http.StatusForbidden, Reason: "this token is scoped (" + scopes[0].Kind + "); a scoped token has no registry access"}
+	}
 	var buckets, components []auth.ScopeItem
 	for _, s := range scopes {
 		switch s.Kind {
@@ -221,6 +234,10 @@ func isStorage(a Action) bool {
 		return true
 	}
 	return false
+}
+
+func isRegistry(a Action) bool {
+	return a == RegistryPull || a == RegistryPush || a == RegistryManage
 }
 
 func isComponent(a Action) bool {

@@ -30,6 +30,7 @@ var want = map[Action]struct {
 	ServiceOperate: {auth.RoleMember, false}, ServiceDelete: {auth.RoleMember, false},
 	ServiceUse: {auth.RoleReadOnly, false}, EntityWrite: {auth.RoleMember, false},
 	ImageRead: {auth.RoleReadOnly, false}, SigninLink: {auth.RoleReadOnly, false},
+	RegistryPull: {auth.RoleReadOnly, false}, RegistryPush: {auth.RoleMember, false}, RegistryManage: {auth.RoleAdmin, false},
 	TokenManage: {auth.RoleProjectAdmin, false}, AuditRead: {auth.RoleProjectAdmin, false},
 	ProjectRead: {auth.RoleReadOnly, false}, ProjectManage: {auth.RoleAdmin, false}, ServerRead: {auth.RoleAdmin, false},
 }
@@ -136,6 +137,9 @@ func TestScopes(t *testing.T) {
 	}{
 		{"service scope reaches its service", svc, ServiceUse, Resource{Kind: "service", ID: "web", Project: "p1"}, 200},
 		{"service scope makes sign-in links", svc, SigninLink, Resource{}, 200},
+		{"service scope: no registry pull", svc, RegistryPull, Resource{Kind: "repository", ID: "p1/app", Project: "p1"}, 403},
+		{"bucket scope: no registry push", bkt, RegistryPush, Resource{Kind: "repository", ID: "p1/app", Project: "p1"}, 403},
+		{"component scope: no registry pull", cmp, RegistryPull, Resource{Kind: "repository", ID: "p1/app", Project: "p1"}, 403},
 		{"service scope: no other service", svc, ServiceUse, Resource{Kind: "service", ID: "db", Project: "p1"}, 403},
 		{"service scope: not another project's service of that name", svc, ServiceUse, Resource{Kind: "service", ID: "web", Project: "p2"}, 404},
 		{"service scope: no API", svc, JobRead, Resource{Kind: "job", ID: "j", Project: "p1"}, 403},

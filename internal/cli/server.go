@@ -25,6 +25,7 @@ import (
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/proxy"
+	"github.com/berthproject/berth/internal/registry"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/storage"
 	"github.com/berthproject/berth/internal/store"
@@ -52,6 +53,11 @@ type serverFlags struct {
 	// auditRetention is how long audit entries are kept (--audit-retention, env
 	// BERTH_AUDIT_RETENTION; default 90d; 0 keeps them forever).
 	auditRetention string
+	// registryService turns on the registry token endpoint for the registry of that name
+	// (--registry-service, env BERTH_REGISTRY_SERVICE; default off); registryTokenTTL is its
+	// tokens' lifetime (--registry-token-ttl; default 5m).
+	registryService  string
+	registryTokenTTL time.Duration
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -98,6 +104,8 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
 	fl.StringVar(&f.auditRetention, "audit-retention", envOr("BERTH_AUDIT_RETENTION", "90d"), "how long the audit log keeps an entry: days (90d) or a duration (720h); 0 keeps them forever (env BERTH_AUDIT_RETENTION)")
 	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
+	fl.StringVar(&f.registryService, "registry-service", envOr("BERTH_REGISTRY_SERVICE", ""), "serve the token endpoint (/api/v1/registry/token) of the image registry of this name (its auth.token.service); its rootcertbundle is <data-dir>/registry-token.crt (env BERTH_REGISTRY_SERVICE; default: off)")
+	fl.DurationVar(&f.registryTokenTTL, "registry-token-ttl", registry.DefaultTTL, "lifetime of a registry token (1m to 1h)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
 }
@@ -253,6 +261,18 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.BuildNetwork = f.svcBuildNet
 	scfg.OnStart = metrics.ServiceStarted
 	svcs := service.New(scfg, st, eng, log)
+	var reg *registry.Issuer
+	if f.registryService != "" {
+		rcfg := registry.DefaultConfig(f.registryService, dataDir)
+		rcfg.TTL = f.registryTokenTTL
+		if rcfg.TTL < registry.MinTTL || rcfg.TTL > registry.MaxTTL {
+			return withCode(ExitUsage, fmt.Errorf("--registry-token-ttl: %v is not allowed; use %v to %v", rcfg.TTL, registry.MinTTL, registry.MaxTTL))
+		}
+		if reg, err = registry.New(rcfg); err != nil {
+			return withCode(ExitFailure, fmt.Errorf("registry token issuer: %w", err))
+		}
+		fmt.Fprintf(g.stderr, "berth: registry tokens for %q at /api/v1/registry/token (issuer %q, rootcertbundle %s)\n", f.registryService, rcfg.Issuer, reg.CertPath())
+	}
 	prx := proxy.New(proxy.Config{RequestTimeout: f.proxyTimeout, Log: log, Observer: metrics, Authorize: proxy.Authorize}, svcs)
 	apiSrv = api.New(api.Config{ShareRoot: shareRoots[0], PublicURL: f.publicURL}, api.Deps{
 		Services:          svcs,
@@ -268,6 +288,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		Store:    st,
 		Storage:  stor,
 		Sealer:   sealer,
+		Registry: reg,
 		ImageExists: func(ctx context.Context, ref string) error {
 			_, err := eng.InspectImage(ctx, ref)
 			return err
