@@ -23,7 +23,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/berthproject/berth/internal/auth"
@@ -220,7 +219,7 @@ func allowed(p auth.Principal, a authz.Action, res authz.Resource) bool {
 	return authz.Can(p, a, res) == nil
 }
 
-// ago is a short human duration.
+// human is a short duration for people: milliseconds under a second, seconds under a minute.
 func human(d time.Duration) string {
 	switch {
 	case d < 0:
@@ -242,5 +241,3 @@ func stamp(t time.Time) string {
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
-
-func trimLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
