@@ -23,6 +23,7 @@ import (
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
 	"github.com/berthproject/berth/internal/store"
+	"github.com/berthproject/berth/internal/web"
 )
 
 // Jobs is what the API needs of the job manager.
@@ -162,6 +163,16 @@ func New(cfg Config, d Deps) *Server {
 			proxy = d.Auth.Middleware(proxy)
 		}
 	}
+	// The dashboard: its pages behind the same sign-in (an unauthenticated browser is sent to
+	// /signin?next=…), its assets open. Like the proxy, they are not API routes.
+	ui := web.New(web.Deps{Jobs: d.Jobs, Services: d.Services, BuildLog: d.BuildLog, Log: d.Log})
+	var pages http.Handler = ui
+	if d.Auth != nil {
+		pages = d.Auth.Middleware(pages)
+	}
+	root.ServeMux.Handle("GET /{$}", pages)
+	root.ServeMux.Handle("/ui/", pages)
+	root.ServeMux.Handle("GET /ui/static/", ui.Static())
 	if proxy != nil {
 		// The proxy and the catch-all are not API routes: they are registered on the mux itself,
 		// outside Routes (the OpenAPI document describes the proxy in words).

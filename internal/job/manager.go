@@ -262,7 +262,8 @@ func (m *Manager) List(ctx context.Context, o ListOptions) ([]Job, error) {
 	if o.State != "" {
 		states = []string{string(o.State)}
 	}
-	rows, err := m.st.ListJobs(ctx, store.JobFilter{States: states, Owner: o.Owner, Project: o.Project, Limit: o.Limit})
+	rows, err := m.st.ListJobs(ctx, store.JobFilter{States: states, Owner: o.Owner, Project: o.Project,
+		Kind: o.Kind, Text: o.Text, Offset: o.Offset, Limit: o.Limit})
 	if err != nil {
 		return nil, err
 	}

@@ -187,10 +187,14 @@ type LogChunk struct {
 	Time   time.Time `json:"time"`
 }
 
-// ListOptions filter List.
+// ListOptions filter List. Kind keeps one kind of job; Text keeps jobs whose id, name or
+// owner contains it (case-insensitive); Offset skips that many of the newest (with Limit).
 type ListOptions struct {
 	State   State
 	Owner   string
 	Project string
+	Kind    string
+	Text    string
+	Offset  int
 	Limit   int
 }

@@ -106,12 +106,15 @@ func (s *Store) GetJob(ctx context.Context, id string) (JobRow, error) {
 	return j, nil
 }
 
-// ListJobs returns jobs newest first, filtered by state and owner when they are not empty.
-// JobFilter selects jobs: any of States, and Owner and Project when set; at most Limit (0: all).
+// JobFilter selects jobs: any of States, and Owner, Project and Kind when set; Text, when set,
+// keeps jobs whose id, name or owner contains it (case-insensitive); Offset skips that many of
+// the newest; at most Limit (0: all).
 type JobFilter struct {
 	States         []string
 	Owner, Project string
-	Limit          int
+	Kind           string
+	Text           string
+	Offset, Limit  int
 }
 
 // ListJobs returns the jobs f selects, newest first.
@@ -133,10 +136,23 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]JobRow, error) {
 		q += ` AND owner = ?`
 		args = append(args, owner)
 	}
+	if f.Kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, f.Kind)
+	}
+	if f.Text != "" {
+		like := "%" + likeEscaper.Replace(strings.ToLower(f.Text)) + "%"
+		q += ` AND (LOWER(id) LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\' OR LOWER(owner) LIKE ? ESCAPE '\')`
+		args = append(args, like, like, like)
+	}
 	q += ` ORDER BY created_at DESC, id DESC`
 	if limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, limit)
+		if f.Offset > 0 {
+			q += ` OFFSET ?`
+			args = append(args, f.Offset)
+		}
 	}
 	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -153,6 +169,9 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]JobRow, error) {
 	}
 	return out, rows.Err()
 }
+
+// likeEscaper makes a text match itself literally in a LIKE pattern (ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // CountJobsByState returns how many jobs are in each state.
 func (s *Store) CountJobsByState(ctx context.Context) (map[string]int, error) {
