@@ -64,7 +64,7 @@ func TestCollectorOnEngine(t *testing.T) {
 		build(g, gen, true)
 	}
 	build(prune, map[string]string{LabelRetentionOmni: RetentionPruneOnCleanup}, false) // a custom image berth used
-	build(keep, nil, false)                                                              // not opted in
+	build(keep, nil, false)                                                             // not opted in
 
 	// A generated image the manager builds itself, so the rebuild is the real one.
 	cfg := DefaultConfig()
@@ -213,4 +213,3 @@ func evictedRefs(p Plan) []string {
 	}
 	return out
 }
-
