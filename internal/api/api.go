@@ -70,6 +70,8 @@ type Deps struct {
 	Sealer Sealer
 	// Metrics are served at /metrics (nil: the API makes its own, with what it sees itself).
 	Metrics *Metrics
+	// Images are the image records and their collector (nil: the image routes answer 503).
+	Images Images
 }
 
 // Sealer encrypts secrets kept at rest.
@@ -124,6 +126,7 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}/outputs", s.handleOutputs)
 	s.routesDelete(api)
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
+	s.routesImages(api)
 	s.routesComponents(api)
 	s.routesServices(api)
 	s.routesAdmin(api)
