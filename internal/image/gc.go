@@ -140,9 +140,9 @@ func ago(now, t time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-// HumanSize writes bytes in decimal units, as the engine does (12.3 MB).
+// HumanSize writes bytes in binary units (12.3 MiB), as --image-disk-limit reads them.
 func HumanSize(n int64) string {
-	const unit = 1000
+	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
@@ -151,7 +151,7 @@ func HumanSize(n int64) string {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // Collector evicts images past the disk threshold. Safe for concurrent use; one collection
@@ -167,6 +167,16 @@ type Collector struct {
 // NewCollector makes a collector over an instance's image records.
 func NewCollector(rec *Records, p Policy) *Collector {
 	return &Collector{rec: rec, policy: p, log: rec.log, kick: make(chan struct{}, 1)}
+}
+
+// List is the image records' list (Records.List).
+func (c *Collector) List(ctx context.Context) ([]Record, error) { return c.rec.List(ctx) }
+
+// Remove removes one image by hand (Records.Remove), never while a collection runs.
+func (c *Collector) Remove(ctx context.Context, ref string) (Record, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Remove(ctx, ref)
 }
 
 // Policy returns the collector's threshold.

@@ -242,20 +242,15 @@ func (r *Records) List(ctx context.Context) ([]Record, error) {
 		add(s.Ref, im, &lu)
 	}
 	for _, im := range all {
-		mine := r.instance != "" && im.Labels[runtime.LabelInstance] == r.instance
-		base := im.Labels[runtime.LabelKind] == runtime.KindBase && im.Labels[runtime.LabelManaged] == "true"
-		if !mine && !base {
-			for _, t := range im.Tags {
-				if KindOf(t, nil) == KindBase {
-					base = true
-				}
-			}
-		}
-		if !mine && !base {
+		// This instance's own images, and the base runtimes (never another berth's images,
+		// nor a custom image that inherited a base's labels, unless this berth used them).
+		owner := im.Labels[runtime.LabelInstance]
+		if owner != "" && owner != r.instance {
 			continue
 		}
+		mine := r.instance != "" && owner == r.instance
 		for _, t := range im.Tags {
-			if t != "<none>:<none>" {
+			if t != "<none>:<none>" && (mine || KindOf(t, im.Labels) == KindBase) {
 				add(t, im, nil)
 			}
 		}
