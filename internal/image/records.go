@@ -41,7 +41,7 @@ type Record struct {
 	Size     int64             `json:"size"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Created  time.Time         `json:"created"`
-	LastUsed *time.Time        `json:"last_used,omitempty"`
+	LastUsed *time.Time        `json:"last_used"`
 	// InUse: a running container of this berth instance runs it.
 	InUse bool `json:"in_use"`
 	// Removable: the collector may evict it (generated, service and component images, and
