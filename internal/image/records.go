@@ -146,6 +146,9 @@ func NewRecords(rt runtime.Runtime, st RecordStore, instance string, log *slog.L
 // Used records that ref (img, when known) was used now. A failure is logged, never returned:
 // a run never fails because its image's use could not be noted.
 func (r *Records) Used(ctx context.Context, ref string, img runtime.Image) {
+	if r == nil {
+		return // a manager without records (berth run)
+	}
 	r.usedAt(ctx, ref, img, r.now())
 }
 
