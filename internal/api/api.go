@@ -75,6 +75,8 @@ type Deps struct {
 	// Registry issues an image registry's tokens at /api/v1/registry/token (nil: the route
 	// answers 404).
 	Registry *registry.Issuer
+	// Images are the image records and their collector (nil: the image routes answer 503).
+	Images Images
 }
 
 // Sealer encrypts secrets kept at rest.
@@ -129,6 +131,7 @@ func New(cfg Config, d Deps) *Server {
 	api.HandleFunc("GET /api/v1/jobs/{id}/outputs", s.handleOutputs)
 	s.routesDelete(api)
 	api.HandleFunc("GET /api/v1/images/{hash}/build-log", s.handleBuildLog)
+	s.routesImages(api)
 	s.routesComponents(api)
 	s.routesServices(api)
 	s.routesAdmin(api)

@@ -16,6 +16,7 @@ import (
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/block"
 	"github.com/berthproject/berth/internal/component"
+	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/runtime/docker/enginetest"
@@ -49,6 +50,8 @@ const (
 	mxBucket = "in.c-alpha"
 	mxTable  = "in.c-alpha.t"
 	mxSvc    = "web-alpha"
+	// mxImage is recorded in the store, not on the engine: removing it forgets the record.
+	mxImage = "berth/gen:matrix-absent"
 )
 
 // matrixRules holds the seeded names; {job} and {token} are filled in per fixture.
@@ -62,6 +65,9 @@ var matrixRules = map[string]rule{
 	"GET /api/v1/jobs/{id}/outputs":       {path: "/api/v1/jobs/{job}/outputs", min: auth.RoleReadOnly, item: true},
 	"DELETE /api/v1/jobs/{id}":            {path: "/api/v1/jobs/{job}?force=true", min: auth.RoleMember, item: true, ownJob: true},
 	"GET /api/v1/images/{hash}/build-log": {path: "/api/v1/images/{hash}/build-log", min: auth.RoleReadOnly, item: true},
+	"GET /api/v1/images":                  {path: "/api/v1/images", min: auth.RoleAdmin},
+	"DELETE /api/v1/images/{ref...}":      {path: "/api/v1/images/" + mxImage, min: auth.RoleAdmin},
+	"POST /api/v1/images/gc":              {path: "/api/v1/images/gc?dry_run=true", min: auth.RoleAdmin},
 
 	"POST /api/v1/components":                       {path: "/api/v1/components", body: `{"id": "comp-new", "image": "img:1"}`, min: auth.RoleProjectAdmin},
 	"GET /api/v1/components":                        {path: "/api/v1/components", min: auth.RoleReadOnly},
@@ -235,8 +241,12 @@ func newMatrixFixture(t *testing.T) *matrixFixture {
 	scfg.ExtraLabels = enginetest.Labels(t)
 	svcs := service.New(scfg, st, eng, nil)
 	t.Cleanup(svcs.Close)
+	if err := st.PutImageRecord(ctx, store.ImageRecord{Ref: mxImage, Kind: image.KindGenerated, LastUsed: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	images := image.NewCollector(image.NewRecords(eng, st, "api-matrix-"+enginetest.Unique(t), nil), image.Policy{Limit: 1 << 50, Low: 1 << 49})
 	s := New(Config{ShareRoot: "/share"}, Deps{Jobs: m, Auth: a, Store: st, Storage: sg, Services: svcs, Sealer: sealer,
-		Proxy: http.NotFoundHandler(), ImageStats: func() (int64, int64, int64) { return 0, 0, 0 },
+		Images: images, Proxy: http.NotFoundHandler(), ImageStats: func() (int64, int64, int64) { return 0, 0, 0 },
 		BuildLog: func(h string) (string, error) {
 			p := filepath.Join(dir, h+".log")
 			return p, os.WriteFile(p, []byte("Step 1/1 : FROM busybox\n"), 0o644)

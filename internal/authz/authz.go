@@ -77,7 +77,8 @@ const (
 	AuditRead     Action = "audit.read"
 	ProjectRead   Action = "project.read"
 	ProjectManage Action = "project.manage" // create projects, set quotas
-	ServerRead    Action = "server.read"    // metrics of the whole server
+	ServerRead    Action = "server.read"    // metrics of the whole server, the image list
+	ImageManage   Action = "image.manage"   // remove images, run the image collector
 )
 
 // Actions lists every action, for tests that enumerate them.
@@ -86,7 +87,7 @@ var Actions = []Action{JobSubmit, JobRead, JobCancel, JobDelete,
 	ConfigRead, ConfigWrite, ConfigRun, ConfigDelete, CredentialsRead, CredentialsWrite, CredentialsDelete,
 	BucketCreate, BucketRead, BucketWrite, BucketDelete, BucketShare, FileRead, FileWrite, FileDelete,
 	ServiceCreate, ServiceRead, ServiceOperate, ServiceDelete, ServiceUse, EntityWrite,
-	ImageRead, SigninLink, RegistryPull, RegistryPush, RegistryManage, TokenManage, AuditRead, ProjectRead, ProjectManage, ServerRead}
+	ImageRead, SigninLink, RegistryPull, RegistryPush, RegistryManage, TokenManage, AuditRead, ProjectRead, ProjectManage, ServerRead, ImageManage}
 
 // Resource is what an action is on. Project is the owning project; Owner is the token name
 // that made it (jobs); Shared marks a component usable by every project; SharedWith lists
@@ -135,7 +136,7 @@ var minRole = map[Action]string{
 	ImageRead: auth.RoleReadOnly, SigninLink: auth.RoleReadOnly,
 	RegistryPull: auth.RoleReadOnly, RegistryPush: auth.RoleMember, RegistryManage: auth.RoleAdmin,
 	TokenManage: auth.RoleProjectAdmin, AuditRead: auth.RoleProjectAdmin, ProjectRead: auth.RoleReadOnly,
-	ProjectManage: auth.RoleAdmin, ServerRead: auth.RoleAdmin,
+	ProjectManage: auth.RoleAdmin, ServerRead: auth.RoleAdmin, ImageManage: auth.RoleAdmin,
 }
 
 // readActions may reach a bucket shared with the caller's project.

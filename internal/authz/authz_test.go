@@ -33,6 +33,7 @@ var want = map[Action]struct {
 	RegistryPull: {auth.RoleReadOnly, false}, RegistryPush: {auth.RoleMember, false}, RegistryManage: {auth.RoleAdmin, false},
 	TokenManage: {auth.RoleProjectAdmin, false}, AuditRead: {auth.RoleProjectAdmin, false},
 	ProjectRead: {auth.RoleReadOnly, false}, ProjectManage: {auth.RoleAdmin, false}, ServerRead: {auth.RoleAdmin, false},
+	ImageManage: {auth.RoleAdmin, false},
 }
 
 var order = map[string]int{auth.RoleReadOnly: 1, auth.RoleMember: 2, auth.RoleProjectAdmin: 3, auth.RoleAdmin: 4}

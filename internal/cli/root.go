@@ -138,6 +138,7 @@ Exit codes (run, job submit --wait and config run --wait map the job's end to 0-
 		newTokenCmd(g),
 		newProjectCmd(g),
 		newAuditCmd(g),
+		newImageCmd(g),
 		newComponentCmd(g),
 		newConfigCmd(g),
 		newStorageCmd(g),

@@ -26,6 +26,7 @@ import (
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/proxy"
 	"github.com/berthproject/berth/internal/registry"
+	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/storage"
 	"github.com/berthproject/berth/internal/store"
@@ -58,6 +59,15 @@ type serverFlags struct {
 	// tokens' lifetime (--registry-token-ttl; default 5m).
 	registryService  string
 	registryTokenTTL time.Duration
+	// The image collector: --image-disk-limit (env BERTH_IMAGE_DISK_LIMIT, default 20GB; 0
+	// off), --image-disk-high and --image-disk-low (fractions of the limit: a collection starts
+	// past high and evicts down to low; defaults 1 and 0.8), --image-gc-interval (default 10m)
+	// and --image-min-idle (an image used more recently is kept; default 5m).
+	imageDiskLimit string
+	imageDiskHigh  float64
+	imageDiskLow   float64
+	imageGCEvery   time.Duration
+	imageMinIdle   time.Duration
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -106,6 +116,11 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
 	fl.StringVar(&f.registryService, "registry-service", envOr("BERTH_REGISTRY_SERVICE", ""), "serve the token endpoint (/api/v1/registry/token) of the image registry of this name (its auth.token.service); its rootcertbundle is <data-dir>/registry-token.crt (env BERTH_REGISTRY_SERVICE; default: off)")
 	fl.DurationVar(&f.registryTokenTTL, "registry-token-ttl", registry.DefaultTTL, "lifetime of a registry token (1m to 1h)")
+	fl.StringVar(&f.imageDiskLimit, "image-disk-limit", envOr("BERTH_IMAGE_DISK_LIMIT", "20GB"), "most the images berth may remove (generated, service, component, prune-on-cleanup) may take on the engine's disk before the least recently used are evicted (e.g. 20GB, 500MB; 0: no limit; env BERTH_IMAGE_DISK_LIMIT)")
+	fl.Float64Var(&f.imageDiskHigh, "image-disk-high", 1, "high watermark, a fraction of --image-disk-limit: a collection starts past it")
+	fl.Float64Var(&f.imageDiskLow, "image-disk-low", 0.8, "low watermark, a fraction of --image-disk-limit: a collection evicts down to it")
+	fl.DurationVar(&f.imageGCEvery, "image-gc-interval", 10*time.Minute, "how often the image collector runs (it also runs after each generated image's build)")
+	fl.DurationVar(&f.imageMinIdle, "image-min-idle", image.DefaultMinIdle, "an image used less than this long ago is never evicted (its container may be about to start)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
 }
@@ -174,6 +189,13 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			return withCode(ExitUsage, fmt.Errorf("--public-url: %q is not allowed; use http(s)://host[:port]", f.publicURL))
 		}
 	}
+	imgPolicy, err := imagePolicy(f.imageDiskLimit, f.imageDiskHigh, f.imageDiskLow, f.imageMinIdle)
+	if err != nil {
+		return err
+	}
+	if f.imageGCEvery <= 0 {
+		return withCode(ExitUsage, fmt.Errorf("--image-gc-interval: %v is not allowed; use a positive duration such as 10m", f.imageGCEvery))
+	}
 	if err := service.CheckBuildNetwork(f.svcBuildNet); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--service-build-network: %w", err))
 	}
@@ -202,7 +224,17 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		return withCode(ExitFailure, err)
 	}
 
-	images := image.NewManager(eng, imageConfig(dataDir, f.pipIndex, f.cranURL), log)
+	// Every image berth builds or uses is recorded (its last use orders the collector), and
+	// generated images carry the instance, so this server lists and collects its own.
+	icfg := imageConfig(dataDir, f.pipIndex, f.cranURL)
+	icfg.ExtraLabels = map[string]string{runtime.LabelInstance: instance}
+	images := image.NewManager(eng, icfg, log)
+	imgRecords := image.NewRecords(eng, st, instance, log)
+	imgRecords.Pins = imagePins(st)
+	images.SetRecords(imgRecords)
+	collector := image.NewCollector(imgRecords, imgPolicy)
+	imgRecords.OnBuilt = collector.Kick
+	recEng := recordingEngine{Engine: eng, rec: imgRecords}
 	a := auth.New(st)
 	a.SessionTTL = f.sessionTTL
 	// Behind a TLS-terminating proxy the request itself is plain HTTP: the public URL tells.
@@ -249,7 +281,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			apiSrv.ObserveJob(j)
 		}
 	}
-	m, err := job.New(jcfg, st, eng, images, log)
+	m, err := job.New(jcfg, st, recEng, images, log)
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
@@ -260,7 +292,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.StrictLimits = f.strictLimits
 	scfg.BuildNetwork = f.svcBuildNet
 	scfg.OnStart = metrics.ServiceStarted
-	svcs := service.New(scfg, st, eng, log)
+	svcs := service.New(scfg, st, recEng, log)
 	var reg *registry.Issuer
 	if f.registryService != "" {
 		rcfg := registry.DefaultConfig(f.registryService, dataDir)
@@ -285,6 +317,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 			return s.Builds, s.CacheHits, s.BuildFailures
 		},
 		BuildLog: images.BuildLog,
+		Images:   collector,
 		Store:    st,
 		Storage:  stor,
 		Sealer:   sealer,
@@ -328,6 +361,13 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go purgeHourly(ctx, stor, st, auditRetention, log)
+	if imgPolicy.Limit > 0 {
+		go collector.Loop(ctx, f.imageGCEvery)
+		fmt.Fprintf(g.stderr, "berth: image disk limit %s: past it the least recently used removable images are evicted down to %s\n",
+			image.HumanSize(imgPolicy.Limit), image.HumanSize(imgPolicy.Low))
+	} else {
+		fmt.Fprintln(g.stderr, "berth: no image disk limit (--image-disk-limit 0): generated, service and component images are kept forever")
+	}
 	select {
 	case err := <-errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {

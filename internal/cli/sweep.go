@@ -20,7 +20,8 @@ func newSweepCmd(g *globals) *cobra.Command {
 		Short: "Remove what a stopped berth (or berth's tests) left on the engine",
 		Long: `Without flags: remove everything the berth of --data-dir made on the engine, the server's
 and berth run's (their instances, kept in <data-dir>/instance and <data-dir>/run/instance):
-job and service containers, service networks and service images. Only objects labelled with
+job and service containers, service networks, service images and the server's generated
+images (a later run builds them again). Only objects labelled with
 those instances are touched; other berths on the same engine and everything not berth's stay.
 Refused while a server or a berth run uses the data dir. Services stay defined: make their
 images again with berth service rebuild.

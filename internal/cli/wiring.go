@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/runtime/docker"
+	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/store"
 )
 
@@ -94,4 +96,66 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// recordingEngine is the engine, noting in the image records the image of every container it
+// starts (its last use, which the image collector orders by). Every other method, and every
+// optional interface the engine implements, is the engine's own.
+type recordingEngine struct {
+	*docker.Engine
+	rec *image.Records
+}
+
+var _ runtime.Runtime = recordingEngine{}
+
+func (e recordingEngine) Start(ctx context.Context, t runtime.TaskSpec) (runtime.TaskID, error) {
+	id, err := e.Engine.Start(ctx, t)
+	if err == nil {
+		e.rec.Used(ctx, t.Image, runtime.Image{})
+	}
+	return id, err
+}
+
+// imagePins are the images the collector must keep whatever their age, because nothing in
+// the server could build them again: a registered component's image (built by berth component
+// register --build on the caller's machine, or loaded by hand) and the image a service runs
+// now (a service image is built again only by berth service rebuild). Images they no longer
+// use (an older build) stay removable.
+func imagePins(st *store.Store) func(ctx context.Context) (map[string]string, error) {
+	return func(ctx context.Context) (map[string]string, error) {
+		pins := map[string]string{}
+		comps, err := st.ComponentImages(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for id, ref := range comps {
+			pins[ref] = "component " + id + " runs it and the server cannot build it again"
+		}
+		svcs, err := st.ListServices(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range svcs {
+			if s.ImageRef != "" {
+				pins[s.ImageRef] = "service " + s.Name + " runs it (berth service rebuild builds it again)"
+			}
+		}
+		return pins, nil
+	}
+}
+
+// imagePolicy reads the image collector's flags: a limit (0: off) and the high and low
+// watermarks as fractions of it.
+func imagePolicy(limit string, high, low float64, minIdle time.Duration) (image.Policy, error) {
+	n, err := spec.ParseByteSize(limit)
+	if err != nil {
+		return image.Policy{}, withCode(ExitUsage, fmt.Errorf("--image-disk-limit: %w", err))
+	}
+	if !(low > 0 && low <= high && high <= 1) {
+		return image.Policy{}, withCode(ExitUsage, fmt.Errorf("--image-disk-high %g, --image-disk-low %g: want 0 < low <= high <= 1 (fractions of --image-disk-limit)", high, low))
+	}
+	if minIdle < 0 {
+		return image.Policy{}, withCode(ExitUsage, fmt.Errorf("--image-min-idle: %v is negative", minIdle))
+	}
+	return image.Policy{Limit: int64(float64(n) * high), Low: int64(float64(n) * low), MinIdle: minIdle}, nil
 }

@@ -40,7 +40,13 @@ type Manager struct {
 	baseIDs map[string]baseID // base ref → ID, cached briefly for the hot path
 
 	nBuilds, nHits, nFailures atomic.Int64
+
+	records *Records // SetRecords; nil records nothing
 }
+
+// SetRecords makes Ensure note every image it hands out, and every image it builds, in rec.
+// Call it before the first Ensure.
+func (m *Manager) SetRecords(rec *Records) { m.records = rec }
 
 type baseID struct {
 	id   string
@@ -455,12 +461,15 @@ func (m *Manager) Ensure(ctx context.Context, req Request, progress io.Writer) (
 	}
 	if len(req.Dependencies) == 0 && len(req.SystemPackages) == 0 && !req.InstallAPILibrary {
 		m.nHits.Add(1)
+		m.records.Used(ctx, baseRef, runtime.Image{ID: id})
 		return Result{Ref: baseRef, ImageID: id, CacheHit: true, Duration: time.Since(t0)}, nil
 	}
 	hash := specHash(id, req, m.cfg.RecipeVersion)
 	tag := "berth/gen:" + hash[:16]
+	// An image the collector evicted is not found here, and is built again below.
 	if img, err := m.rt.InspectImage(ctx, tag); err == nil {
 		m.nHits.Add(1)
+		m.records.Used(ctx, tag, img)
 		return Result{Ref: tag, ImageID: img.ID, Hash: hash, CacheHit: true, Duration: time.Since(t0)}, nil
 	} else if !errors.Is(err, runtime.ErrNotFound) {
 		return Result{}, err
@@ -477,7 +486,11 @@ func (m *Manager) Ensure(ctx context.Context, req Request, progress io.Writer) (
 		if img, err := m.rt.InspectImage(bctx, tag); err == nil {
 			return img, nil
 		}
-		return m.build(bctx, req, baseRef, hash, tag, pw)
+		img, err := m.build(bctx, req, baseRef, hash, tag, pw)
+		if err == nil {
+			m.records.Built(bctx, tag, img) // once per build, however many callers wait
+		}
+		return img, err
 	})
 	var res singleflight.Result
 	select {
@@ -489,6 +502,7 @@ func (m *Manager) Ensure(ctx context.Context, req Request, progress io.Writer) (
 		return Result{}, res.Err
 	}
 	img := res.Val.(runtime.Image)
+	m.records.Used(ctx, tag, img)
 	logPath, _ := m.BuildLog(hash)
 	return Result{Ref: tag, ImageID: img.ID, Hash: hash, CacheHit: false, BuildLog: logPath, Duration: time.Since(t0)}, nil
 }
