@@ -179,8 +179,8 @@ func (f *fixture) createService(t *testing.T, token, name string) {
 	})
 	dockerfile := fmt.Sprintf(`FROM %s
 EXPOSE 8080
-CMD ["sh", "-c", "mkdir -p /tmp/www && echo hello from %s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
-`, f.h.Img, name)
+CMD ["sh", "-c", "mkdir -p /tmp/www && echo hello from %s > /tmp/www/index.html && echo %s serving on 8080 && exec httpd -f -p 8080 -h /tmp/www"]
+`, f.h.Img, name, name)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, fl := range []struct{ name, body string }{{"Dockerfile", dockerfile}, {"container.json", `{"on_demand": true, "storage": 0}`}} {
