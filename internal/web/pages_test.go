@@ -2,11 +2,16 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"html"
+	"regexp"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/berthproject/berth/internal/auth"
+	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/storage"
 )
 
@@ -88,6 +93,20 @@ func TestImagesAndAdminPages(t *testing.T) {
 	if resp, _ := f.page(t, f.alpha, "/ui/admin"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("the admin page for a member: %d", resp.StatusCode)
 	}
+	// A project admin manages its own project's tokens and reads its audit log; it makes no
+	// project and sees no other project's tokens.
+	padmin, _, err := f.auth.IssueToken(context.Background(), auth.TokenSpec{Name: "pat", Project: "alpha", Role: auth.RoleProjectAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body = f.page(t, padmin, "/ui/admin")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-name="ann"`) || strings.Contains(body, `data-name="bob"`) ||
+		strings.Contains(body, `data-api="/api/v1/projects"`) || !strings.Contains(body, "Audit log") || strings.Contains(body, `<option value="admin"`) {
+		t.Errorf("a project admin's admin page: %d\n%s", resp.StatusCode, body)
+	}
+	if m := regexp.MustCompile(`data-name="root"[^\n]*\n(?:[^\n]*\n){0,7}`).FindString(body); m != "" {
+		t.Errorf("a project admin sees the admin token: %s", m)
+	}
 	if resp, body := f.page(t, f.admin, "/ui/admin?since=yesterday"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Since: a time") {
 		t.Errorf("a bad since: %d", resp.StatusCode)
 	}
@@ -105,6 +124,22 @@ func TestJobPageExtras(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the job page lacks %q", want)
 		}
+	}
+	// The re-run body is what POST /api/v1/jobs takes: it runs the same spec again.
+	m := regexp.MustCompile(`data-body="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no re-run body in the page")
+	}
+	status, out := f.call(t, f.alpha, "POST", "/api/v1/jobs", "application/json", []byte(html.UnescapeString(m[1])))
+	if status != http.StatusCreated {
+		t.Fatalf("re-run: %d %s", status, out)
+	}
+	var again job.Job
+	if err := json.Unmarshal([]byte(out), &again); err != nil {
+		t.Fatal(err)
+	}
+	if done := f.wait(t, again.ID); done.State != job.StateSucceeded || done.Name != "rerun-me" || done.Block.Code != j.Block.Code {
+		t.Errorf("the re-run: %s %s %q", done.State, done.Name, done.Block.Code)
 	}
 	if _, body := f.page(t, f.alphaRead, "/ui/jobs/"+j.ID); strings.Contains(body, "Run again") {
 		t.Errorf("a read-only token may not re-run")
