@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
-	"regexp"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
