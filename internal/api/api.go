@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/internal/authz"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/registry"
+	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/service"
 	"github.com/berthproject/berth/internal/spec"
 	"github.com/berthproject/berth/internal/storage"
@@ -77,6 +78,9 @@ type Deps struct {
 	Registry *registry.Issuer
 	// Images are the image records and their collector (nil: the image routes answer 503).
 	Images Images
+	// Engine is what the engine can enforce, probed at start (the dashboard's admin page
+	// shows it; nil: not known).
+	Engine *runtime.Capabilities
 }
 
 // Sealer encrypts secrets kept at rest.
@@ -168,7 +172,14 @@ func New(cfg Config, d Deps) *Server {
 	}
 	// The dashboard: its pages behind the same sign-in (an unauthenticated browser is sent to
 	// /signin?next=…), its assets open. Like the proxy, they are not API routes.
-	ui := web.New(web.Deps{Jobs: d.Jobs, Services: d.Services, BuildLog: d.BuildLog, Log: d.Log})
+	wd := web.Deps{Jobs: d.Jobs, Services: d.Services, BuildLog: d.BuildLog, Log: d.Log, Storage: d.Storage, Engine: d.Engine}
+	if d.Images != nil {
+		wd.Images = d.Images
+	}
+	if d.Store != nil && d.Auth != nil {
+		wd.Store = d.Store
+	}
+	ui := web.New(wd)
 	var pages http.Handler = ui
 	if d.Auth != nil {
 		pages = d.Auth.Middleware(pages)

@@ -322,6 +322,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 		Storage:  stor,
 		Sealer:   sealer,
 		Registry: reg,
+		Engine:   &caps,
 		ImageExists: func(ctx context.Context, ref string) error {
 			_, err := eng.InspectImage(ctx, ref)
 			return err

@@ -17,10 +17,12 @@ import (
 	"github.com/berthproject/berth/internal/api"
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/block"
+	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/job/jobtest"
 	"github.com/berthproject/berth/internal/proxy"
 	"github.com/berthproject/berth/internal/service"
+	"github.com/berthproject/berth/internal/storage"
 	"github.com/berthproject/berth/internal/store"
 )
 
@@ -28,10 +30,12 @@ import (
 // store, job manager (blocks run in the test busybox image), service manager, proxy and
 // engine, and tokens of two projects.
 type fixture struct {
-	srv  *httptest.Server
-	h    *jobtest.Harness
-	svcs *service.Manager
-	auth *auth.Auth
+	srv    *httptest.Server
+	h      *jobtest.Harness
+	svcs   *service.Manager
+	auth   *auth.Auth
+	stor   *storage.Storage
+	images *image.Records
 	// Tokens: alpha's member ann, alpha's read-only reader, beta's member bob, an admin.
 	alpha, alphaRead, beta, admin string
 }
@@ -69,7 +73,22 @@ func newFixture(t *testing.T) *fixture {
 	f.beta = issue("bob", "beta", auth.RoleMember)
 	f.admin = issue("root", "", auth.RoleAdmin)
 	prx := proxy.New(proxy.Config{Authorize: proxy.Authorize}, m)
-	s := api.New(api.Config{ShareRoot: h.Cfg.ShareRoots[0]}, api.Deps{Jobs: h.M, Auth: a, Services: m, Proxy: prx})
+	stor, err := storage.New(h.St, filepath.Join(t.TempDir(), "storage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.stor = stor
+	// The image records of this test's instance; the test busybox image is recorded as used.
+	f.images = image.NewRecords(h.Eng, h.St, h.Instance, nil)
+	if img, err := h.Eng.InspectImage(ctx, h.Img); err == nil {
+		f.images.Used(ctx, h.Img, img)
+	}
+	caps, err := h.Eng.Capabilities(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := api.New(api.Config{ShareRoot: h.Cfg.ShareRoots[0]}, api.Deps{Jobs: h.M, Auth: a, Services: m, Proxy: prx,
+		Store: h.St, Storage: stor, Images: image.NewCollector(f.images, image.Policy{Limit: 20 << 30, Low: 16 << 30}), Engine: &caps})
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -160,8 +179,8 @@ func (f *fixture) createService(t *testing.T, token, name string) {
 	})
 	dockerfile := fmt.Sprintf(`FROM %s
 EXPOSE 8080
-CMD ["sh", "-c", "mkdir -p /tmp/www && echo hello from %s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
-`, f.h.Img, name)
+CMD ["sh", "-c", "mkdir -p /tmp/www && echo hello from %s > /tmp/www/index.html && echo %s serving on 8080 && exec httpd -f -p 8080 -h /tmp/www"]
+`, f.h.Img, name, name)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, fl := range []struct{ name, body string }{{"Dockerfile", dockerfile}, {"container.json", `{"on_demand": true, "storage": 0}`}} {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -171,6 +172,9 @@ type jobData struct {
 	Spec      string
 	Started   string
 	Finished  string
+	Download  string // the whole log as text
+	Rerun     string // the body to POST to /api/v1/jobs to run the same spec again ("": no button)
+	RerunNote string // why there is no re-run button, when the caller could submit
 }
 
 type timing struct {
@@ -224,6 +228,10 @@ func (u *UI) handleJob(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Outputs, d.OutNote = u.outputs(j)
 	d.Spec = specText(j)
+	d.Download = "/ui/jobs/" + url.PathEscape(j.ID) + "/log"
+	if allowed(p, authz.JobSubmit, authz.Resource{Kind: "job", Project: p.Project}) {
+		d.Rerun, d.RerunNote = rerunBody(j)
+	}
 	u.render(w, r, http.StatusOK, "job", j.Name+" · job "+j.ID, "jobs", d)
 }
 
@@ -396,4 +404,82 @@ func specText(j job.Job) string {
 		return string(raw)
 	}
 	return string(out)
+}
+
+// rerunBody is what POST /api/v1/jobs takes to run a block job's spec again (the spec as
+// JSON, which is YAML), or why it cannot be sent from here: a component job runs from its
+// configuration's page, a secret's value is never in the page, and a script file is not kept.
+func rerunBody(j job.Job) (string, string) {
+	switch {
+	case j.Kind != job.KindBlock || j.Component != nil:
+		return "", "A component job runs again from its configuration."
+	case j.Block.Script != "":
+		return "", "Its script file is not kept: run it again with berth run."
+	}
+	for _, e := range j.Block.Env {
+		if e.Secret {
+			return "", "Its secret values are never shown here: run it again with berth run."
+		}
+	}
+	spec, err := json.Marshal(j.Block)
+	if err != nil {
+		return "", ""
+	}
+	body, err := json.Marshal(map[string]string{"spec": string(spec), "filename": "block.yaml"})
+	if err != nil {
+		return "", ""
+	}
+	return string(body), ""
+}
+
+// handleJobLog serves a job's whole stored output as a text file, to whom may read the job
+// (the API's logs route answers JSON chunks or Server-Sent Events).
+func (u *UI) handleJobLog(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.principal(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	j, err := u.d.Jobs.Get(r.Context(), id)
+	if errors.Is(err, job.ErrNotFound) {
+		u.fail(w, r, http.StatusNotFound, "No job "+id+".")
+		return
+	}
+	if err != nil {
+		u.internal(w, r, "read the job", err)
+		return
+	}
+	if !u.can(w, r, p, authz.JobRead, authz.Resource{Kind: "job", ID: j.ID, Project: jobProject(j), Owner: j.Owner}) {
+		return
+	}
+	h := w.Header()
+	securityHeaders(h)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "job-"+j.ID+".log"))
+	err = u.d.Jobs.Logs(r.Context(), j.ID, false, func(c job.LogChunk) error {
+		text := c.Text
+		if c.Stream == "system" {
+			text = prefixLines(text, "[berth] ")
+		}
+		_, err := io.WriteString(w, text)
+		return err
+	})
+	if err != nil {
+		u.d.Log.Warn("write job log", "job", j.ID, "err", err)
+	}
+}
+
+// prefixLines puts prefix before each line of text.
+func prefixLines(text, prefix string) string {
+	var b strings.Builder
+	for text != "" {
+		line, rest, nl := strings.Cut(text, "\n")
+		b.WriteString(prefix + line)
+		if nl {
+			b.WriteString("\n")
+		}
+		text = rest
+	}
+	return b.String()
 }

@@ -1,8 +1,11 @@
 package web
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -141,3 +144,83 @@ func projectOr(p string) string {
 }
 
 func minutes(m float64) time.Duration { return time.Duration(m * float64(time.Minute)) }
+
+// serviceData is a service's own page.
+type serviceData struct {
+	C          card
+	Live       string
+	Rebuild    string
+	Stream     string // the live logs' URL ("" when the container is not running)
+	LogsText   string // the logs as text
+	BuildLog   string
+	BuildText  string
+	BuildNote  string
+	Context    string
+	Health     string
+	Warnings   []string
+	Activity   string
+	Connection int64
+}
+
+// buildLogTail is how many lines of a service's build log its page shows.
+const buildLogTail = 300
+
+// handleService shows one service: its state and every transition kept, its live logs, its
+// build log, and buttons to start, stop and rebuild it, download its build context and open
+// its app; to whom may read it (another project's service does not exist).
+func (u *UI) handleService(w http.ResponseWriter, r *http.Request) {
+	p, ok := u.principal(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	sv, err := u.d.Services.Get(r.Context(), name)
+	if errors.Is(err, service.ErrNotFound) {
+		u.fail(w, r, http.StatusNotFound, "No service "+name+".")
+		return
+	}
+	if err != nil {
+		u.internal(w, r, "read the service", err)
+		return
+	}
+	res := authz.Resource{Kind: "service", ID: sv.Name, Project: sv.Project}
+	if !u.can(w, r, p, authz.ServiceRead, res) {
+		return
+	}
+	operate := allowed(p, authz.ServiceOperate, res)
+	c := u.card(sv, operate, allowed(p, authz.ServiceUse, res))
+	if len(sv.Events) > 0 { // every transition kept, not the card's latest few
+		c.Events = nil
+		for i := len(sv.Events) - 1; i >= 0; i-- {
+			e := sv.Events[i]
+			c.Events = append(c.Events, event{At: stamp(e.At), Kind: e.Kind, State: e.State, Reason: e.Reason})
+		}
+	}
+	base := "/api/v1/services/" + url.PathEscape(sv.Name)
+	d := serviceData{C: c, Live: "/ui/services/" + url.PathEscape(sv.Name), Health: sv.HealthPath, Warnings: sv.Warnings,
+		Connection: sv.ActiveConnections, LogsText: base + "/logs?tail=1000", BuildLog: base + "/build-log", Context: base + "/context"}
+	if sv.LastActivity != nil {
+		d.Activity = stamp(*sv.LastActivity)
+	}
+	if operate && sv.ImageState != service.ImagePendingValidation && sv.ImageState != service.ImageValidating {
+		d.Rebuild = base + "/rebuild"
+	}
+	if sv.ContainerState == service.Started {
+		d.Stream = base + "/logs?follow=1&tail=500"
+	}
+	d.BuildText, d.BuildNote = tailFile(u.d.Services.BuildLogPath(sv.Name), buildLogTail)
+	u.render(w, r, http.StatusOK, "service", sv.Name+" · service", "services", d)
+}
+
+// tailFile is the last n lines of a file, and a note on what is shown.
+func tailFile(path string, n int) (string, string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "No build log is kept yet."
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		return strings.Join(lines[len(lines)-n:], "\n"), fmt.Sprintf("The last %d of %d lines.", n, len(lines))
+	}
+	return strings.Join(lines, "\n"), ""
+}

@@ -8,11 +8,13 @@ import (
 )
 
 // pageNames are the templates besides the layout, one page each.
-var pageNames = []string{"jobs", "job", "services", "error"}
+var pageNames = []string{"jobs", "job", "services", "service", "storage", "table", "images", "admin", "error"}
 
 var funcs = template.FuncMap{
 	"stamp": stamp,
 	"human": human,
+	"size":  size,
+	"dot":   func(d, text string) status { return status{d, text} },
 	"ms":    func(f float64) string { return human(time.Duration(f * float64(time.Millisecond))) },
 }
 

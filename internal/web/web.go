@@ -27,8 +27,12 @@ import (
 
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/authz"
+	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
+	"github.com/berthproject/berth/internal/runtime"
 	"github.com/berthproject/berth/internal/service"
+	"github.com/berthproject/berth/internal/storage"
+	"github.com/berthproject/berth/internal/store"
 )
 
 //go:embed templates/*.html
@@ -49,11 +53,27 @@ type Jobs interface {
 	Logs(ctx context.Context, id string, follow bool, fn func(job.LogChunk) error) error
 }
 
+// Images is what the images page needs of the image records (image.Collector has these).
+type Images interface {
+	List(ctx context.Context) ([]image.Record, error)
+	Policy() image.Policy
+}
+
 // Deps are the dashboard's collaborators.
 type Deps struct {
 	Jobs Jobs
 	// Services serves the services page (nil: no services page, and no link to it).
 	Services *service.Manager
+	// Storage serves the storage page (nil: no storage page).
+	Storage *storage.Storage
+	// Store serves the admin page: tokens, projects, the audit log (nil: no admin page).
+	Store *store.Store
+	// Images serves the images page (nil: no images page).
+	Images Images
+	// Engine is what the engine can enforce, probed at start (nil: not known here).
+	Engine *runtime.Capabilities
+	// Version is berth's version ("": the build's own, from its module information).
+	Version string
 	// BuildLog returns the path of a generated image's stored build log (nil: none kept).
 	BuildLog func(hash string) (string, error)
 	Log      *slog.Logger
@@ -103,8 +123,24 @@ func New(d Deps) *UI {
 	})
 	u.mux.HandleFunc("GET /ui/jobs", u.handleJobs)
 	u.mux.HandleFunc("GET /ui/jobs/{id}", u.handleJob)
+	u.mux.HandleFunc("GET /ui/jobs/{id}/log", u.handleJobLog)
+	if d.Version == "" {
+		d.Version = buildVersion()
+		u.d.Version = d.Version
+	}
 	if d.Services != nil {
 		u.mux.HandleFunc("GET /ui/services", u.handleServices)
+		u.mux.HandleFunc("GET /ui/services/{name}", u.handleService)
+	}
+	if d.Storage != nil {
+		u.mux.HandleFunc("GET /ui/storage", u.handleStorage)
+		u.mux.HandleFunc("GET /ui/storage/tables/{id}", u.handleTable)
+	}
+	if d.Images != nil {
+		u.mux.HandleFunc("GET /ui/images", u.handleImages)
+	}
+	if d.Store != nil {
+		u.mux.HandleFunc("GET /ui/admin", u.handleAdmin)
 	}
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, "No such page: "+r.URL.Path)
@@ -146,6 +182,9 @@ type page struct {
 	P       auth.Principal
 	AllSeen bool // the principal sees every project
 	NavSvc  bool // the services page exists
+	NavSto  bool // the storage page exists
+	NavImg  bool // the images page exists (and the caller may see it)
+	NavAdm  bool // the admin page exists (and the caller may see it)
 	Version string
 	Data    any
 }
@@ -155,7 +194,9 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 	p, _ := auth.FromContext(r.Context())
 	var buf bytes.Buffer
 	err := u.pages[name].ExecuteTemplate(&buf, "layout", page{Title: title, Nav: nav, P: p, AllSeen: authz.Visible(p, anyProject),
-		NavSvc: u.d.Services != nil, Version: u.version, Data: data})
+		NavSvc: u.d.Services != nil, NavSto: u.d.Storage != nil,
+		NavImg: u.d.Images != nil && allowed(p, authz.ServerRead, authz.Resource{Kind: "images"}),
+		NavAdm: u.d.Store != nil && canAdmin(p), Version: u.version, Data: data})
 	if err != nil {
 		u.d.Log.Error("render page", "page", name, "err", err)
 		status = http.StatusInternalServerError
