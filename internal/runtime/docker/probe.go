@@ -92,8 +92,11 @@ func (e *Engine) probeBase(ctx context.Context) string {
 		return ""
 	}
 	for _, b := range bases {
-		if len(b.Tags) > 0 {
-			return b.Tags[0]
+		for _, t := range b.Tags {
+			// An untagged image is listed as "<none>:<none>", which is no reference to create from.
+			if !strings.Contains(t, "<none>") {
+				return t
+			}
 		}
 	}
 	return ""
@@ -104,7 +107,7 @@ func (e *Engine) probeBase(ctx context.Context) string {
 // any image derived from one, and something else may remove it meanwhile.
 func (e *Engine) probeQuotaFrom(ctx context.Context, base string) (bool, string, error) {
 	ok, reason, err := e.probeQuota(ctx, base)
-	if base != "" && errorsIs(err, runtime.ErrNotFound) && ctx.Err() == nil {
+	if base != "" && (errorsIs(err, runtime.ErrNotFound) || (err == nil && strings.Contains(reason, "invalid reference"))) && ctx.Err() == nil {
 		return e.probeQuota(ctx, "")
 	}
 	return ok, reason, err
