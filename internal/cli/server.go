@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,9 @@ type serverFlags struct {
 	// auditRetention is how long audit entries are kept (--audit-retention, env
 	// BERTH_AUDIT_RETENTION; default 90d; 0 keeps them forever).
 	auditRetention string
+	// procs is GOMAXPROCS (--gomaxprocs, env BERTH_GOMAXPROCS; default 0: half the CPUs, see
+	// setProcs).
+	procs int
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -98,8 +102,17 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.BoolVar(&f.strictLimits, "strict-limits", false, "refuse a service asking for more CPUs than the engine has, instead of clamping it with a warning")
 	fl.StringVar(&f.auditRetention, "audit-retention", envOr("BERTH_AUDIT_RETENTION", "90d"), "how long the audit log keeps an entry: days (90d) or a duration (720h); 0 keeps them forever (env BERTH_AUDIT_RETENTION)")
 	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
+	fl.IntVar(&f.procs, "gomaxprocs", envInt("BERTH_GOMAXPROCS", 0), "CPUs that run berth's own code at once; 0: the GOMAXPROCS environment variable, else half the CPUs (at least 1), which costs the service proxy the least CPU per request (env BERTH_GOMAXPROCS)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
+}
+
+// envInt is the integer in env k, or def when it is unset or not a number.
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return n
+	}
+	return def
 }
 
 func envOr(k, def string) string {
@@ -111,6 +124,7 @@ func envOr(k, def string) string {
 
 func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	log := g.logger()
+	setProcs(f.procs)
 	dataDir, err := filepath.Abs(g.dataDir)
 	if err != nil {
 		return withCode(ExitUsage, err)
