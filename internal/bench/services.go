@@ -84,8 +84,8 @@ func (r ServiceResult) RPSRatio(conns int) float64 {
 	return r.Wrk["berth"][conns].RPS / n
 }
 
-// RunServices measures a cold start through the proxy against docker start + readiness done
-// directly (P4); the latency berth adds to HTTP keep-alive requests and WebSocket echoes
+// RunServices measures a cold start through the proxy of a service stopped for idleness against
+// docker start + readiness done directly (P4); the latency berth adds to HTTP keep-alive requests and WebSocket echoes
 // against the container's own address, each request authenticated as real clients do, with a
 // bearer token and with a session cookie (P5); and the requests per second wrk gets through
 // berth and through nginx in front of the same container, in the same run (P5).
@@ -171,7 +171,9 @@ func RunServices(ctx context.Context, eng *docker.Engine, cfg ServiceConfig, dat
 	fmt.Fprintf(w, "P4: %d cold starts through the proxy, %d docker start + readiness done directly\n", cfg.ColdRounds, cfg.ColdRounds)
 	var proxyCold, directCold []time.Duration
 	for i := 0; i < cfg.ColdRounds; i++ {
-		if err := m.Stop(ctx, name, false); err != nil {
+		// Stopped as an on-demand service is, for idleness: its network stays for the next
+		// start (a stop by a user removes it too, and the next start makes it again).
+		if err := m.Stop(ctx, name, true); err != nil {
 			return res, err
 		}
 		d, err := firstByte(proxyURL, bearer)
