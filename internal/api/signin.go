@@ -188,16 +188,38 @@ func (s *Server) baseURL(r *http.Request) string {
 
 // withoutCredentials removes berth's credentials before a request goes to a service: the
 // Authorization header and the session cookie (other cookies are the service's own and stay).
+// The request it passes on has a header of its own (the caller's is not changed); its values
+// are shared, not copied: nothing downstream changes a value in place (the proxy clones the
+// header before it rewrites it). A request without either is passed on as it is.
 func withoutCredentials(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2 := *r
-		r2.Header = r.Header.Clone()
-		r2.Header.Del("Authorization")
-		if cookies := r2.Header.Values("Cookie"); len(cookies) > 0 {
-			r2.Header.Del("Cookie")
+		_, hasAuth := r.Header["Authorization"]
+		cookies := r.Header["Cookie"]
+		hasSession := false
+		for _, line := range cookies {
+			if strings.Contains(line, auth.CookieName) {
+				hasSession = true
+				break
+			}
+		}
+		if !hasAuth && !hasSession {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := make(http.Header, len(r.Header))
+		for k, v := range r.Header {
+			if k != "Authorization" && k != "Cookie" {
+				h[k] = v
+			}
+		}
+		if !hasSession {
+			if cookies != nil {
+				h["Cookie"] = cookies
+			}
+		} else {
 			var kept []string
 			for _, line := range cookies {
-				for _, part := range strings.Split(line, ";") {
+				for part := range strings.SplitSeq(line, ";") {
 					part = strings.TrimSpace(part)
 					name, _, _ := strings.Cut(part, "=")
 					if part == "" || strings.TrimSpace(name) == auth.CookieName {
@@ -207,9 +229,11 @@ func withoutCredentials(next http.Handler) http.Handler {
 				}
 			}
 			if len(kept) > 0 {
-				r2.Header.Set("Cookie", strings.Join(kept, "; "))
+				h["Cookie"] = []string{strings.Join(kept, "; ")}
 			}
 		}
+		r2 := *r
+		r2.Header = h
 		next.ServeHTTP(w, &r2)
 	})
 }

@@ -118,11 +118,25 @@ type Auth struct {
 
 	mu        sync.Mutex
 	touched   map[string]time.Time
-	cache     map[string]cached
+	cache     map[cacheKey]cached
 	lastPurge time.Time
 }
 
-// cached is a verified token ("t"+hash) or session ("s"+hash).
+// cacheKey is a verified token's or session's SHA-256 (the plain value is not kept), with its
+// kind: 't' for a token, 's' for a session. Looking one up hashes but allocates nothing.
+type cacheKey struct {
+	kind byte
+	sum  [sha256.Size]byte
+}
+
+func keyOf(kind byte, plain string) cacheKey {
+	return cacheKey{kind: kind, sum: sha256.Sum256([]byte(plain))}
+}
+
+// hex is how the store knows the hash of key.
+func (k cacheKey) hex() string { return hex.EncodeToString(k.sum[:]) }
+
+// cached is a verified token or session.
 type cached struct {
 	p         Principal
 	sessionID string    // "" for a token
@@ -133,7 +147,7 @@ type cached struct {
 // New makes an Auth on a store.
 func New(st Store) *Auth {
 	return &Auth{st: st, SessionTTL: DefaultSessionTTL, CacheTTL: DefaultCacheTTL,
-		cop: http.NewCrossOriginProtection(), touched: map[string]time.Time{}, cache: map[string]cached{}}
+		cop: http.NewCrossOriginProtection(), touched: map[string]time.Time{}, cache: map[cacheKey]cached{}}
 }
 
 func (a *Auth) now() time.Time {
@@ -144,7 +158,7 @@ func (a *Auth) now() time.Time {
 }
 
 // fromCache returns a live entry.
-func (a *Auth) fromCache(key string) (cached, bool) {
+func (a *Auth) fromCache(key cacheKey) (cached, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c, ok := a.cache[key]
@@ -159,7 +173,7 @@ func (a *Auth) fromCache(key string) (cached, bool) {
 	return c, true
 }
 
-func (a *Auth) remember(key string, c cached) {
+func (a *Auth) remember(key cacheKey, c cached) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -274,12 +288,12 @@ func (a *Auth) Verify(ctx context.Context, plain string) (Principal, error) {
 	if plain == "" {
 		return Principal{}, ErrUnauthorized
 	}
-	key := "t" + Hash(plain)
+	key := keyOf('t', plain)
 	if c, ok := a.fromCache(key); ok {
 		a.touch(ctx, c.p.TokenID, "")
 		return c.p, nil
 	}
-	t, err := a.st.TokenByHash(ctx, Hash(plain))
+	t, err := a.st.TokenByHash(ctx, key.hex())
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnauthorized
 	}

@@ -77,12 +77,12 @@ func (a *Auth) VerifySession(ctx context.Context, plain string) (Principal, erro
 	if plain == "" {
 		return Principal{}, ErrUnauthorized
 	}
-	key := "s" + Hash(plain)
+	key := keyOf('s', plain)
 	if c, ok := a.fromCache(key); ok {
 		a.touch(ctx, c.p.TokenID, c.sessionID)
 		return c.p, nil
 	}
-	se, t, err := a.st.SessionByHash(ctx, Hash(plain))
+	se, t, err := a.st.SessionByHash(ctx, key.hex())
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnauthorized
 	}
@@ -108,7 +108,7 @@ func (a *Auth) EndSession(ctx context.Context, plain string) error {
 		return nil
 	}
 	a.mu.Lock()
-	delete(a.cache, "s"+Hash(plain))
+	delete(a.cache, keyOf('s', plain))
 	a.mu.Unlock()
 	return a.st.DeleteSession(ctx, Hash(plain))
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,5 +91,47 @@ func TestNginxReference(t *testing.T) {
 	}
 	if len(conns) != 1 {
 		t.Fatalf("5 sequential requests took %d upstream connections; the pool keeps one alive", len(conns))
+	}
+}
+
+// groupCPU adds up the CPU time of a process group's processes (nginx's master and workers),
+// and selfCPU this process's: both grow with work done.
+func TestCPUTime(t *testing.T) {
+	// A shell busy in a group of its own, with a child also busy in it.
+	cmd := exec.Command("sh", "-c", `busy() { i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; }; busy & busy; wait; exec sleep 60`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	cpu := groupCPU(cmd.Process.Pid)
+	var got time.Duration
+	for range 600 { // until both loops are done: the sleep is then the group's only process
+		var err error
+		if got, err = cpu(); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got <= 0 {
+		t.Fatalf("group CPU after two busy loops: %v", got)
+	}
+	if none, err := groupCPU(1 << 30)(); err != nil || none != 0 {
+		t.Fatalf("a group with no process: %v %v", none, err)
+	}
+	before, err := selfCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := range 50_000_000 {
+		x ^= i
+	}
+	after, _ := selfCPU()
+	if after <= before || x == 42 {
+		t.Fatalf("own CPU did not grow: %v then %v", before, after)
 	}
 }

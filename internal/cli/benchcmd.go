@@ -13,6 +13,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	scfg := bench.DefaultServiceConfig()
 	servicesOnly := false
+	procs := envInt("BERTH_GOMAXPROCS", 0)
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure berth's overhead against raw engine calls in the same run",
@@ -22,8 +23,9 @@ func newBenchCmd(g *globals) *cobra.Command {
                           workspace, image ensure, container, logs, cleanup) over p50 of raw
                           Engine API create+start+wait+remove with the same image and security
   P3 cache_hit_p99_ms     p99 of "ensure generated image" for an already-built dependency set
-  P4 cold_start_ratio     first byte through the proxy of a stopped on-demand service, over
-                          docker start + app ready + first byte measured directly
+  P4 cold_start_ratio     first byte through the proxy of an on-demand service stopped for
+                          idleness (as berth stops them), over docker start + app ready + first
+                          byte measured directly
   P5 proxy_added_*_ms     what berth adds to HTTP keep-alive requests (p50, p99) and to
                           WebSocket echoes (p50), against the container's own address; every
                           request carries a bearer token, as real clients' do
@@ -32,12 +34,18 @@ func newBenchCmd(g *globals) *cobra.Command {
                           requests per second wrk gets through berth's proxy over those it gets
                           through nginx (keep-alive upstream) in front of the same container,
                           at 1 and 32 connections, same run; the raw figures are printed beside
+  P5 cpu_us_per_request_* the CPU time berth's process and nginx's processes spent per request
+                          in those runs (the least of the rounds): steadier than requests per
+                          second on a machine that other work shares
 
 berth's side is the server's own handler stack (API, token check, proxy) on loopback.
 Needs the shell and python base images (berth runtime bootstrap shell python), and wrk and
 nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// As berth server does: the proxy is measured as it serves. nginx gets as many
+			// workers.
+			setProcs(procs)
 			eng, err := openEngine(cmd.Context(), "bench")
 			if err != nil {
 				return withCode(ExitFailure, err)
@@ -68,6 +76,7 @@ nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 			return nil
 		},
 	}
+	cmd.Flags().IntVar(&procs, "gomaxprocs", procs, "as berth server's --gomaxprocs (env BERTH_GOMAXPROCS)")
 	cmd.Flags().BoolVar(&servicesOnly, "services-only", false, "run only P4 and P5")
 	cmd.Flags().IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "P1: sequential jobs on each side")
 	cmd.Flags().IntVar(&cfg.EnsureCalls, "ensures", cfg.EnsureCalls, "P3: timed ensure calls")

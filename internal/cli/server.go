@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +69,9 @@ type serverFlags struct {
 	imageDiskLow   float64
 	imageGCEvery   time.Duration
 	imageMinIdle   time.Duration
+	// procs is GOMAXPROCS (--gomaxprocs, env BERTH_GOMAXPROCS; default 0: half the CPUs, see
+	// setProcs).
+	procs int
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -121,8 +125,17 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.Float64Var(&f.imageDiskLow, "image-disk-low", 0.8, "low watermark, a fraction of --image-disk-limit: a collection evicts down to it")
 	fl.DurationVar(&f.imageGCEvery, "image-gc-interval", 10*time.Minute, "how often the image collector runs (it also runs after each generated image's build)")
 	fl.DurationVar(&f.imageMinIdle, "image-min-idle", image.DefaultMinIdle, "an image used less than this long ago is never evicted (its container may be about to start)")
+	fl.IntVar(&f.procs, "gomaxprocs", envInt("BERTH_GOMAXPROCS", 0), "CPUs that run berth's own code at once; 0: the GOMAXPROCS environment variable, else half the CPUs (at least 1), which costs the service proxy the least CPU per request (env BERTH_GOMAXPROCS)")
 	fl.StringVar(&f.svcBuildNet, "service-build-network", service.BuildNetworkBridge, "network of a service image's RUN steps: bridge (reaches the internet) or none; never the host's")
 	return cmd
+}
+
+// envInt is the integer in env k, or def when it is unset or not a number.
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return n
+	}
+	return def
 }
 
 func envOr(k, def string) string {
@@ -134,6 +147,7 @@ func envOr(k, def string) string {
 
 func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	log := g.logger()
+	setProcs(f.procs)
 	dataDir, err := filepath.Abs(g.dataDir)
 	if err != nil {
 		return withCode(ExitUsage, err)
