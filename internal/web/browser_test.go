@@ -22,13 +22,15 @@ const EnvScreenshots = "BERTH_SCREENSHOTS"
 // TestBrowserDashboard drives Chromium through the dashboard: it signs in on /signin with a
 // token, sees the jobs page, watches a job submitted through the API appear and turn
 // succeeded without a reload, opens its page and reads its last log line, and stops and
-// starts a service from its card, seeing the dot change each time.
+// starts a service from its card, seeing the dot change each time, and runs a component's
+// configuration from its page, seeing the run appear and succeed.
 func TestBrowserDashboard(t *testing.T) {
 	f := newFixture(t)
 	br := browsertest.New(t, 5*time.Minute)
 	site := f.srv.URL
 	svc := "web-" + strings.ToLower(fmt.Sprintf("%x", time.Now().UnixNano()%0xffffff))
 	f.createService(t, f.alpha, svc)
+	cimg := f.componentImage(t)
 
 	tab := br.Context()
 	rec := browsertest.Record(t, tab)
@@ -265,6 +267,43 @@ func TestBrowserDashboard(t *testing.T) {
 		}
 	})
 
+	step("component-run", func(t *testing.T, ctx context.Context) {
+		f.registerComponent(t, "alpha", "cmp-web", cimg)
+		f.saveConfig(t, f.alpha, `{"id": "cfg-web", "component": "cmp-web", "name": "Nightly export", "parameters": {"table": "sales", "#api_key": "k-`+svc+`"}}`)
+		if err := chromedp.Do(ctx, chromedp.Navigate(site+"/ui/components"), chromedp.WaitVisible(`section.component[data-key="cmp-web"]`)); err != nil {
+			t.Fatalf("the components page: %v", err)
+		}
+		shot(t, ctx, "components.png")
+		if err := chromedp.Do(ctx, chromedp.Click(`a[href="/ui/configs/cfg-web"]`), chromedp.WaitVisible(`#config-live`)); err != nil {
+			t.Fatalf("open the configuration from the components page: %v", err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__noReload = true`)); err != nil {
+			t.Fatal(err)
+		}
+		btn := `button[data-post="/api/v1/configs/cfg-web/run"]`
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(btn), chromedp.Click(btn)); err != nil {
+			t.Fatalf("click Run: %v", err)
+		}
+		row, err := browsertest.Eventually(ctx, `(r => r && r.dataset.state === "succeeded" && r.querySelector('.status[data-dot="ok"]') ? r.dataset.job : "")(document.querySelector("#config-runs tr[data-job]"))`, time.Minute)
+		if err != nil {
+			flash, _ := chromedp.Run(ctx, chromedp.Text(`#flash`))
+			t.Fatalf("the run did not appear and succeed on the configuration's page: %v (flash %q)", err, flash)
+		}
+		if j, err := f.h.M.Get(context.Background(), row); err != nil || j.Component == nil || j.Component.Config.ID != "cfg-web" || j.Owner != "ann" {
+			t.Errorf("the run %s should be cfg-web's, by ann: %+v %v", row, j, err)
+		}
+		if _, err := browsertest.Eventually(ctx, `document.querySelector('section[data-key="state"] pre').textContent.includes('"last": "ok"') ? "y" : ""`, 30*time.Second); err != nil {
+			t.Errorf("the state the run saved should show: %v", err)
+		}
+		if still, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__noReload === true`)); !still {
+			t.Errorf("the configuration's page reloaded")
+		}
+		if text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); strings.Contains(text, "k-"+svc) || !strings.Contains(text, "[sealed]") {
+			t.Errorf("the secret parameter should show sealed, never its value")
+		}
+		shot(t, ctx, "config.png")
+	})
+
 	step("phone-width", func(t *testing.T, ctx context.Context) {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(site+"/ui/jobs"), chromedp.WaitVisible(`table.jobs`)); err != nil {
 			t.Fatal(err)
@@ -275,7 +314,7 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Errorf("the jobs page is wider than a phone: %v %v", wide, err)
 		}
 		shot(t, ctx, "jobs-phone.png")
-		for _, page := range []string{"/ui/services/" + svc, "/ui/storage", "/ui/storage/tables/in.c-web.sales"} {
+		for _, page := range []string{"/ui/services/" + svc, "/ui/storage", "/ui/storage/tables/in.c-web.sales", "/ui/components", "/ui/configs/cfg-web"} {
 			if err := chromedp.Do(ctx, chromedp.Navigate(site+page), chromedp.WaitVisible(`main h1`)); err != nil {
 				t.Fatal(err)
 			}

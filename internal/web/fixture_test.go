@@ -17,6 +17,7 @@ import (
 	"github.com/berthproject/berth/internal/api"
 	"github.com/berthproject/berth/internal/auth"
 	"github.com/berthproject/berth/internal/block"
+	"github.com/berthproject/berth/internal/component"
 	"github.com/berthproject/berth/internal/image"
 	"github.com/berthproject/berth/internal/job"
 	"github.com/berthproject/berth/internal/job/jobtest"
@@ -42,8 +43,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	h := jobtest.New(t, nil, func(*jobtest.Harness) map[string]job.Executor {
-		return map[string]job.Executor{job.KindBlock: block.New()}
+	var stor *storage.Storage
+	// Blocks and components (a component is an image on the engine, e.g. the test busybox).
+	h := jobtest.New(t, nil, func(hh *jobtest.Harness) map[string]job.Executor {
+		var err error
+		if stor, err = storage.New(hh.St, filepath.Join(t.TempDir(), "storage")); err != nil {
+			t.Fatal(err)
+		}
+		return map[string]job.Executor{job.KindBlock: block.New(), job.KindComponent: component.New(component.Config{Storage: stor})}
 	})
 	ctx := context.Background()
 	for _, p := range []string{"alpha", "beta"} {
@@ -73,10 +80,6 @@ func newFixture(t *testing.T) *fixture {
 	f.beta = issue("bob", "beta", auth.RoleMember)
 	f.admin = issue("root", "", auth.RoleAdmin)
 	prx := proxy.New(proxy.Config{Authorize: proxy.Authorize}, m)
-	stor, err := storage.New(h.St, filepath.Join(t.TempDir(), "storage"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.stor = stor
 	// The image records of this test's instance; the test busybox image is recorded as used.
 	f.images = image.NewRecords(h.Eng, h.St, h.Instance, nil)

@@ -8,7 +8,7 @@ import (
 )
 
 // pageNames are the templates besides the layout, one page each.
-var pageNames = []string{"jobs", "job", "services", "service", "storage", "table", "images", "admin", "error"}
+var pageNames = []string{"jobs", "job", "services", "service", "storage", "table", "images", "admin", "components", "config", "error"}
 
 var funcs = template.FuncMap{
 	"stamp": stamp,

@@ -66,7 +66,8 @@ type Deps struct {
 	Services *service.Manager
 	// Storage serves the storage page (nil: no storage page).
 	Storage *storage.Storage
-	// Store serves the admin page: tokens, projects, the audit log (nil: no admin page).
+	// Store serves the admin page (tokens, projects, the audit log) and the components and
+	// configurations pages (nil: none of them).
 	Store *store.Store
 	// Images serves the images page (nil: no images page).
 	Images Images
@@ -141,6 +142,8 @@ func New(d Deps) *UI {
 	}
 	if d.Store != nil {
 		u.mux.HandleFunc("GET /ui/admin", u.handleAdmin)
+		u.mux.HandleFunc("GET /ui/components", u.handleComponents)
+		u.mux.HandleFunc("GET /ui/configs/{id}", u.handleConfig)
 	}
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, "No such page: "+r.URL.Path)
@@ -183,6 +186,7 @@ type page struct {
 	AllSeen bool // the principal sees every project
 	NavSvc  bool // the services page exists
 	NavSto  bool // the storage page exists
+	NavCmp  bool // the components page exists
 	NavImg  bool // the images page exists (and the caller may see it)
 	NavAdm  bool // the admin page exists (and the caller may see it)
 	Version string
@@ -194,7 +198,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name, ti
 	p, _ := auth.FromContext(r.Context())
 	var buf bytes.Buffer
 	err := u.pages[name].ExecuteTemplate(&buf, "layout", page{Title: title, Nav: nav, P: p, AllSeen: authz.Visible(p, anyProject),
-		NavSvc: u.d.Services != nil, NavSto: u.d.Storage != nil,
+		NavSvc: u.d.Services != nil, NavSto: u.d.Storage != nil, NavCmp: u.d.Store != nil,
 		NavImg: u.d.Images != nil && allowed(p, authz.ServerRead, authz.Resource{Kind: "images"}),
 		NavAdm: u.d.Store != nil && canAdmin(p), Version: u.version, Data: data})
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // where it was going; the assets need no sign-in.
 func TestPagesNeedSignIn(t *testing.T) {
 	f := newFixture(t)
-	for path, next := range map[string]string{"/": "/", "/ui/jobs?state=failed": "/ui/jobs?state=failed", "/ui/services": "/ui/services"} {
+	for path, next := range map[string]string{"/": "/", "/ui/jobs?state=failed": "/ui/jobs?state=failed", "/ui/services": "/ui/services", "/ui/configs/cfg-x": "/ui/configs/cfg-x"} {
 		resp, _ := f.page(t, "", path)
 		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin?next=") ||
 			!strings.Contains(loc, strings.ReplaceAll(strings.ReplaceAll(next, "?", "%3F"), "=", "%3D")) {
