@@ -256,12 +256,12 @@ func (s *Server) handleImportTable(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	o := storage.LoadOptions{Project: project, Incremental: q.Get("incremental") == "1" || q.Get("incremental") == "true",
 		PrimaryKey: splitList(q.Get("primary_key")), Columns: splitList(q.Get("columns"))}
-	cols, rows, err := storage.ReadCSV(http.MaxBytesReader(w, r.Body, 1<<30), o.Columns)
-	if err == nil {
-		err = s.d.Storage.InQuota(r.Context(), project, func(tx storage.Q) error {
-			return s.d.Storage.Load(r.Context(), tx, id, cols, rows, o)
-		})
-	}
+	// The body streams into the table engine; a malformed row anywhere keeps nothing.
+	body := http.MaxBytesReader(w, r.Body, 1<<30)
+	err = s.d.Storage.InQuota(r.Context(), project, func(tx storage.Q) error {
+		_, err := s.d.Storage.LoadCSV(r.Context(), tx, id, body, o)
+		return err
+	})
 	if err != nil {
 		s.storageError(w, "load table", err)
 		return

@@ -30,26 +30,23 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	if ok && outs.Missing != "" {
 		missing, ok = outs.Missing, false
 	}
-	type parsed struct {
-		t    datadir.OutTable
-		cols []string
-		rows [][]string
+	// The outputs' CSVs stream into the table engine inside one transaction (storage.Tx): a
+	// malformed table anywhere rolls back every table loaded before it.
+	type loaded struct {
+		t datadir.OutTable
+		n int
 	}
-	var load []parsed
+	var load []loaded
 	for _, t := range outs.Tables {
 		if !ok && !t.WriteAlways {
 			continue
 		}
-		cols, rows, err := storage.ReadCSV(t.Data, t.Columns)
-		if err != nil {
-			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
-		}
 		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
-		load = append(load, parsed{t, cols, rows})
+		load = append(load, loaded{t: t})
 	}
-	tx, err := st.DB().BeginTx(ctx, nil)
+	tx, err := st.Begin(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -60,14 +57,16 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	if err != nil {
 		return "", err
 	}
-	for _, p := range load {
-		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
-			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
+	for i, p := range load {
+		n, err := st.LoadCSV(ctx, tx, p.t.Destination, p.t.Data, storage.LoadOptions{
+			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey, Columns: p.t.Columns,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 			Metadata: p.t.Metadata, ColumnMetadata: p.t.ColumnMetadata, MetadataProvider: cr.Component.ID,
-		}); err != nil {
+		})
+		if err != nil {
 			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}
+		load[i].n = n
 	}
 	var staged []*storage.StagedFile
 	defer func() {
@@ -122,7 +121,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	}
 	staged = nil
 	for _, p := range load {
-		fmt.Fprintf(r.System(), "output: %s -> table %s (%d rows", p.t.Source, p.t.Destination, len(p.rows))
+		fmt.Fprintf(r.System(), "output: %s -> table %s (%d rows", p.t.Source, p.t.Destination, p.n)
 		if p.t.Incremental {
 			fmt.Fprint(r.System(), ", incremental")
 		}
