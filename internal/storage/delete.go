@@ -19,9 +19,13 @@ func (s *Storage) DeleteTable(ctx context.Context, id string) (int64, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
-	b, err := s.TableBucket(ctx, id)
+	var project string
+	err = tx.QueryRowContext(ctx, `SELECT b.project FROM storage_tables t JOIN storage_buckets b ON b.id = t.bucket WHERE t.id = ?`, id).Scan(&project)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("table %s: %w", id, ErrNotFound)
+	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("delete table %s: %w", id, err)
 	}
 	n, err := deleteTable(ctx, tx, id)
 	if err != nil {
@@ -32,7 +36,7 @@ func (s *Storage) DeleteTable(ctx context.Context, id string) (int64, error) {
 	}
 	// The rows go after the metadata: a failure here leaves rows no table names, which a
 	// later table of that id replaces.
-	return n, s.dropTables(ctx, b.Project, []string{id})
+	return n, s.dropTables(ctx, project, []string{id})
 }
 
 func deleteTable(ctx context.Context, q Q, id string) (int64, error) {
