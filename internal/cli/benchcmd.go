@@ -12,7 +12,8 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	scfg := bench.DefaultServiceConfig()
-	servicesOnly := false
+	servicesOnly, tablesOnly := false, false
+	tcfg := bench.DefaultTableConfig()
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure berth's overhead against raw engine calls in the same run",
@@ -32,12 +33,31 @@ func newBenchCmd(g *globals) *cobra.Command {
                           requests per second wrk gets through berth's proxy over those it gets
                           through nginx (keep-alive upstream) in front of the same container,
                           at 1 and 32 connections, same run; the raw figures are printed beside
+  P8 table_load_ratio     a generated 1,000,000-row CSV (4 columns, about 32 MB) streamed into a
+                          new table through the storage package, over the sqlite3 CLI's .import
+                          of the same file (--table-rows scales it for quick runs)
+  P8 incremental_ratio    a file of the same size loaded incrementally with a primary key into
+                          that table (half the keys new), over sqlite3's .import of that file
 
 berth's side is the server's own handler stack (API, token check, proxy) on loopback.
 Needs the shell and python base images (berth runtime bootstrap shell python), and wrk and
-nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
+nginx (and sqlite3 for P8) from Debian's packages (scripts/bench-prereqs.sh; make bench runs
+it). --tables-only runs P8 alone, without the container engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tablesOnly {
+				dir, err := os.MkdirTemp("", "berth-bench-")
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+				defer os.RemoveAll(dir)
+				tres, err := bench.RunTables(cmd.Context(), tcfg, dir, g.stderr)
+				if err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bench tables: %w", err))
+				}
+				bench.PrintTables(g.stdout, tres)
+				return nil
+			}
 			eng, err := openEngine(cmd.Context(), "bench")
 			if err != nil {
 				return withCode(ExitFailure, err)
@@ -58,10 +78,17 @@ nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 			if err != nil {
 				return withCode(ExitFailure, fmt.Errorf("bench services: %w", err))
 			}
+			var tres bench.TableResult
 			if !servicesOnly {
+				if tres, err = bench.RunTables(cmd.Context(), tcfg, dir, g.stderr); err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bench tables: %w", err))
+				}
 				bench.Print(g.stdout, res)
 			}
 			bench.PrintServices(g.stdout, sres)
+			if !servicesOnly {
+				bench.PrintTables(g.stdout, tres)
+			}
 			if sres.CookieErr != nil {
 				return withCode(ExitFailure, fmt.Errorf("bench: P5 session cookie: %w", sres.CookieErr))
 			}
@@ -69,6 +96,9 @@ nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 		},
 	}
 	cmd.Flags().BoolVar(&servicesOnly, "services-only", false, "run only P4 and P5")
+	cmd.Flags().BoolVar(&tablesOnly, "tables-only", false, "run only P8 (no container engine needed)")
+	cmd.Flags().IntVar(&tcfg.Rows, "table-rows", tcfg.Rows, "P8: rows of the generated CSV (scale down for quick runs)")
+	cmd.Flags().IntVar(&tcfg.Rounds, "table-rounds", tcfg.Rounds, "P8: rounds on each side; each keeps its best")
 	cmd.Flags().IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "P1: sequential jobs on each side")
 	cmd.Flags().IntVar(&cfg.EnsureCalls, "ensures", cfg.EnsureCalls, "P3: timed ensure calls")
 	cmd.Flags().IntVar(&scfg.ColdRounds, "cold-starts", scfg.ColdRounds, "P4: cold starts on each side")
