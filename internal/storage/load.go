@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -40,10 +42,52 @@ type LoadOptions struct {
 	MetadataProvider string
 }
 
-// rowSource yields a load's rows one at a time (io.EOF at the end); a row is only valid until
-// the next call.
+// rowSource fills a load's staging table, temp."#stage" (the file's columns, VARCHAR), in
+// the file's order.
 type rowSource interface {
+	stage(ctx context.Context, c *sql.Conn, columns []string) error
+}
+
+// rowIter yields rows one at a time (io.EOF at the end); a row is only valid until the next
+// call.
+type rowIter interface {
 	next() ([]string, error)
+}
+
+// appendRows stages rows through DuckDB's appender.
+func appendRows(ctx context.Context, c *sql.Conn, columns []string, it rowIter) error {
+	var ddl []string
+	for _, col := range columns {
+		ddl = append(ddl, ident(col)+` VARCHAR`)
+	}
+	if _, err := c.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE "#stage" (`+strings.Join(ddl, ", ")+`)`); err != nil {
+		return err
+	}
+	return c.Raw(func(dc any) error {
+		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "", "#stage")
+		if err != nil {
+			return err
+		}
+		row := make([]driver.Value, len(columns))
+		for {
+			rec, err := it.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				a.Close()
+				return err
+			}
+			for i, v := range rec {
+				row[i] = v
+			}
+			if err := a.AppendRow(row...); err != nil {
+				a.Close()
+				return err
+			}
+		}
+		return a.Close()
+	})
 }
 
 // csvRows streams an RFC 4180 CSV (',' delimiter, '"' enclosure, no escape character).
@@ -51,6 +95,10 @@ type csvRows struct {
 	r    *csv.Reader
 	n    int // columns
 	line int
+}
+
+func (c *csvRows) stage(ctx context.Context, conn *sql.Conn, columns []string) error {
+	return appendRows(ctx, conn, columns, c)
 }
 
 func (c *csvRows) next() ([]string, error) {
@@ -116,6 +164,10 @@ type sliceRows struct {
 	i    int
 }
 
+func (s *sliceRows) stage(ctx context.Context, conn *sql.Conn, columns []string) error {
+	return appendRows(ctx, conn, columns, s)
+}
+
 func (s *sliceRows) next() ([]string, error) {
 	if s.i >= len(s.rows) {
 		return nil, io.EOF
@@ -155,15 +207,123 @@ func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, ro
 
 // LoadCSV streams a CSV into a table (its first row is the header unless o.Columns name the
 // columns) and returns how many rows it read. q is a *Tx (the load commits with it) or the
-// store's *sql.DB (the load commits at once); rows go straight into the table engine, so
-// memory does not grow with the table.
+// store's *sql.DB (the load commits at once). The CSV is spooled to a file under the storage
+// dir and read by DuckDB's own CSV reader, never held in memory.
 func (s *Storage) LoadCSV(ctx context.Context, q Q, id string, r io.Reader, o LoadOptions) (int, error) {
-	cols, src, err := openCSV(r, o.Columns)
+	f, err := os.CreateTemp(s.eng.dir, "load-*.csv")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return 0, fmt.Errorf("%w: csv: larger than %d bytes", ErrInvalid, mb.Limit)
+		}
+		return 0, fmt.Errorf("load %s: read the csv: %w", id, err)
+	}
+	src, cols, err := s.csvFile(ctx, f.Name(), o.Columns)
 	if err != nil {
 		return 0, err
 	}
 	return s.load(ctx, q, id, cols, src, o)
 }
+
+// csvFile checks a spooled CSV and returns how to stage it: by DuckDB's CSV reader when it
+// reads the file as berth's RFC 4180 reader does (',' delimiter, '"' enclosure and escape,
+// every row as many fields as the header), checked first by a dry run of DuckDB's reader
+// outside any transaction (a failing statement would abort one). Should that fail, berth's
+// reader reads the file: its error (row and field counts) is the load's, and a file it
+// reads where DuckDB's did not (say, bytes that are not UTF-8) is loaded through the
+// appender.
+func (s *Storage) csvFile(ctx context.Context, path string, columns []string) (rowSource, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols, it, err := openCSV(f, columns)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	src := &csvFileRows{path: path, header: columns == nil}
+	// One column: DuckDB reads a blank line as an empty value, berth's reader skips it.
+	err = errors.New("one column")
+	if len(cols) > 1 {
+		var p *projectDB
+		if p, err = s.eng.open(""); err == nil {
+			// Every column is read (COUNT(*) alone would not check that values are UTF-8).
+			var sum []string
+			for _, c := range cols {
+				sum = append(sum, `SUM(STRLEN(`+ident(c)+`))`)
+			}
+			_, err = p.db.ExecContext(ctx, `SELECT COUNT(*), `+strings.Join(sum, ", ")+` FROM `+src.reader(cols))
+		}
+	}
+	if err == nil {
+		f.Close()
+		return src, cols, nil
+	}
+	// Berth's reader finds the error, or reads the file through the appender.
+	for {
+		_, err := it.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	_, it, err = openCSV(f, columns)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return &closingRows{it, f}, cols, nil
+}
+
+// csvFileRows stages a CSV file with DuckDB's CSV reader.
+type csvFileRows struct {
+	path   string
+	header bool
+}
+
+func (c *csvFileRows) reader(columns []string) string {
+	var cs []string
+	for _, col := range columns {
+		cs = append(cs, quoteString(col)+`: 'VARCHAR'`)
+	}
+	return `read_csv(` + quoteString(c.path) + fmt.Sprintf(`, header = %t`, c.header) + `, auto_detect = false, delim = ',', quote = '"',
+		escape = '"', strict_mode = true, null_padding = false, all_varchar = true, skip = 0,
+		columns = {` + strings.Join(cs, ", ") + `})`
+}
+
+func (c *csvFileRows) stage(ctx context.Context, conn *sql.Conn, columns []string) error {
+	_, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE "#stage" AS SELECT * FROM `+c.reader(columns))
+	return err
+}
+
+// closingRows stages a file through berth's reader, closing it at the end.
+type closingRows struct {
+	*csvRows
+	f *os.File
+}
+
+func (c *closingRows) stage(ctx context.Context, conn *sql.Conn, columns []string) error {
+	defer c.f.Close()
+	return appendRows(ctx, conn, columns, c.csvRows)
+}
+
+func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, src rowSource, o LoadOptions) (n int, err error) {
 	switch q := q.(type) {
@@ -278,68 +438,40 @@ func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, sr
 	if err := c.QueryRowContext(ctx, `SELECT COALESCE(MAX("#seq"), 0) FROM `+tbl).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("load %s: %w", id, err)
 	}
-	// Rows go through DuckDB's appender: into the table, or with a primary key into a staging
-	// table merged afterwards (dedup on load: the last row of a key wins, at the position of
-	// the key's first row; an existing row of the key keeps its position).
-	into := id
-	if len(pk) > 0 {
-		into = "#stage"
-		if err := exec(`CREATE OR REPLACE TEMP TABLE "#stage" (` + tableDDL(cols) + `)`); err != nil {
-			return 0, err
-		}
-		defer func() {
-			c.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp."#stage"`)
-			c.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp."#merged"`)
-		}()
-	}
-	pos := make([]int, len(columns))
-	for i, col := range columns {
-		pos[i] = indexOf(cols, col) + 2
-	}
-	err = c.Raw(func(dc any) error {
-		catalog := ""
-		if len(pk) > 0 {
-			catalog = "temp"
-		}
-		a, err := duckdb.NewAppender(dc.(driver.Conn), catalog, "", into)
-		if err != nil {
-			return err
-		}
-		row := make([]driver.Value, len(cols)+2)
-		for i := range row {
-			row[i] = ""
-		}
-		row[1] = now
-		for {
-			rec, err := src.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				a.Close()
-				return err
-			}
-			seq++
-			n++
-			row[0] = seq
-			for i, v := range rec {
-				row[pos[i]] = v
-			}
-			if err := a.AppendRow(row...); err != nil {
-				a.Close()
-				return err
-			}
-		}
-		return a.Close()
-	})
-	if err != nil {
+	// The rows go into a staging table first (in file order: its rowid is the row's place in
+	// the file), by DuckDB's CSV reader or its appender, then into the table in one statement:
+	// appended, or with a primary key merged (dedup on load: the last row of a key wins, at
+	// the position of the key's first row; an existing row of the key keeps its position and
+	// gets the new values, '' for the columns the file lacks).
+	defer func() {
+		c.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp."#stage"`)
+		c.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp."#merged"`)
+	}()
+	if err := src.stage(ctx, c, columns); err != nil {
 		if errors.Is(err, ErrInvalid) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("load %s: %w", id, err)
 	}
-	if len(pk) > 0 {
-		if err := exec(mergeSQL(tbl, cols, pk)); err != nil {
+	if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM temp."#stage"`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("load %s: %w", id, err)
+	}
+	// staged is the staged rows as the table's columns, NULLs as ''.
+	var staged []string
+	for _, col := range cols {
+		if indexOf(columns, col) >= 0 {
+			staged = append(staged, `COALESCE(`+ident(col)+`, '') AS `+ident(col))
+		} else {
+			staged = append(staged, `'' AS `+ident(col))
+		}
+	}
+	stagedSQL := `(SELECT rowid AS "#r", ` + strings.Join(staged, ", ") + ` FROM temp."#stage")`
+	if len(pk) == 0 {
+		if err := exec(`INSERT INTO `+tbl+` SELECT ? + "#r" + 1, ?::TIMESTAMP, `+identList(cols)+` FROM `+stagedSQL, seq, now); err != nil {
+			return 0, err
+		}
+	} else {
+		if err := exec(mergeSQL(tbl, stagedSQL, cols, pk), seq, now); err != nil {
 			return 0, err
 		}
 		var on []string
@@ -361,28 +493,26 @@ func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, sr
 	return n, err
 }
 
-// tableDDL is the column list of a table (or its staging table).
+// tableDDL is the column list of a table.
 func tableDDL(cols []string) string {
 	parts := []string{`"#seq" BIGINT`, `"#changed" TIMESTAMP`}
 	for _, c := range cols {
-		parts = append(parts, ident(c)+` VARCHAR`)
+		parts = append(parts, ident(c)+` VARCHAR DEFAULT ''`)
 	}
 	return strings.Join(parts, ", ")
 }
 
-// mergeSQL builds temp."#merged": the staged rows, one per key (the last one's values), at
-// the position of the table's row of that key, or else of the key's first staged row.
-func mergeSQL(tbl string, cols, pk []string) string {
-	var sel, keys, on []string
+// mergeSQL builds temp."#merged" (parameters: the table's last position, the load's time):
+// the staged rows, one per key (the last one's values), at the position of the table's row of
+// that key, or else after the table's rows in the order of the key's first staged row.
+func mergeSQL(tbl, staged string, cols, pk []string) string {
+	var agg, sel, keys, on []string
 	for _, c := range cols {
 		sel = append(sel, `d.`+ident(c))
-	}
-	var agg []string
-	for _, c := range cols {
 		if indexOf(pk, c) >= 0 {
 			agg = append(agg, ident(c))
 		} else {
-			agg = append(agg, `arg_max(`+ident(c)+`, "#seq") AS `+ident(c))
+			agg = append(agg, `arg_max(`+ident(c)+`, "#r") AS `+ident(c))
 		}
 	}
 	for _, k := range pk {
@@ -390,9 +520,8 @@ func mergeSQL(tbl string, cols, pk []string) string {
 		on = append(on, `t.`+ident(k)+` = d.`+ident(k))
 	}
 	return `CREATE OR REPLACE TEMP TABLE "#merged" AS
-		WITH d AS (SELECT MIN("#seq") AS "#seq", ANY_VALUE("#changed") AS "#changed", ` + strings.Join(agg, ", ") + `
-			FROM temp."#stage" GROUP BY ` + strings.Join(keys, ", ") + `)
-		SELECT COALESCE(t."#seq", d."#seq") AS "#seq", d."#changed", ` + strings.Join(sel, ", ") + `
+		WITH d AS (SELECT MIN("#r") AS "#r", ` + strings.Join(agg, ", ") + ` FROM ` + staged + ` GROUP BY ` + strings.Join(keys, ", ") + `)
+		SELECT COALESCE(t."#seq", ? + d."#r" + 1) AS "#seq", ?::TIMESTAMP AS "#changed", ` + strings.Join(sel, ", ") + `
 		FROM d LEFT JOIN ` + tbl + ` t ON ` + strings.Join(on, " AND ")
 }
 
