@@ -471,7 +471,13 @@ func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, sr
 			return 0, err
 		}
 	} else {
-		if err := exec(mergeSQL(tbl, stagedSQL, cols, pk), seq, now); err != nil {
+		// Without duplicate keys in the file (the usual case) there is nothing to dedup: the
+		// check groups the keys alone, cheaper than grouping the rows.
+		var dups int
+		if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM `+stagedSQL+` GROUP BY `+identList(pk)+` HAVING COUNT(*) > 1)`).Scan(&dups); err != nil {
+			return 0, fmt.Errorf("load %s: %w", id, err)
+		}
+		if err := exec(mergeSQL(tbl, stagedSQL, cols, pk, dups > 0), seq, now); err != nil {
 			return 0, err
 		}
 		var on []string
@@ -505,7 +511,7 @@ func tableDDL(cols []string) string {
 // mergeSQL builds temp."#merged" (parameters: the table's last position, the load's time):
 // the staged rows, one per key (the last one's values), at the position of the table's row of
 // that key, or else after the table's rows in the order of the key's first staged row.
-func mergeSQL(tbl, staged string, cols, pk []string) string {
+func mergeSQL(tbl, staged string, cols, pk []string, dedup bool) string {
 	var agg, sel, keys, on []string
 	for _, c := range cols {
 		sel = append(sel, `d.`+ident(c))
@@ -519,8 +525,12 @@ func mergeSQL(tbl, staged string, cols, pk []string) string {
 		keys = append(keys, ident(k))
 		on = append(on, `t.`+ident(k)+` = d.`+ident(k))
 	}
+	d := staged
+	if dedup {
+		d = `(SELECT MIN("#r") AS "#r", ` + strings.Join(agg, ", ") + ` FROM ` + staged + ` GROUP BY ` + strings.Join(keys, ", ") + `)`
+	}
 	return `CREATE OR REPLACE TEMP TABLE "#merged" AS
-		WITH d AS (SELECT MIN("#r") AS "#r", ` + strings.Join(agg, ", ") + ` FROM ` + staged + ` GROUP BY ` + strings.Join(keys, ", ") + `)
+		WITH d AS ` + d + `
 		SELECT COALESCE(t."#seq", ? + d."#r" + 1) AS "#seq", ?::TIMESTAMP AS "#changed", ` + strings.Join(sel, ", ") + `
 		FROM d LEFT JOIN ` + tbl + ` t ON ` + strings.Join(on, " AND ")
 }
