@@ -32,11 +32,20 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	}
 	// The outputs' CSVs stream into the table engine inside one transaction (storage.Tx): a
 	// malformed table anywhere rolls back every table loaded before it.
+	// Each table is spooled and checked before the transaction begins (nothing is held open
+	// while a large output is read), then streams into the table engine inside one
+	// transaction: a table failing to load rolls back every table loaded before it.
 	type loaded struct {
-		t datadir.OutTable
-		n int
+		t   datadir.OutTable
+		csv *storage.PreparedCSV
+		n   int
 	}
 	var load []loaded
+	defer func() {
+		for _, l := range load {
+			l.csv.Close()
+		}
+	}()
 	for _, t := range outs.Tables {
 		if !ok && !t.WriteAlways {
 			continue
@@ -44,7 +53,11 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		if _, _, err := storage.SplitTableID(t.Destination); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
-		load = append(load, loaded{t: t})
+		c, err := st.PrepareCSV(ctx, t.Data, t.Columns)
+		if err != nil {
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+		}
+		load = append(load, loaded{t: t, csv: c})
 	}
 	tx, err := st.Begin(ctx)
 	if err != nil {
@@ -58,7 +71,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		return "", err
 	}
 	for i, p := range load {
-		n, err := st.LoadCSV(ctx, tx, p.t.Destination, p.t.Data, storage.LoadOptions{
+		n, err := st.LoadPrepared(ctx, tx, p.t.Destination, p.csv, storage.LoadOptions{
 			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey, Columns: p.t.Columns,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 			Metadata: p.t.Metadata, ColumnMetadata: p.t.ColumnMetadata, MetadataProvider: cr.Component.ID,

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,5 +238,39 @@ func TestLoadCSVReadsAsBerthsReader(t *testing.T) {
 	}
 	if got := export(t, s, "in.c-m.bare", ExportOptions{}); got != "a,b\n1,\"x\"\"y\"\n" {
 		t.Fatalf("bare quote: %q", got)
+	}
+}
+
+// TestLoadCSVKeepsFileOrder: a file large enough for DuckDB to read in parallel (several row
+// groups) is exported in the file's order, before and after an upsert of every other key.
+func TestLoadCSVKeepsFileOrder(t *testing.T) {
+	s := newStorage(t)
+	ctx := context.Background()
+	var in, upd, want strings.Builder
+	in.WriteString("id,v\n")
+	upd.WriteString("id,v\n")
+	want.WriteString("id,v\n")
+	const n = 300_000
+	for i := 0; i < n; i++ {
+		k := (i * 7919) % n // not sorted: order must come from the file
+		fmt.Fprintf(&in, "%d,a%d\n", k, i)
+		if i%2 == 0 {
+			fmt.Fprintf(&upd, "%d,b%d\n", k, i)
+			fmt.Fprintf(&want, "%d,b%d\n", k, i)
+		} else {
+			fmt.Fprintf(&want, "%d,a%d\n", k, i)
+		}
+	}
+	if _, err := s.LoadCSV(ctx, s.DB(), "in.c-m.big", strings.NewReader(in.String()), LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if export(t, s, "in.c-m.big", ExportOptions{}) != in.String() {
+		t.Fatal("a full load does not keep the file's order")
+	}
+	if _, err := s.LoadCSV(ctx, s.DB(), "in.c-m.big", strings.NewReader(upd.String()), LoadOptions{Incremental: true, PrimaryKey: []string{"id"}}); err != nil {
+		t.Fatal(err)
+	}
+	if export(t, s, "in.c-m.big", ExportOptions{}) != want.String() {
+		t.Fatal("an upsert moved rows")
 	}
 }

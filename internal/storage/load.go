@@ -210,27 +210,67 @@ func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, ro
 // store's *sql.DB (the load commits at once). The CSV is spooled to a file under the storage
 // dir and read by DuckDB's own CSV reader, never held in memory.
 func (s *Storage) LoadCSV(ctx context.Context, q Q, id string, r io.Reader, o LoadOptions) (int, error) {
-	f, err := os.CreateTemp(s.eng.dir, "load-*.csv")
+	c, err := s.PrepareCSV(ctx, r, o.Columns)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(f.Name())
+	defer c.Close()
+	return s.LoadPrepared(ctx, q, id, c, o)
+}
+
+// PreparedCSV is a CSV spooled and checked for a load (PrepareCSV), to load with
+// LoadPrepared and Close.
+type PreparedCSV struct {
+	path string
+	cols []string
+	src  rowSource
+}
+
+// Columns are the CSV's columns (its header, or the columns given).
+func (c *PreparedCSV) Columns() []string { return c.cols }
+
+// Close removes the spooled file.
+func (c *PreparedCSV) Close() error {
+	if cr, ok := c.src.(*closingRows); ok {
+		cr.f.Close()
+	}
+	return os.Remove(c.path)
+}
+
+// PrepareCSV spools a CSV (its header first unless columns are given) to a file beside the
+// table databases and checks it, outside any transaction: callers prepare before they begin
+// one, so a slow upload or a large output holds no transaction open while it is read.
+func (s *Storage) PrepareCSV(ctx context.Context, r io.Reader, columns []string) (*PreparedCSV, error) {
+	f, err := os.CreateTemp(s.eng.dir, "load-*.csv")
+	if err != nil {
+		return nil, err
+	}
 	_, err = io.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(f.Name())
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return 0, fmt.Errorf("%w: csv: larger than %d bytes", ErrInvalid, mb.Limit)
+			return nil, fmt.Errorf("%w: csv: larger than %d bytes", ErrInvalid, mb.Limit)
 		}
-		return 0, fmt.Errorf("load %s: read the csv: %w", id, err)
+		if errors.Is(err, ErrInvalid) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: csv: %v", ErrInvalid, err)
 	}
-	src, cols, err := s.csvFile(ctx, f.Name(), o.Columns)
+	src, cols, err := s.csvFile(ctx, f.Name(), columns)
 	if err != nil {
-		return 0, err
+		os.Remove(f.Name())
+		return nil, err
 	}
-	return s.load(ctx, q, id, cols, src, o)
+	return &PreparedCSV{path: f.Name(), cols: cols, src: src}, nil
+}
+
+// LoadPrepared loads a prepared CSV into a table (see LoadCSV), once.
+func (s *Storage) LoadPrepared(ctx context.Context, q Q, id string, c *PreparedCSV, o LoadOptions) (int, error) {
+	return s.load(ctx, q, id, c.cols, c.src, o)
 }
 
 // csvFile checks a spooled CSV and returns how to stage it: by DuckDB's CSV reader when it
