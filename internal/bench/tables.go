@@ -33,6 +33,8 @@ type TableResult struct {
 	Incremental          time.Duration // the same size, with a primary key, half the keys new
 	BaselineIncremental  time.Duration // sqlite3 .import of that file
 	LoadRatio, IncrRatio float64
+	// DBBytes is the project's table database after both loads (checkpointed).
+	DBBytes int64
 }
 
 // RunTables runs P8: a generated CSV loaded into a new table through the storage package
@@ -58,7 +60,7 @@ func RunTables(ctx context.Context, cfg TableConfig, dataDir string, w io.Writer
 	}
 	fmt.Fprintf(w, "P8: %d rows, %.1f MB; %d round(s) each side\n", cfg.Rows, float64(res.FileBytes)/1e6, cfg.Rounds)
 	for i := 0; i < cfg.Rounds; i++ {
-		b, inc, err := berthLoads(ctx, filepath.Join(dataDir, fmt.Sprintf("p8-berth-%d", i)), full, incr)
+		b, inc, size, err := berthLoads(ctx, filepath.Join(dataDir, fmt.Sprintf("p8-berth-%d", i)), full, incr)
 		if err != nil {
 			return res, err
 		}
@@ -72,7 +74,7 @@ func RunTables(ctx context.Context, cfg TableConfig, dataDir string, w io.Writer
 		}
 		fmt.Fprintf(w, "P8 round %d: berth load %s, incremental %s; sqlite3 .import %s, %s\n", i+1,
 			b.Round(time.Millisecond), inc.Round(time.Millisecond), s.Round(time.Millisecond), si.Round(time.Millisecond))
-		res.Berth, res.Incremental = best(res.Berth, b), best(res.Incremental, inc)
+		res.Berth, res.Incremental, res.DBBytes = best(res.Berth, b), best(res.Incremental, inc), size
 		res.Baseline, res.BaselineIncremental = best(res.Baseline, s), best(res.BaselineIncremental, si)
 	}
 	res.LoadRatio = res.Berth.Seconds() / res.Baseline.Seconds()
@@ -113,19 +115,19 @@ func writeTableCSV(path string, first, rows int, seed uint64) (int64, error) {
 
 // berthLoads times a full load of full into a new table of a fresh storage, then an
 // incremental load of incr with the primary key id.
-func berthLoads(ctx context.Context, dir, full, incr string) (load, incremental time.Duration, err error) {
+func berthLoads(ctx context.Context, dir, full, incr string) (load, incremental time.Duration, size int64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "berth.db"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer st.Close()
 	sg, err := storage.New(st, filepath.Join(dir, "storage"))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer sg.Close()
 	timed := func(path string, o storage.LoadOptions) (time.Duration, error) {
@@ -141,10 +143,18 @@ func berthLoads(ctx context.Context, dir, full, incr string) (load, incremental 
 		return time.Since(t0), nil
 	}
 	if load, err = timed(full, storage.LoadOptions{}); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	incremental, err = timed(incr, storage.LoadOptions{Incremental: true, PrimaryKey: []string{"id"}})
-	return load, incremental, err
+	if incremental, err = timed(incr, storage.LoadOptions{Incremental: true, PrimaryKey: []string{"id"}}); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := sg.Close(); err != nil {
+		return 0, 0, 0, err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "storage", "tables", store.DefaultProject+".duckdb")); err == nil {
+		size = fi.Size()
+	}
+	return load, incremental, size, nil
 }
 
 // sqliteImport times the sqlite3 CLI importing a CSV into a new table (its header names the
@@ -162,6 +172,7 @@ func sqliteImport(ctx context.Context, sqlite3, db, csv string) (time.Duration, 
 // PrintTables prints P8's lines.
 func PrintTables(w io.Writer, r TableResult) {
 	mbs := func(d time.Duration) float64 { return float64(r.FileBytes) / 1e6 / d.Seconds() }
-	fmt.Fprintf(w, "P8 table_load_ratio=%.3f berth_mb_s=%.1f baseline_mb_s=%.1f rows=%d\n", r.LoadRatio, mbs(r.Berth), mbs(r.Baseline), r.Rows)
+	fmt.Fprintf(w, "P8 table_load_ratio=%.3f berth_mb_s=%.1f baseline_mb_s=%.1f rows=%d berth_db_mb=%.1f\n",
+		r.LoadRatio, mbs(r.Berth), mbs(r.Baseline), r.Rows, float64(r.DBBytes)/1e6)
 	fmt.Fprintf(w, "P8 incremental_ratio=%.3f berth_mb_s=%.1f baseline_mb_s=%.1f\n", r.IncrRatio, mbs(r.Incremental), mbs(r.BaselineIncremental))
 }
