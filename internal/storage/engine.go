@@ -70,9 +70,7 @@ func (e *engine) open(project string) (*projectDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open table database %s: %w", path, err)
 	}
-	// Dictionary compression for every column: DuckDB's per-segment analysis (FSST among
-	// others) took most of a load's time in P8, for files no smaller.
-	if _, err := db.Exec(`SET GLOBAL force_compression = 'dictionary'`); err != nil {
+	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open table database %s: %w", path, err)
 	}
