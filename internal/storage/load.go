@@ -507,7 +507,7 @@ func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, sr
 	}
 	stagedSQL := `(SELECT rowid AS "#r", ` + strings.Join(staged, ", ") + ` FROM temp."#stage")`
 	if len(pk) == 0 {
-		if err := exec(`INSERT INTO `+tbl+` SELECT ? + "#r" + 1, ?::TIMESTAMP, `+identList(cols)+` FROM `+stagedSQL, seq, now); err != nil {
+		if err := exec(`INSERT INTO `+tbl+` SELECT ? + "#r" + 1, ?::TIMESTAMP, `+identList(cols)+` FROM `+stagedSQL, seq, duckTS(now)); err != nil {
 			return 0, err
 		}
 	} else {
@@ -517,7 +517,7 @@ func (s *Storage) load(ctx context.Context, q Q, id string, columns []string, sr
 		if err := c.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM `+stagedSQL+` GROUP BY `+identList(pk)+` HAVING COUNT(*) > 1)`).Scan(&dups); err != nil {
 			return 0, fmt.Errorf("load %s: %w", id, err)
 		}
-		if err := exec(mergeSQL(tbl, stagedSQL, cols, pk, dups > 0), seq, now); err != nil {
+		if err := exec(mergeSQL(tbl, stagedSQL, cols, pk, dups > 0), seq, duckTS(now)); err != nil {
 			return 0, err
 		}
 		var on []string
@@ -648,8 +648,8 @@ func (s *Storage) Export(ctx context.Context, id string, w io.Writer, o ExportOp
 		args = append(args, strArgs(o.WhereValues)...)
 	}
 	if !o.ChangedSince.IsZero() {
-		query += ` AND "#changed" >= ?`
-		args = append(args, o.ChangedSince.UTC())
+		query += ` AND "#changed" >= ?::TIMESTAMP`
+		args = append(args, duckTS(o.ChangedSince))
 	}
 	query += ` ORDER BY "#seq"`
 	if o.Limit > 0 {
@@ -687,6 +687,10 @@ func (s *Storage) Export(ctx context.Context, id string, w io.Writer, o ExportOp
 	cw.Flush()
 	return cols, n, cw.Error()
 }
+
+// duckTS is a time as DuckDB's TIMESTAMP text, in UTC: "#changed" holds UTC times, and a
+// bound time.Time could be converted through the session's time zone.
+func duckTS(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.999999") }
 
 func identList(cols []string) string {
 	out := make([]string, len(cols))
