@@ -52,6 +52,12 @@ func newEngine(dir string) (*engine, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// CSVs spooled for loads a crash interrupted (PrepareCSV).
+	if left, err := filepath.Glob(filepath.Join(dir, "load-*.csv")); err == nil {
+		for _, f := range left {
+			os.Remove(f)
+		}
+	}
 	return &engine{dir: dir, dbs: map[string]*projectDB{}}, nil
 }
 
