@@ -9,6 +9,9 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The browser tests drive Debian's Chromium (internal/browsertest finds it on PATH).
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# Table storage links DuckDB (duckdb-go, cgo): a C compiler and the C++ runtime to link with.
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "prereqs: installing ${need_pkgs[*]} (Debian packages)"
