@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `make bench` measures with, from Debian's packages: wrk (the load generator)
+# Installs what `make bench` measures with, from Debian's packages: wrk (the load generator),
+# sqlite3 (P8's baseline: the CLI's .import)
 # and nginx (the reference proxy P5 compares berth's with). The bench starts its own nginx on
 # loopback with a generated config; the package's own service is never started here.
 # Idempotent: the second run only checks.
@@ -7,6 +8,7 @@ set -euo pipefail
 
 need_pkgs=()
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3) # P8's baseline (.import)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || need_pkgs+=(nginx)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

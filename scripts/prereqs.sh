@@ -11,6 +11,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # The registry tests start Debian's docker-registry (the reference distribution registry).
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+# Table storage links DuckDB (duckdb-go, cgo): a C compiler and the C++ runtime to link with.
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "prereqs: installing ${need_pkgs[*]} (Debian packages)"

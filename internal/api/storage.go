@@ -256,10 +256,14 @@ func (s *Server) handleImportTable(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	o := storage.LoadOptions{Project: project, Incremental: q.Get("incremental") == "1" || q.Get("incremental") == "true",
 		PrimaryKey: splitList(q.Get("primary_key")), Columns: splitList(q.Get("columns"))}
-	cols, rows, err := storage.ReadCSV(http.MaxBytesReader(w, r.Body, 1<<30), o.Columns)
+	// The body is spooled and checked before the transaction begins (a slow upload holds no
+	// transaction open), then streams into the table engine; a malformed row keeps nothing.
+	c, err := s.d.Storage.PrepareCSV(r.Context(), http.MaxBytesReader(w, r.Body, 1<<30), o.Columns)
 	if err == nil {
+		defer c.Close()
 		err = s.d.Storage.InQuota(r.Context(), project, func(tx storage.Q) error {
-			return s.d.Storage.Load(r.Context(), tx, id, cols, rows, o)
+			_, err := s.d.Storage.LoadPrepared(r.Context(), tx, id, c, o)
+			return err
 		})
 	}
 	if err != nil {

@@ -12,8 +12,9 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	scfg := bench.DefaultServiceConfig()
-	servicesOnly := false
+	servicesOnly, tablesOnly := false, false
 	procs := envInt("BERTH_GOMAXPROCS", 0)
+	tcfg := bench.DefaultTableConfig()
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure berth's overhead against raw engine calls in the same run",
@@ -37,12 +38,31 @@ func newBenchCmd(g *globals) *cobra.Command {
   P5 cpu_us_per_request_* the CPU time berth's process and nginx's processes spent per request
                           in those runs (the least of the rounds): steadier than requests per
                           second on a machine that other work shares
+  P8 table_load_ratio     a generated 1,000,000-row CSV (4 columns, about 32 MB) streamed into a
+                          new table through the storage package, over the sqlite3 CLI's .import
+                          of the same file (--table-rows scales it for quick runs)
+  P8 incremental_ratio    a file of the same size loaded incrementally with a primary key into
+                          that table (half the keys new), over sqlite3's .import of that file
 
 berth's side is the server's own handler stack (API, token check, proxy) on loopback.
 Needs the shell and python base images (berth runtime bootstrap shell python), and wrk and
-nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
+nginx (and sqlite3 for P8) from Debian's packages (scripts/bench-prereqs.sh; make bench runs
+it). --tables-only runs P8 alone, without the container engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tablesOnly {
+				dir, err := os.MkdirTemp("", "berth-bench-")
+				if err != nil {
+					return withCode(ExitFailure, err)
+				}
+				defer os.RemoveAll(dir)
+				tres, err := bench.RunTables(cmd.Context(), tcfg, dir, g.stderr)
+				if err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bench tables: %w", err))
+				}
+				bench.PrintTables(g.stdout, tres)
+				return nil
+			}
 			// As berth server does: the proxy is measured as it serves. nginx gets as many
 			// workers.
 			setProcs(procs)
@@ -66,10 +86,17 @@ nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 			if err != nil {
 				return withCode(ExitFailure, fmt.Errorf("bench services: %w", err))
 			}
+			var tres bench.TableResult
 			if !servicesOnly {
+				if tres, err = bench.RunTables(cmd.Context(), tcfg, dir, g.stderr); err != nil {
+					return withCode(ExitFailure, fmt.Errorf("bench tables: %w", err))
+				}
 				bench.Print(g.stdout, res)
 			}
 			bench.PrintServices(g.stdout, sres)
+			if !servicesOnly {
+				bench.PrintTables(g.stdout, tres)
+			}
 			if sres.CookieErr != nil {
 				return withCode(ExitFailure, fmt.Errorf("bench: P5 session cookie: %w", sres.CookieErr))
 			}
@@ -78,6 +105,9 @@ nginx from Debian's packages (scripts/bench-prereqs.sh; make bench runs it).`,
 	}
 	cmd.Flags().IntVar(&procs, "gomaxprocs", procs, "as berth server's --gomaxprocs (env BERTH_GOMAXPROCS)")
 	cmd.Flags().BoolVar(&servicesOnly, "services-only", false, "run only P4 and P5")
+	cmd.Flags().BoolVar(&tablesOnly, "tables-only", false, "run only P8 (no container engine needed)")
+	cmd.Flags().IntVar(&tcfg.Rows, "table-rows", tcfg.Rows, "P8: rows of the generated CSV (scale down for quick runs)")
+	cmd.Flags().IntVar(&tcfg.Rounds, "table-rounds", tcfg.Rounds, "P8: rounds on each side; each keeps its best")
 	cmd.Flags().IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "P1: sequential jobs on each side")
 	cmd.Flags().IntVar(&cfg.EnsureCalls, "ensures", cfg.EnsureCalls, "P3: timed ensure calls")
 	cmd.Flags().IntVar(&scfg.ColdRounds, "cold-starts", scfg.ColdRounds, "P4: cold starts on each side")

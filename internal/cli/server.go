@@ -272,6 +272,7 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
+	defer stor.Close() // checkpoints the table databases
 	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL}
 	if ccfg.PublicURL == "" {
 		ccfg.PublicURL = "http://" + f.listen

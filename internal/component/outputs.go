@@ -30,19 +30,25 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	if ok && outs.Missing != "" {
 		missing, ok = outs.Missing, false
 	}
-	type parsed struct {
-		t    datadir.OutTable
-		cols []string
-		rows [][]string
+	// The outputs' CSVs stream into the table engine inside one transaction (storage.Tx): a
+	// malformed table anywhere rolls back every table loaded before it.
+	// Each table is spooled and checked before the transaction begins (nothing is held open
+	// while a large output is read), then streams into the table engine inside one
+	// transaction: a table failing to load rolls back every table loaded before it.
+	type loaded struct {
+		t   datadir.OutTable
+		csv *storage.PreparedCSV
+		n   int
 	}
-	var load []parsed
+	var load []loaded
+	defer func() {
+		for _, l := range load {
+			l.csv.Close()
+		}
+	}()
 	for _, t := range outs.Tables {
 		if !ok && !t.WriteAlways {
 			continue
-		}
-		cols, rows, err := storage.ReadCSV(t.Data, t.Columns)
-		if err != nil {
-			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
 		bucket, _, err := storage.SplitTableID(t.Destination)
 		if err != nil {
@@ -51,9 +57,13 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 		if err := r.mayWrite(bucket); err != nil {
 			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
 		}
-		load = append(load, parsed{t, cols, rows})
+		c, err := st.PrepareCSV(ctx, t.Data, t.Columns)
+		if err != nil {
+			return "", &datadir.Error{File: "out/tables/" + t.Source, Message: err.Error()}
+		}
+		load = append(load, loaded{t: t, csv: c})
 	}
-	tx, err := st.DB().BeginTx(ctx, nil)
+	tx, err := st.Begin(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -64,14 +74,16 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	if err != nil {
 		return "", err
 	}
-	for _, p := range load {
-		if err := st.Load(ctx, tx, p.t.Destination, p.cols, p.rows, storage.LoadOptions{
-			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey,
+	for i, p := range load {
+		n, err := st.LoadPrepared(ctx, tx, p.t.Destination, p.csv, storage.LoadOptions{
+			Project: project, Incremental: p.t.Incremental, PrimaryKey: p.t.PrimaryKey, Columns: p.t.Columns,
 			DeleteWhereColumn: p.t.DeleteWhere, DeleteWhereValues: p.t.DeleteVals, DeleteWhereOperator: p.t.DeleteOp,
 			Metadata: p.t.Metadata, ColumnMetadata: p.t.ColumnMetadata, MetadataProvider: cr.Component.ID,
-		}); err != nil {
+		})
+		if err != nil {
 			return "", &datadir.Error{File: "out/tables/" + p.t.Source, Message: err.Error()}
 		}
+		load[i].n = n
 	}
 	var staged []*storage.StagedFile
 	defer func() {
@@ -126,7 +138,7 @@ func (r *run) outputMapping(ctx context.Context, dataDir string, ok bool) (missi
 	}
 	staged = nil
 	for _, p := range load {
-		fmt.Fprintf(r.System(), "output: %s -> table %s (%d rows", p.t.Source, p.t.Destination, len(p.rows))
+		fmt.Fprintf(r.System(), "output: %s -> table %s (%d rows", p.t.Source, p.t.Destination, p.n)
 		if p.t.Incremental {
 			fmt.Fprint(r.System(), ", incremental")
 		}

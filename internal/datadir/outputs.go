@@ -1,7 +1,7 @@
 package datadir
 
 import (
-	"bytes"
+	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -211,7 +211,11 @@ func ReadOutputs(dir string, m OutputMapping, lim Limits) (Outputs, error) {
 // parts, gzip allowed, no header: the columns come from the manifest).
 func readTableData(f *Folder, rel string, dir bool, columns []string) (io.Reader, error) {
 	if !dir {
-		return readMaybeGzip(f, rel)
+		fh, err := f.Open(rel)
+		if err != nil {
+			return nil, err
+		}
+		return &partsReader{files: []*os.File{fh}, names: []string{""}}, nil
 	}
 	if len(columns) == 0 {
 		return nil, errString("a sliced table (a folder of parts) needs columns in its manifest")
@@ -220,50 +224,105 @@ func readTableData(f *Folder, rel string, dir bool, columns []string) (io.Reader
 	if err != nil {
 		return nil, err
 	}
-	var all bytes.Buffer
+	pr := &partsReader{sliced: true}
 	for _, p := range parts {
 		if p.IsDir() {
 			continue
 		}
-		r, err := readMaybeGzip(f, rel+"/"+p.Name())
+		fh, err := f.Open(rel + "/" + p.Name())
 		if err != nil {
+			pr.close()
 			var de *Error
 			if errors.As(err, &de) {
 				return nil, err
 			}
 			return nil, errString(p.Name() + ": " + err.Error())
 		}
-		b, _ := io.ReadAll(r)
-		all.Write(b)
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			all.WriteByte('\n')
-		}
+		pr.files = append(pr.files, fh)
+		pr.names = append(pr.names, p.Name()+": ")
 	}
-	return &all, nil
+	return pr, nil
 }
 
-func readMaybeGzip(f *Folder, rel string) (io.Reader, error) {
-	fh, err := f.Open(rel)
-	if err != nil {
-		return nil, err
+// partsReader streams a table's file, or a sliced table's parts one after the other (a part
+// not ending in a newline gets one), gunzipping the gzipped ones: a table is never held in
+// memory whole. Its files are opened (and checked) when the outputs are read; each is closed
+// at its end (one never read is closed when collected).
+type partsReader struct {
+	files  []*os.File
+	names  []string // error prefixes: the part's name, "" for a single file
+	sliced bool
+	cur    io.Reader
+	gz     bool
+	name   string
+	last   byte
+	nl     bool  // a newline is owed between parts
+	err    error // sticky
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
 	}
-	b, err := io.ReadAll(fh)
-	fh.Close()
-	if err != nil {
-		return nil, err
+	n, err := p.read(b)
+	if err != nil && err != io.EOF {
+		p.err = err
+		p.close()
 	}
-	if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			return nil, err
+	return n, err
+}
+
+func (p *partsReader) read(b []byte) (int, error) {
+	for {
+		if len(b) == 0 {
+			return 0, nil
 		}
-		out, err := io.ReadAll(zr)
-		if err != nil {
-			return nil, errString("bad gzip: " + err.Error())
+		if p.nl {
+			p.nl = false
+			b[0] = '\n'
+			return 1, nil
 		}
-		return bytes.NewReader(out), nil
+		if p.cur == nil {
+			if len(p.files) == 0 {
+				return 0, io.EOF
+			}
+			br := bufio.NewReaderSize(p.files[0], 64<<10)
+			p.name, p.last, p.gz = p.names[0], '\n', false
+			if m, _ := br.Peek(2); len(m) == 2 && m[0] == 0x1f && m[1] == 0x8b {
+				zr, err := gzip.NewReader(br)
+				if err != nil {
+					return 0, errString(p.name + "bad gzip: " + err.Error())
+				}
+				p.cur, p.gz = zr, true
+			} else {
+				p.cur = br
+			}
+		}
+		n, err := p.cur.Read(b)
+		if n > 0 {
+			p.last = b[n-1]
+			return n, nil
+		}
+		if err == io.EOF {
+			p.files[0].Close()
+			p.files, p.names, p.cur = p.files[1:], p.names[1:], nil
+			p.nl = p.sliced && p.last != '\n'
+			continue
+		}
+		if err != nil {
+			if p.gz {
+				return 0, errString(p.name + "bad gzip: " + err.Error())
+			}
+			return 0, err
+		}
 	}
-	return bytes.NewReader(b), nil
+}
+
+func (p *partsReader) close() {
+	for _, f := range p.files {
+		f.Close()
+	}
+	p.files, p.names = nil, nil
 }
 
 type errString string

@@ -19,11 +19,24 @@ func (s *Storage) DeleteTable(ctx context.Context, id string) (int64, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
+	var project string
+	err = tx.QueryRowContext(ctx, `SELECT b.project FROM storage_tables t JOIN storage_buckets b ON b.id = t.bucket WHERE t.id = ?`, id).Scan(&project)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("table %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("delete table %s: %w", id, err)
+	}
 	n, err := deleteTable(ctx, tx, id)
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	// The rows go after the metadata: a failure here leaves rows no table names, which a
+	// later table of that id replaces.
+	return n, s.dropTables(ctx, project, []string{id})
 }
 
 func deleteTable(ctx context.Context, q Q, id string) (int64, error) {
@@ -35,7 +48,7 @@ func deleteTable(ctx context.Context, q Q, id string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete table %s: %w", id, err)
 	}
-	for _, stmt := range []string{`DELETE FROM storage_rows WHERE table_id = ?`, `DELETE FROM storage_metadata WHERE table_id = ?`,
+	for _, stmt := range []string{`DELETE FROM storage_metadata WHERE table_id = ?`,
 		`DELETE FROM storage_tables WHERE id = ?`} {
 		if _, err := q.ExecContext(ctx, stmt, id); err != nil {
 			return 0, fmt.Errorf("delete table %s: %w", id, err)
@@ -52,8 +65,8 @@ func (s *Storage) DeleteBucket(ctx context.Context, id string, force bool) ([]st
 		return nil, err
 	}
 	defer tx.Rollback()
-	var one int
-	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM storage_buckets WHERE id = ?`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+	var project string
+	if err := tx.QueryRowContext(ctx, `SELECT project FROM storage_buckets WHERE id = ?`, id).Scan(&project); errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("bucket %s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("delete bucket %s: %w", id, err)
@@ -86,7 +99,10 @@ func (s *Storage) DeleteBucket(ctx context.Context, id string, force bool) ([]st
 	if _, err := tx.ExecContext(ctx, `DELETE FROM storage_buckets WHERE id = ?`, id); err != nil {
 		return nil, fmt.Errorf("delete bucket %s: %w", id, err)
 	}
-	return tables, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return tables, s.dropTables(ctx, project, tables)
 }
 
 // DeleteFile removes a file: its row, then its content.

@@ -197,16 +197,16 @@ func (s *Storage) TableBucket(ctx context.Context, tableID string) (Bucket, erro
 }
 
 // ProjectUsage is the bytes a project's storage keeps, read on q (so a transaction sees its
-// own writes): its tables' rows plus its files. A row counts as the bytes of its stored form
-// (the JSON array of its values, as storage_rows.data keeps it): a little more than the CSV
-// it came from (quotes and commas per value), and without SQLite's page and index overhead,
-// which is a good estimate of what the project asked berth to keep. Files count their size.
-// Expired files still count until they are purged.
+// own writes): its tables' rows plus its files. A row counts as the bytes of the JSON array
+// of its values (["a","b"], how berth kept rows before the table engine; escapes are not
+// counted): a little more than the CSV it came from (quotes and commas per value), and
+// without the engine's compression and overhead, which is a good estimate of what the
+// project asked berth to keep. Loads record each table's count (storage_tables.data_bytes).
+// Files count their size. Expired files still count until they are purged.
 func (s *Storage) ProjectUsage(ctx context.Context, q Q, project string) (int64, error) {
 	var tables, files int64
 	err := q.QueryRowContext(ctx, `SELECT
-		COALESCE((SELECT SUM(LENGTH(CAST(r.data AS BLOB))) FROM storage_rows r
-			JOIN storage_tables t ON t.id = r.table_id JOIN storage_buckets b ON b.id = t.bucket
+		COALESCE((SELECT SUM(t.data_bytes) FROM storage_tables t JOIN storage_buckets b ON b.id = t.bucket
 			WHERE b.project = ?), 0),
 		COALESCE((SELECT SUM(size) FROM storage_files WHERE project = ?), 0)`, project, project).Scan(&tables, &files)
 	if err != nil {
@@ -254,7 +254,7 @@ func (s *Storage) CheckQuota(ctx context.Context, q Q, project string, before in
 // over its quota (a *QuotaError; nothing is kept).
 func (s *Storage) InQuota(ctx context.Context, project string, fn func(q Q) error) error {
 	project = orDefault(project)
-	tx, err := s.st.DB.BeginTx(ctx, nil)
+	tx, err := s.Begin(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,20 +1,20 @@
 // Package storage is berth's embedded storage for components: buckets of tables (CSV in and
-// out, RFC 4180) and files with tags. Metadata and rows live in the store; file contents live
-// under the data dir. Every load can run inside one transaction, so a job's outputs are
-// loaded all or nothing.
+// out, RFC 4180, streamed) and files with tags. Metadata lives in the store; table rows live in
+// DuckDB (one database per project, see engine.go) and file contents under the data dir. Every
+// load can run inside one transaction (Tx), so a job's outputs are loaded all or nothing.
 package storage
 
 import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,7 +42,8 @@ type Q interface {
 // Storage holds tables and files.
 type Storage struct {
 	st  *store.Store
-	dir string // file contents
+	dir string // file contents (files/) and table databases (tables/)
+	eng *engine
 	// OnLoad, if set, is told how long each table load took (metrics).
 	OnLoad func(d time.Duration, err error)
 }
@@ -52,7 +53,16 @@ func New(st *store.Store, dir string) (*Storage, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
 		return nil, err
 	}
-	return &Storage{st: st, dir: dir}, nil
+	eng, err := newEngine(filepath.Join(dir, "tables"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Storage{st: st, dir: dir, eng: eng}
+	if err := s.moveOldRows(context.Background(), slog.Default()); err != nil {
+		eng.close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // DB is the store's handle (for transactions spanning storage and other tables).
@@ -160,9 +170,9 @@ func parseTS(s string) time.Time {
 	return t
 }
 
-// Usage is the bytes storage keeps: table rows (their stored form) and files.
+// Usage is the bytes storage keeps: table rows (their counted size, see ProjectUsage) and files.
 func (s *Storage) Usage(ctx context.Context) (tables, files int64, err error) {
-	err = s.st.DB.QueryRowContext(ctx, `SELECT COALESCE((SELECT SUM(LENGTH(data)) FROM storage_rows), 0),
+	err = s.st.DB.QueryRowContext(ctx, `SELECT COALESCE((SELECT SUM(data_bytes) FROM storage_tables), 0),
 		COALESCE((SELECT SUM(size) FROM storage_files), 0)`).Scan(&tables, &files)
 	if err != nil {
 		return 0, 0, fmt.Errorf("storage usage: %w", err)
@@ -254,332 +264,6 @@ func (s *Storage) ListTables(ctx context.Context, bucket string) ([]Table, error
 		out = append(out, t)
 	}
 	return out, nil
-}
-
-// LoadOptions say how a CSV is loaded into a table.
-type LoadOptions struct {
-	// Project is the project the load is for ("" is the default project): a bucket it creates
-	// is that project's, and a bucket of another project is refused (*ForeignBucketError).
-	Project string
-	// Incremental upserts rows by the primary key (appends without one); otherwise the table's
-	// rows are replaced.
-	Incremental bool
-	// PrimaryKey sets the table's primary key (kept when empty and the table exists).
-	PrimaryKey []string
-	// Columns name the columns of a CSV without a header row.
-	Columns []string
-	// DeleteWhereColumn/Values delete matching rows before an incremental load.
-	DeleteWhereColumn string
-	DeleteWhereValues []string
-	// DeleteWhereOperator is eq (default: delete the rows whose column is one of the values)
-	// or ne (delete the rows whose column is none of them).
-	DeleteWhereOperator string
-	// Metadata and ColumnMetadata are set on the table and its columns (the same keys are
-	// replaced, others kept), recorded as set by MetadataProvider.
-	Metadata         map[string]string
-	ColumnMetadata   map[string]map[string]string
-	MetadataProvider string
-}
-
-// ReadCSV reads an RFC 4180 CSV (',' delimiter, '"' enclosure, no escape character). Without
-// columns the first row is the header.
-func ReadCSV(r io.Reader, columns []string) ([]string, [][]string, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	recs, err := cr.ReadAll()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: csv: %v", ErrInvalid, err)
-	}
-	if columns == nil {
-		if len(recs) == 0 {
-			return nil, nil, fmt.Errorf("%w: csv: empty (no header row and no columns given)", ErrInvalid)
-		}
-		columns, recs = recs[0], recs[1:]
-	}
-	if err := checkColumns(columns); err != nil {
-		return nil, nil, err
-	}
-	for i, rec := range recs {
-		if len(rec) != len(columns) {
-			return nil, nil, fmt.Errorf("%w: csv: row %d has %d fields, the header has %d", ErrInvalid, i+1, len(rec), len(columns))
-		}
-	}
-	return columns, recs, nil
-}
-
-func checkColumns(cols []string) error {
-	seen := map[string]bool{}
-	for _, c := range cols {
-		if !reColumn.MatchString(c) {
-			return fmt.Errorf("%w: column %q: letters, digits and '_' only", ErrInvalid, c)
-		}
-		if seen[c] {
-			return fmt.Errorf("%w: column %q appears twice", ErrInvalid, c)
-		}
-		seen[c] = true
-	}
-	if len(cols) == 0 {
-		return fmt.Errorf("%w: no columns", ErrInvalid)
-	}
-	return nil
-}
-
-// Load loads rows into a table, creating the bucket and the table when needed.
-func (s *Storage) Load(ctx context.Context, q Q, id string, columns []string, rows [][]string, o LoadOptions) (err error) {
-	if s.OnLoad != nil {
-		defer func(t0 time.Time) { s.OnLoad(time.Since(t0), err) }(time.Now())
-	}
-	bucket, name, err := SplitTableID(id)
-	if err != nil {
-		return err
-	}
-	if err := checkColumns(columns); err != nil {
-		return err
-	}
-	if err := s.CreateBucket(ctx, q, o.Project, bucket); err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	t, err := s.GetTable(ctx, q, id)
-	exists := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	pk := o.PrimaryKey
-	if len(pk) == 0 && exists {
-		pk = t.PrimaryKey
-	}
-	if pk == nil {
-		pk = []string{}
-	}
-	// The table's columns: a full load takes the CSV's; an incremental load adds new ones.
-	cols := columns
-	if exists && o.Incremental {
-		cols = append([]string(nil), t.Columns...)
-		for _, c := range columns {
-			if indexOf(cols, c) < 0 {
-				cols = append(cols, c)
-			}
-		}
-	}
-	for _, k := range pk {
-		if indexOf(cols, k) < 0 {
-			return fmt.Errorf("%w: primary key column %q is not a column of %s (columns: %s)", ErrInvalid, k, id, strings.Join(cols, ", "))
-		}
-	}
-	colsJSON, _ := json.Marshal(cols)
-	pkJSON, _ := json.Marshal(pk)
-	if !exists {
-		if _, err := q.ExecContext(ctx, `INSERT INTO storage_tables (id, bucket, name, columns, primary_key, rows_count, created_at, last_change_at)
-			VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, id, bucket, name, string(colsJSON), string(pkJSON), ts(now), ts(now)); err != nil {
-			return err
-		}
-	} else {
-		if _, err := q.ExecContext(ctx, `UPDATE storage_tables SET columns = ?, primary_key = ? WHERE id = ?`, string(colsJSON), string(pkJSON), id); err != nil {
-			return err
-		}
-		if !o.Incremental {
-			if _, err := q.ExecContext(ctx, `DELETE FROM storage_rows WHERE table_id = ?`, id); err != nil {
-				return err
-			}
-		} else if len(t.Columns) < len(cols) {
-			// Existing rows get empty values for the new columns.
-			if err := s.padRows(ctx, q, id, len(cols)); err != nil {
-				return err
-			}
-		}
-	}
-	if err := s.setMetadata(ctx, q, id, o.MetadataProvider, o.Metadata, o.ColumnMetadata); err != nil {
-		return err
-	}
-	if o.Incremental && o.DeleteWhereColumn != "" {
-		ci := indexOf(cols, o.DeleteWhereColumn)
-		if ci < 0 {
-			return fmt.Errorf("%w: delete_where_column %q is not a column of %s", ErrInvalid, o.DeleteWhereColumn, id)
-		}
-		if err := s.deleteWhere(ctx, q, id, ci, o.DeleteWhereValues, o.DeleteWhereOperator == "ne"); err != nil {
-			return err
-		}
-	}
-	var seq int64
-	q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM storage_rows WHERE table_id = ?`, id).Scan(&seq)
-	pos := make([]int, len(columns))
-	for i, c := range columns {
-		pos[i] = indexOf(cols, c)
-	}
-	pkPos := make([]int, len(pk))
-	for i, k := range pk {
-		pkPos[i] = indexOf(cols, k)
-	}
-	for _, rec := range rows {
-		row := make([]string, len(cols))
-		for i, v := range rec {
-			row[pos[i]] = v
-		}
-		data, _ := json.Marshal(row)
-		var pkVal any
-		if len(pk) > 0 {
-			vals := make([]string, len(pk))
-			for i, p := range pkPos {
-				vals[i] = row[p]
-			}
-			b, _ := json.Marshal(vals)
-			pkVal = string(b)
-		}
-		seq++
-		if pkVal != nil {
-			// Upsert: a row with the same key is replaced (keeps its position).
-			_, err = q.ExecContext(ctx, `INSERT INTO storage_rows (table_id, seq, pk, data, changed_at) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (table_id, pk) DO UPDATE SET data = excluded.data, changed_at = excluded.changed_at`,
-				id, seq, pkVal, string(data), ts(now))
-		} else {
-			_, err = q.ExecContext(ctx, `INSERT INTO storage_rows (table_id, seq, pk, data, changed_at) VALUES (?, ?, NULL, ?, ?)`,
-				id, seq, string(data), ts(now))
-		}
-		if err != nil {
-			return fmt.Errorf("load %s: %w", id, err)
-		}
-	}
-	_, err = q.ExecContext(ctx, `UPDATE storage_tables SET rows_count = (SELECT COUNT(*) FROM storage_rows WHERE table_id = ?),
-		last_change_at = ? WHERE id = ?`, id, ts(now), id)
-	return err
-}
-
-func (s *Storage) padRows(ctx context.Context, q Q, id string, n int) error {
-	rows, err := q.QueryContext(ctx, `SELECT seq, data FROM storage_rows WHERE table_id = ?`, id)
-	if err != nil {
-		return err
-	}
-	type upd struct {
-		seq  int64
-		data string
-	}
-	var ups []upd
-	for rows.Next() {
-		var seq int64
-		var data string
-		rows.Scan(&seq, &data)
-		var row []string
-		json.Unmarshal([]byte(data), &row)
-		for len(row) < n {
-			row = append(row, "")
-		}
-		b, _ := json.Marshal(row)
-		ups = append(ups, upd{seq, string(b)})
-	}
-	rows.Close()
-	for _, u := range ups {
-		if _, err := q.ExecContext(ctx, `UPDATE storage_rows SET data = ? WHERE table_id = ? AND seq = ?`, u.data, id, u.seq); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *Storage) deleteWhere(ctx context.Context, q Q, id string, col int, values []string, notIn bool) error {
-	rows, err := q.QueryContext(ctx, `SELECT seq, data FROM storage_rows WHERE table_id = ?`, id)
-	if err != nil {
-		return err
-	}
-	var del []int64
-	for rows.Next() {
-		var seq int64
-		var data string
-		rows.Scan(&seq, &data)
-		var row []string
-		json.Unmarshal([]byte(data), &row)
-		if col < len(row) && (indexOf(values, row[col]) >= 0) != notIn {
-			del = append(del, seq)
-		}
-	}
-	rows.Close()
-	for _, seq := range del {
-		if _, err := q.ExecContext(ctx, `DELETE FROM storage_rows WHERE table_id = ? AND seq = ?`, id, seq); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ExportOptions filter an export (the input mapping's options).
-type ExportOptions struct {
-	Columns       []string
-	WhereColumn   string
-	WhereOperator string // eq (default) | ne
-	WhereValues   []string
-	ChangedSince  time.Time
-	Limit         int
-}
-
-// Export writes a table as CSV with a header row and returns the columns and rows written.
-func (s *Storage) Export(ctx context.Context, id string, w io.Writer, o ExportOptions) ([]string, int, error) {
-	t, err := s.GetTable(ctx, s.st.DB, id)
-	if err != nil {
-		return nil, 0, err
-	}
-	cols := t.Columns
-	pos := make([]int, len(cols))
-	for i := range cols {
-		pos[i] = i
-	}
-	if len(o.Columns) > 0 {
-		cols = o.Columns
-		pos = make([]int, len(cols))
-		for i, c := range cols {
-			if pos[i] = indexOf(t.Columns, c); pos[i] < 0 {
-				return nil, 0, fmt.Errorf("%w: column %q is not in %s (columns: %s)", ErrInvalid, c, id, strings.Join(t.Columns, ", "))
-			}
-		}
-	}
-	where := -1
-	if o.WhereColumn != "" {
-		if where = indexOf(t.Columns, o.WhereColumn); where < 0 {
-			return nil, 0, fmt.Errorf("%w: where_column %q is not in %s", ErrInvalid, o.WhereColumn, id)
-		}
-		if o.WhereOperator != "" && o.WhereOperator != "eq" && o.WhereOperator != "ne" {
-			return nil, 0, fmt.Errorf("%w: where_operator %q (allowed: eq, ne)", ErrInvalid, o.WhereOperator)
-		}
-	}
-	q := `SELECT data FROM storage_rows WHERE table_id = ?`
-	args := []any{id}
-	if !o.ChangedSince.IsZero() {
-		q += ` AND changed_at >= ?`
-		args = append(args, ts(o.ChangedSince))
-	}
-	q += ` ORDER BY seq`
-	rows, err := s.st.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	cw := csv.NewWriter(w)
-	cw.Write(cols)
-	n := 0
-	for rows.Next() {
-		if o.Limit > 0 && n >= o.Limit {
-			break
-		}
-		var data string
-		rows.Scan(&data)
-		var row []string
-		json.Unmarshal([]byte(data), &row)
-		if where >= 0 {
-			in := indexOf(o.WhereValues, row[where]) >= 0
-			if (o.WhereOperator == "ne" && in) || (o.WhereOperator != "ne" && !in) {
-				continue
-			}
-		}
-		rec := make([]string, len(cols))
-		for i, p := range pos {
-			if p < len(row) {
-				rec[i] = row[p]
-			}
-		}
-		cw.Write(rec)
-		n++
-	}
-	cw.Flush()
-	return cols, n, cw.Error()
 }
 
 // PutFile stores a file's content (before its row exists: see AddFile), returning its temp path.

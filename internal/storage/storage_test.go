@@ -14,7 +14,7 @@ import (
 	"github.com/berthproject/berth/internal/store"
 )
 
-func newStorage(t *testing.T) *Storage {
+func newStorage(t testing.TB) *Storage {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "b.db"))
