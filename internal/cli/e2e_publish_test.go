@@ -76,6 +76,8 @@ func TestPublishThroughRegistry(t *testing.T) {
 	}
 	annTok, bobTok := tokenOf("ann", "p1"), tokenOf("bob", "p2")
 	ann, bob := env(annTok), env(bobTok)
+	ada := env(strings.TrimSpace(must(nil, "token", "create", "--name", "ada", "--project", "p1", "--role", "project-admin", "--data-dir", dataDir).stdout))
+	bea := env(strings.TrimSpace(must(nil, "token", "create", "--name", "bea", "--project", "p2", "--role", "project-admin", "--data-dir", dataDir).stdout))
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base+"\nLABEL berth.test=1\nCOPY index.html /www/index.html\nEXPOSE 8080\n"+
@@ -128,7 +130,11 @@ func TestPublishThroughRegistry(t *testing.T) {
 	}
 
 	// ann publishes to the registry; the server pulls it and pins the digest.
-	r := must(ann, "service", "publish", dir, "--version", "1.0.0", "--name", name, "--registry", reg.Host)
+	// (ann's registry comes from her CLI context: berth login, then context set-registry.)
+	annCtx := []string{"BERTH_CONFIG=" + filepath.Join(t.TempDir(), "config.json"), "BERTH_REGISTRY=", "BERTH_SERVER=", "BERTH_TOKEN="}
+	must(annCtx, "login", "--server", "http://"+addr, "--token", annTok)
+	must(annCtx, "context", "set-registry", reg.Host)
+	r := must(annCtx, "service", "publish", dir, "--version", "1.0.0", "--name", name)
 	t.Logf("berth service publish:\n%s%s", r.stderr, r.stdout)
 	if !strings.Contains(r.stderr, "berth: pushed "+remote+" (digest sha256:") {
 		t.Fatalf("publish printed no push:\n%s", r.stderr)
@@ -203,5 +209,37 @@ func TestPublishThroughRegistry(t *testing.T) {
 	}
 	if code, body := call(annTok, "/proxy/"+local+"/"); code != 200 || body != "published-"+u+"\n" {
 		t.Fatalf("local publish through the proxy: %d %q", code, body)
+	}
+
+	// A component published by p1's project admin runs for p1 from the registry, pulled again
+	// after it left the engine. p2's project admin may name it in a component of p2's, but
+	// the run is refused: the server's pull token is p2's, and the registry refuses it.
+	cid := "pubc-" + u
+	comp := t.TempDir()
+	os.WriteFile(filepath.Join(comp, "Dockerfile"), []byte("FROM "+base+"\nLABEL berth.test=1\nCOPY run.sh /run.sh\nENTRYPOINT [\"sh\", \"/run.sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(comp, "run.sh"), []byte(`echo '{"n": "`+u+`"}' > /data/out/state.json`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(comp, "component.json"), []byte(`{"id": "`+cid+`", "image": ""}`), 0o644)
+	compRef := reg.Host + "/p1/" + cid + ":2.0.0"
+	t.Cleanup(func() { eng.RemoveImage(context.Background(), compRef) })
+	if r := must(ada, "component", "publish", comp, "--version", "2.0.0", "--registry", reg.Host); !strings.Contains(r.stdout, "registered "+cid+" (image "+compRef+")") {
+		t.Fatalf("component publish: %s\n%s", r.stdout, r.stderr)
+	}
+	if err := eng.RemoveImage(ctx, compRef); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(`{"id": "`+cid+`-cfg", "component": "`+cid+`"}`), 0o644)
+	must(ann, "config", "create", cfg)
+	must(ann, "config", "run", cid+"-cfg", "--wait")
+	if r := must(ann, "config", "state", cid+"-cfg"); strings.TrimSpace(r.stdout) != `{"n": "`+u+`"}` {
+		t.Fatalf("the published component's state: %q", r.stdout)
+	}
+	bobComp := filepath.Join(t.TempDir(), "component.json")
+	os.WriteFile(bobComp, []byte(`{"id": "`+cid+`-bob", "image": "`+compRef+`"}`), 0o644)
+	must(bea, "component", "register", bobComp)
+	os.WriteFile(cfg, []byte(`{"id": "`+cid+`-bobcfg", "component": "`+cid+`-bob"}`), 0o644)
+	must(bob, "config", "create", cfg)
+	if r := berth(t, bob, "config", "run", cid+"-bobcfg", "--wait"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "is not project p2's") {
+		t.Fatalf("p2 ran p1's published component image: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -306,3 +306,52 @@ func pullAuth(host string, iss func() *registry.Issuer) func(project, h, repo st
 		return runtime.RegistryAuth{ServerAddress: host, RegistryToken: tok.Token}, nil
 	}
 }
+
+// registryOf splits an image reference that names a registry into the registry's host and
+// the repository; ok is false for an image on the engine only (no host, as Docker decides:
+// the first element holds a '.' or ':' or is localhost).
+func registryOf(ref string) (host, repo string, ok bool) {
+	name := ref
+	if i := strings.Index(name, "@"); i >= 0 {
+		name = name[:i]
+	}
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	first, rest, found := strings.Cut(name, "/")
+	if !found || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		return "", "", false
+	}
+	return first, rest, true
+}
+
+// componentPull resolves a component's image before a run (component.Config.Pull): one that
+// names the registry is pulled every time with a pull-only token of the job's project, so
+// the registry itself refuses another project's image even when the engine has it already.
+func componentPull(d runtime.Distributor, host string, iss func() *registry.Issuer) func(ctx context.Context, project, ref string, progress io.Writer) (string, error) {
+	authFor := pullAuth(host, iss)
+	return func(ctx context.Context, project, ref string, progress io.Writer) (string, error) {
+		h, repo, ok := registryOf(ref)
+		if !ok {
+			return ref, nil
+		}
+		if host == "" {
+			return "", fmt.Errorf("it names registry %s, and this server pulls from no registry (berth server --registry-host)", h)
+		}
+		a, err := authFor(project, h, repo)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(progress, "pulling %s\n", ref)
+		img, err := d.PullImage(ctx, ref, a, progress)
+		if err != nil {
+			return "", fmt.Errorf("pull: %w", err)
+		}
+		for _, rd := range img.RepoDigests {
+			if strings.HasPrefix(rd, h+"/"+repo+"@") {
+				return rd, nil
+			}
+		}
+		return "", fmt.Errorf("pull: the engine knows no digest of it from %s", h)
+	}
+}

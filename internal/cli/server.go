@@ -263,7 +263,9 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL}
+	var reg *registry.Issuer // made below, with the services
+	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL,
+		Pull: componentPull(eng, f.registryHost, func() *registry.Issuer { return reg })}
 	if ccfg.PublicURL == "" {
 		ccfg.PublicURL = "http://" + f.listen
 	}
@@ -297,7 +299,6 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.StrictLimits = f.strictLimits
 	scfg.BuildNetwork = f.svcBuildNet
 	scfg.OnStart = metrics.ServiceStarted
-	var reg *registry.Issuer
 	if f.registryHost != "" {
 		if f.registryService == "" {
 			return withCode(ExitUsage, fmt.Errorf("--registry-host needs --registry-service: berth pulls with tokens it issues itself"))
