@@ -39,6 +39,8 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "name")
 	case errors.Is(err, service.ErrNameTaken):
 		writeError(w, http.StatusConflict, "conflict", err.Error()+": service names are the proxy's paths, one per server", "name")
+	case errors.Is(err, service.ErrImageProject):
+		writeError(w, http.StatusForbidden, "forbidden", err.Error(), "image")
 	case errors.Is(err, service.ErrPackageFixed):
 		writeError(w, http.StatusConflict, "conflict", err.Error(), "package")
 	case errors.As(err, &se):
@@ -49,7 +51,8 @@ func (s *Server) serviceError(w http.ResponseWriter, err error) {
 	}
 }
 
-// handleCreateService takes a tar of the service folder: ?name=&package=.
+// handleCreateService takes a tar of the service folder: ?name=&package=; or, with
+// ?image=<ref> (a published image), the service's container.json (may be empty).
 func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	name := r.URL.Query().Get("name")
@@ -60,7 +63,13 @@ func (s *Server) handleCreateService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	svc, err := s.d.Services.Create(r.Context(), p.Project, name, r.URL.Query().Get("package"), body)
+	var svc service.Service
+	var err error
+	if ref := r.URL.Query().Get("image"); ref != "" {
+		svc, err = s.d.Services.CreateFromImage(r.Context(), p.Project, name, r.URL.Query().Get("package"), ref, body)
+	} else {
+		svc, err = s.d.Services.Create(r.Context(), p.Project, name, r.URL.Query().Get("package"), body)
+	}
 	if err != nil {
 		s.serviceError(w, err)
 		return

@@ -187,7 +187,7 @@ A component id is unique on the server.`,
 		},
 	}
 	action.Flags().StringVar(&params, "parameters", "", "the action's parameters as JSON")
-	cmd.AddCommand(reg, list, get, action,
+	cmd.AddCommand(reg, list, get, action, newComponentPublishCmd(g, &cf),
 		newDeleteCmd(g, &cf, "ID", "Delete a component (refused while a configuration uses it)", "/api/v1/components/",
 			"delete the configurations using it too"))
 	return cmd

@@ -29,10 +29,12 @@ type cliConfig struct {
 	Contexts map[string]cliContext `json:"contexts"`
 }
 
-// cliContext is one server and the token used there.
+// cliContext is one server and the token used there, and the image registry berth publish
+// pushes to for that server (host:port; "" = none: images are tagged locally only).
 type cliContext struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
+	Server   string `json:"server"`
+	Token    string `json:"token"`
+	Registry string `json:"registry,omitempty"`
 }
 
 // configPath is $BERTH_CONFIG, else <user config dir>/berth/config.json.
@@ -164,9 +166,9 @@ func checkServerURL(s string) error {
 }
 
 func newLoginCmd(g *globals) *cobra.Command {
-	var server, token, name string
+	var server, token, name, registry string
 	cmd := &cobra.Command{
-		Use:   "login --server URL [--token T] [--context NAME]",
+		Use:   "login --server URL [--token T] [--context NAME] [--registry HOST:PORT]",
 		Short: "Check a token against a server and keep both as a named context",
 		Long: `Check a token against a berth server (an authenticated request) and store the server and
 the token as a context in the berth config file (` + "`os.UserConfigDir()/berth/config.json`" + `, or
@@ -206,6 +208,11 @@ current context.`,
 			if name == "" {
 				name = "default"
 			}
+			if registry != "" {
+				if err := checkRegistryHost(registry); err != nil {
+					return withCode(ExitUsage, err)
+				}
+			}
 			if strings.ContainsAny(name, " \t\n/") {
 				return withCode(ExitUsage, fmt.Errorf("--context: %q is not allowed; use a name without spaces or slashes", name))
 			}
@@ -222,7 +229,14 @@ current context.`,
 			if err != nil {
 				return withCode(ExitFailure, err)
 			}
-			cfg.Contexts[name] = cliContext{Server: server, Token: token}
+			keep := ""
+			if old, ok := cfg.Contexts[name]; ok && strings.TrimRight(old.Server, "/") == server {
+				keep = old.Registry // a new token for the same server keeps its registry
+			}
+			if registry != "" {
+				keep = registry
+			}
+			cfg.Contexts[name] = cliContext{Server: server, Token: token, Registry: keep}
 			cfg.Current = name
 			if err := cfg.save(path); err != nil {
 				return withCode(ExitFailure, err)
@@ -234,6 +248,7 @@ current context.`,
 	cmd.Flags().StringVar(&server, "server", "", "berth server URL (env BERTH_SERVER)")
 	cmd.Flags().StringVar(&token, "token", "", "API token (default: BERTH_TOKEN, else the first line of stdin)")
 	cmd.Flags().StringVar(&name, "context", "default", "name of the context to store")
+	cmd.Flags().StringVar(&registry, "registry", "", "the image registry (host:port) berth publish pushes to for this server (see berth context set-registry)")
 	return cmd
 }
 
@@ -290,9 +305,10 @@ func contextNames(cfg *cliConfig) string {
 
 // contextView is a context as list prints it: never its token.
 type contextView struct {
-	Name    string `json:"name"`
-	Server  string `json:"server"`
-	Current bool   `json:"current"`
+	Name     string `json:"name"`
+	Server   string `json:"server"`
+	Registry string `json:"registry,omitempty"`
+	Current  bool   `json:"current"`
 }
 
 func newContextCmd(g *globals) *cobra.Command {
@@ -310,17 +326,17 @@ func newContextCmd(g *globals) *cobra.Command {
 			}
 			views := []contextView{}
 			for n, c := range cfg.Contexts {
-				views = append(views, contextView{Name: n, Server: c.Server, Current: n == cfg.Current})
+				views = append(views, contextView{Name: n, Server: c.Server, Registry: c.Registry, Current: n == cfg.Current})
 			}
 			sort.Slice(views, func(i, j int) bool { return views[i].Name < views[j].Name })
 			return printOut(g.stdout, format, views, func(w io.Writer) error {
-				t := newTable(w, "CURRENT", "NAME", "SERVER")
+				t := newTable(w, "CURRENT", "NAME", "SERVER", "REGISTRY")
 				for _, v := range views {
 					mark := " "
 					if v.Current {
 						mark = "*"
 					}
-					t.row(mark, v.Name, v.Server)
+					t.row(mark, v.Name, v.Server, v.Registry)
 				}
 				return t.flush()
 			})
@@ -356,6 +372,86 @@ func newContextCmd(g *globals) *cobra.Command {
 			return removeContext(g, cfg, path, args[0])
 		},
 	}
-	cmd.AddCommand(list, use, remove)
+	var ctxName string
+	var clear bool
+	setRegistry := &cobra.Command{
+		Use:   "set-registry HOST:PORT [--context NAME] | --clear",
+		Short: "Set the image registry berth publish pushes to for a context's server",
+		Long: `Set the image registry (host:port, as image references name it) that berth service publish
+and berth component publish push to when this context is used. Its logins need nothing stored:
+the context's API token is the registry password, and berth, the registry's token issuer,
+answers the registry's short-lived JWT. --clear forgets it: publish then tags images locally.
+BERTH_REGISTRY and publish's --registry flag come before it.`,
+		Example: `  berth context set-registry reg.example:5000
+  berth context set-registry 127.0.0.1:5000 --context local
+  berth context set-registry --clear`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if clear == (len(args) == 1) {
+				return withCode(ExitUsage, fmt.Errorf("give a registry HOST:PORT, or --clear"))
+			}
+			reg := ""
+			if len(args) == 1 {
+				reg = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(args[0], "https://"), "http://"), "/")
+				if err := checkRegistryHost(reg); err != nil {
+					return withCode(ExitUsage, err)
+				}
+			}
+			cfg, path, err := loadConfig()
+			if err != nil {
+				return withCode(ExitFailure, err)
+			}
+			name := ctxName
+			if name == "" {
+				name = cfg.Current
+			}
+			c, ok := cfg.Contexts[name]
+			if !ok {
+				return withCode(ExitUsage, fmt.Errorf("context %q: not found (berth login first); known: %s", name, contextNames(cfg)))
+			}
+			c.Registry = reg
+			cfg.Contexts[name] = c
+			if err := cfg.save(path); err != nil {
+				return withCode(ExitFailure, err)
+			}
+			if reg == "" {
+				fmt.Fprintf(g.stdout, "context %s: no registry (publish tags images locally)\n", name)
+			} else {
+				fmt.Fprintf(g.stdout, "context %s: publish pushes to %s\n", name, reg)
+			}
+			return nil
+		},
+	}
+	setRegistry.Flags().StringVar(&ctxName, "context", "", "the context to change (default: the current one)")
+	setRegistry.Flags().BoolVar(&clear, "clear", false, "forget the context's registry")
+	cmd.AddCommand(list, use, remove, setRegistry)
 	return cmd
+}
+
+// checkRegistryHost refuses what is not a registry address: host[:port], no scheme or path.
+func checkRegistryHost(h string) error {
+	if h == "" || strings.ContainsAny(h, "/ @") || (!strings.ContainsAny(h, ".:") && h != "localhost") {
+		return fmt.Errorf("registry %q: use host:port (or a host name with a dot), as image references name it, e.g. reg.example:5000", h)
+	}
+	return nil
+}
+
+// resolveRegistry is the registry publish pushes to: --registry, else BERTH_REGISTRY, else
+// the current context's (when the command talks to that context's server); "" = none.
+func resolveRegistry(flag string, t target) (string, error) {
+	r := flag
+	if r == "" {
+		r = os.Getenv("BERTH_REGISTRY")
+	}
+	if r == "" {
+		if cfg, _, err := loadConfig(); err == nil && cfg.Current != "" {
+			if c, ok := cfg.Contexts[cfg.Current]; ok && strings.TrimRight(c.Server, "/") == t.server {
+				r = c.Registry
+			}
+		}
+	}
+	if r == "" {
+		return "", nil
+	}
+	return r, checkRegistryHost(r)
 }

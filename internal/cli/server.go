@@ -60,6 +60,10 @@ type serverFlags struct {
 	// tokens' lifetime (--registry-token-ttl; default 5m).
 	registryService  string
 	registryTokenTTL time.Duration
+	// registryHost is the address image references name the registry by, host:port
+	// (--registry-host, env BERTH_REGISTRY_HOST; default off): services published there are
+	// pulled with a pull-only token berth issues itself for the service's project.
+	registryHost string
 	// The image collector: --image-disk-limit (env BERTH_IMAGE_DISK_LIMIT, default 20GB; 0
 	// off), --image-disk-high and --image-disk-low (fractions of the limit: a collection starts
 	// past high and evicts down to low; defaults 1 and 0.8), --image-gc-interval (default 10m)
@@ -119,6 +123,7 @@ key: BERTH_SECRET_KEY (base64 of 32 bytes) or else <data-dir>/secret.key (create
 	fl.StringVar(&f.auditRetention, "audit-retention", envOr("BERTH_AUDIT_RETENTION", "90d"), "how long the audit log keeps an entry: days (90d) or a duration (720h); 0 keeps them forever (env BERTH_AUDIT_RETENTION)")
 	fl.DurationVar(&f.sessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a browser stays signed in (a session made at /signin or by a berth open link)")
 	fl.StringVar(&f.registryService, "registry-service", envOr("BERTH_REGISTRY_SERVICE", ""), "serve the token endpoint (/api/v1/registry/token) of the image registry of this name (its auth.token.service); its rootcertbundle is <data-dir>/registry-token.crt (env BERTH_REGISTRY_SERVICE; default: off)")
+	fl.StringVar(&f.registryHost, "registry-host", envOr("BERTH_REGISTRY_HOST", ""), "the registry's host:port as image references name it: published services' images are pulled from it with a pull-only token of their project (needs --registry-service; env BERTH_REGISTRY_HOST; default: off)")
 	fl.DurationVar(&f.registryTokenTTL, "registry-token-ttl", registry.DefaultTTL, "lifetime of a registry token (1m to 1h)")
 	fl.StringVar(&f.imageDiskLimit, "image-disk-limit", envOr("BERTH_IMAGE_DISK_LIMIT", "20GB"), "most the images berth may remove (generated, service, component, prune-on-cleanup) may take on the engine's disk before the least recently used are evicted (e.g. 20GB, 500MB; 0: no limit; env BERTH_IMAGE_DISK_LIMIT)")
 	fl.Float64Var(&f.imageDiskHigh, "image-disk-high", 1, "high watermark, a fraction of --image-disk-limit: a collection starts past it")
@@ -272,8 +277,10 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	if err != nil {
 		return withCode(ExitFailure, err)
 	}
-	defer stor.Close() // checkpoints the table databases
-	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL}
+	defer stor.Close()       // checkpoints the table databases
+	var reg *registry.Issuer // made below, with the services
+	ccfg := component.Config{Storage: stor, Sealer: sealer, PublicURL: f.publicURL,
+		Pull: componentPull(eng, f.registryHost, func() *registry.Issuer { return reg })}
 	if ccfg.PublicURL == "" {
 		ccfg.PublicURL = "http://" + f.listen
 	}
@@ -307,8 +314,13 @@ func runServer(ctx context.Context, g *globals, f serverFlags) error {
 	scfg.StrictLimits = f.strictLimits
 	scfg.BuildNetwork = f.svcBuildNet
 	scfg.OnStart = metrics.ServiceStarted
+	if f.registryHost != "" {
+		if f.registryService == "" {
+			return withCode(ExitUsage, fmt.Errorf("--registry-host needs --registry-service: berth pulls with tokens it issues itself"))
+		}
+		scfg.RegistryAuth = pullAuth(f.registryHost, func() *registry.Issuer { return reg })
+	}
 	svcs := service.New(scfg, st, recEng, log)
-	var reg *registry.Issuer
 	if f.registryService != "" {
 		rcfg := registry.DefaultConfig(f.registryService, dataDir)
 		rcfg.TTL = f.registryTokenTTL

@@ -269,7 +269,7 @@ command keeps printing until the service has sent nothing for --linger, or close
 		},
 	}
 	ws.Flags().DurationVar(&linger, "linger", time.Second, "after stdin ends, keep printing until the service has been quiet this long (0: close at once)")
-	cmd.AddCommand(ws, create, list,
+	cmd.AddCommand(ws, create, list, newServicePublishCmd(g, &cf),
 		simple("get", "Show a service with its state transitions", http.MethodGet, ""),
 		simple("start", "Start a service and wait until it is ready", http.MethodPost, "/start"),
 		simple("stop", "Stop a service", http.MethodPost, "/stop"),

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,11 @@ type Config struct {
 	PublicURL string
 	// SyncActionTimeout bounds a component's sync action (default 30 s).
 	SyncActionTimeout time.Duration
+	// Pull, if set, resolves a component's image before each run: an image naming a registry
+	// (berth component publish pushed it) is pulled with a credential of the job's project,
+	// its progress written to progress, and the reference returned runs it by digest; an
+	// image on the engine only comes back as it is. It refuses another project's image.
+	Pull func(ctx context.Context, project, ref string, progress io.Writer) (string, error)
 }
 
 // Unsealer decrypts secrets kept at rest.
@@ -169,7 +175,16 @@ func (e *Executor) Execute(ctx context.Context, jr *job.Run) {
 	}
 	r.SetLimits(e.limits(*r.j.Component))
 	fmt.Fprintf(r.System(), "resolving image %s\n", r.j.Component.Component.Image)
-	res, ok := r.EnsureImage(ctx, image.Request{BaseImage: r.j.Component.Component.Image, Language: spec.LangShell})
+	img := r.j.Component.Component.Image
+	if e.cfg.Pull != nil {
+		pinned, err := e.cfg.Pull(ctx, r.project(), img, r.System())
+		if err != nil {
+			r.Fail(job.ReasonInternal, fmt.Sprintf("image %s: %v", img, err))
+			return
+		}
+		img = pinned
+	}
+	res, ok := r.EnsureImage(ctx, image.Request{BaseImage: img, Language: spec.LangShell})
 	if !ok {
 		return
 	}

@@ -117,6 +117,32 @@ type Image struct {
 	Labels  map[string]string
 	Size    int64
 	Created time.Time
+	// RepoDigests are the registry references by digest (host/repo@sha256:…) the image is
+	// known by: set once it was pushed or pulled.
+	RepoDigests []string
+	// ExposedPorts are the image's EXPOSE entries ("8080/tcp").
+	ExposedPorts []string
+}
+
+// RegistryAuth is how a runtime authenticates to an image registry: a user name and password
+// (the engine runs the registry's token flow with them), or a bearer token the registry
+// accepts as it is (RegistryToken).
+type RegistryAuth struct {
+	Username, Password string
+	RegistryToken      string
+	ServerAddress      string // the registry's host:port
+}
+
+// Distributor is implemented by a runtime that can move images to and from a registry
+// (Docker does). Callers check: if d, ok := rt.(runtime.Distributor); ok { ... }.
+type Distributor interface {
+	// PullImage pulls ref, writing progress lines to progress, and returns the image.
+	PullImage(ctx context.Context, ref string, auth RegistryAuth, progress io.Writer) (Image, error)
+	// PushImage pushes ref, writing progress lines to progress, and returns the digest the
+	// registry gave the manifest (sha256:…).
+	PushImage(ctx context.Context, ref string, auth RegistryAuth, progress io.Writer) (string, error)
+	// TagImage gives the image src the reference dst.
+	TagImage(ctx context.Context, src, dst string) error
 }
 
 // TaskSpec is everything needed to run one task, in backend-neutral terms.

@@ -101,6 +101,10 @@ type Config struct {
 	// OnStart, if set, is told of each start a request waited for (Ensure): the service, how
 	// long the start took (image build wait, container start, readiness) and its error.
 	OnStart func(service string, d time.Duration, err error)
+	// RegistryAuth, if set, gives the credential a service image of project is pulled with
+	// from the registry at host (pull.go); it refuses a host it has no credential for. Nil:
+	// images naming a registry are refused.
+	RegistryAuth func(project, host, repo string) (runtime.RegistryAuth, error)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -538,6 +542,7 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	if err := os.Rename(tmp, m.ContextPath(name)); err != nil {
 		return Service{}, fmt.Errorf("store the folder of service %s: %w", name, err)
 	}
+	os.Remove(m.imageRefPath(name)) // built from its folder now, no longer pulled (pull.go)
 	m.mu.Lock()
 	m.known[name] = project
 	m.mu.Unlock()
@@ -766,6 +771,10 @@ func (m *Manager) build(ctx context.Context, name string) {
 	}
 	if err := m.setImage(ctx, name, ImageValidating, "", ""); err != nil {
 		return // logged; the stuck check turns the image into ERROR
+	}
+	if ref, ok := m.pulledRef(name); ok {
+		m.pull(ctx, name, ref, fail) // a published image: pulled, not built (pull.go)
+		return
 	}
 	b, ok := m.rt.(runtime.Builder)
 	if !ok {

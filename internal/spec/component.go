@@ -17,8 +17,9 @@ import (
 // /data/out back), registered once and run through its configurations.
 type Component struct {
 	ID string `json:"id"`
-	// Image is an image on the engine (berth never pulls). `berth component register --build
-	// DIR` builds it from a folder and fills this in.
+	// Image is an image on the engine (`berth component register --build DIR` builds it from a
+	// folder and fills this in), or on berth's registry, <registry>/<project>/<id>:<version>
+	// (`berth component publish` pushes it), pulled with the job's project's token each run.
 	Image string `json:"image"`
 	// ImageParameters are the component's defaults, given to every run as image_parameters.
 	ImageParameters map[string]any `json:"image_parameters,omitempty"`

@@ -32,9 +32,13 @@ func (e *Engine) InspectImage(ctx context.Context, ref string) (runtime.Image, e
 	if err != nil {
 		return runtime.Image{}, classify("inspect image "+ref, err)
 	}
-	img := runtime.Image{ID: ins.ID, Tags: ins.RepoTags, Size: ins.Size}
+	img := runtime.Image{ID: ins.ID, Tags: ins.RepoTags, Size: ins.Size, RepoDigests: ins.RepoDigests}
 	if ins.Config != nil {
 		img.Labels = ins.Config.Labels
+		for p := range ins.Config.ExposedPorts {
+			img.ExposedPorts = append(img.ExposedPorts, string(p))
+		}
+		sort.Strings(img.ExposedPorts)
 	}
 	img.Created, _ = time.Parse(time.RFC3339Nano, ins.Created)
 	return img, nil
