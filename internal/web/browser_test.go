@@ -67,7 +67,8 @@ func TestBrowserDashboard(t *testing.T) {
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__noReload = true`)); err != nil {
 			t.Fatal(err)
 		}
-		j := f.submit(t, f.alpha, "live-report", "echo starting\nsleep 3\necho the-last-line-"+svc)
+		// Submitted from the CLI, as a person at a terminal beside the browser does.
+		j := f.submitCLI(t, f.alpha, "live-report", "echo starting\nsleep 3\necho the-last-line-"+svc)
 		jobID = j.ID
 		row := fmt.Sprintf(`document.querySelector('tr[data-key=%q]')`, j.ID)
 		state, err := browsertest.Eventually(ctx, row+` ? `+row+`.dataset.state : ""`, time.Minute)
