@@ -102,36 +102,17 @@ func (m *Manager) CreateFromImage(ctx context.Context, project, name, pkg, ref s
 			return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "image", Message: err.Error()}}}
 		}
 	}
-	prev, perr := m.st.GetService(ctx, name)
-	switch {
-	case perr != nil && !errors.Is(perr, store.ErrNotFound):
-		return Service{}, fmt.Errorf("create service %s: %w", name, perr)
-	case perr == nil && projectOf(prev) != project:
-		return Service{}, fmt.Errorf("service %s: %w", name, ErrNameTaken)
-	case perr == nil && pkg != "" && pkg != prev.Package:
-		return Service{}, fmt.Errorf("service %s belongs to package %s, not %s; delete the service to create it in another package: %w",
-			name, prev.Package, pkg, ErrPackageFixed)
-	case perr == nil:
-		pkg = prev.Package
-	case pkg == "":
-		pkg = name
+	prev, found, pkg, err := m.owner(ctx, project, name, pkg)
+	if err != nil {
+		return Service{}, err
 	}
 	cj, err := spec.ParseContainerJSON(containerJSON)
 	if err != nil {
 		return Service{}, err
 	}
-	if _, err := spec.ExpandEntities(cj.Env, pkg, func(p, n string) (string, error) {
-		_, err := m.st.GetEntity(ctx, project, p, n)
-		return "", err
-	}); err != nil {
-		return Service{}, err
-	}
-	warnings, err := m.applicable(ctx, cj)
+	warnings, err := m.checkDefinition(ctx, project, pkg, cj)
 	if err != nil {
 		return Service{}, err
-	}
-	for _, w := range cj.Warnings {
-		warnings = append(warnings, "container.json: "+w)
 	}
 	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
 		return Service{}, err
@@ -145,7 +126,7 @@ func (m *Manager) CreateFromImage(ctx context.Context, project, name, pkg, ref s
 	now := time.Now().UTC()
 	row := store.ServiceRow{Name: name, Package: pkg, Project: project, ContainerJSON: string(cjJSON),
 		ImageState: ImagePendingValidation, ImageChangedAt: now, ContainerState: Stopped, ContainerChangedAt: now, CreatedAt: now}
-	if perr == nil {
+	if found {
 		row.Port = prev.Port
 		row.ContainerState, row.ContainerID, row.ContainerChangedAt, row.CreatedAt = prev.ContainerState, prev.ContainerID, prev.ContainerChangedAt, prev.CreatedAt
 	}

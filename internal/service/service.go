@@ -480,41 +480,18 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	if !ok {
 		return Service{}, &spec.ValidationError{Problems: []spec.Problem{{Field: "Dockerfile", Message: "the folder has no Dockerfile"}}}
 	}
-	// The project and the package are the service's from its first creation: a replacement
-	// comes from the same project and keeps the package, so whoever replaces a service cannot
-	// point it at another package's entities.
-	prev, perr := m.st.GetService(ctx, name)
-	switch {
-	case perr != nil && !errors.Is(perr, store.ErrNotFound):
-		return Service{}, fmt.Errorf("create service %s: %w", name, perr)
-	case perr == nil && projectOf(prev) != project:
-		return Service{}, fmt.Errorf("service %s: %w", name, ErrNameTaken)
-	case perr == nil && pkg != "" && pkg != prev.Package:
-		return Service{}, fmt.Errorf("service %s belongs to package %s, not %s; delete the service to create it in another package: %w",
-			name, prev.Package, pkg, ErrPackageFixed)
-	case perr == nil:
-		pkg = prev.Package
-	case pkg == "":
-		pkg = name
+	prev, found, pkg, err := m.owner(ctx, project, name, pkg)
+	if err != nil {
+		return Service{}, err
 	}
 	port, dfErr := spec.ExposedPort(df)
 	cj, cjErr := spec.ParseContainerJSON(files["container.json"])
 	if err := joinProblems(dfErr, checkPrefixLabel(df, dfErr), cjErr); err != nil {
 		return Service{}, err
 	}
-	// Env expressions may only name this package's entities; checked now, resolved at start.
-	if _, err := spec.ExpandEntities(cj.Env, pkg, func(p, n string) (string, error) {
-		_, err := m.st.GetEntity(ctx, project, p, n)
-		return "", err
-	}); err != nil {
-		return Service{}, err
-	}
-	warnings, err := m.applicable(ctx, cj)
+	warnings, err := m.checkDefinition(ctx, project, pkg, cj)
 	if err != nil {
 		return Service{}, err
-	}
-	for _, w := range cj.Warnings {
-		warnings = append(warnings, "container.json: "+w)
 	}
 	if err := os.MkdirAll(m.dir(name), 0o755); err != nil {
 		return Service{}, err
@@ -530,7 +507,7 @@ func (m *Manager) Create(ctx context.Context, project, name, pkg string, context
 	now := time.Now().UTC()
 	row := store.ServiceRow{Name: name, Package: pkg, Project: project, Port: port, ContainerJSON: string(cjJSON),
 		ImageState: ImagePendingValidation, ImageChangedAt: now, ContainerState: Stopped, ContainerChangedAt: now, CreatedAt: now}
-	if perr == nil {
+	if found {
 		row.ContainerState, row.ContainerID, row.ContainerChangedAt, row.CreatedAt = prev.ContainerState, prev.ContainerID, prev.ContainerChangedAt, prev.CreatedAt
 	}
 	if err := m.st.PutService(ctx, row); errors.Is(err, store.ErrConflict) {
@@ -1326,4 +1303,47 @@ func (m *Manager) PutEntity(ctx context.Context, project, pkg, name string, valu
 		return &spec.ValidationError{Problems: []spec.Problem{{Field: "value", Message: "must be JSON"}}}
 	}
 	return m.st.PutEntity(ctx, project, pkg, name, string(value))
+}
+
+// owner finds the stored service of that name (found says whether there is one) and the
+// package a create uses. The project and the package are the service's from its first
+// creation: a replacement comes from the same project and keeps the package, so whoever
+// replaces a service cannot point it at another package's entities.
+func (m *Manager) owner(ctx context.Context, project, name, pkg string) (prev store.ServiceRow, found bool, _ string, err error) {
+	prev, err = m.st.GetService(ctx, name)
+	found = err == nil
+	switch {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return prev, false, "", fmt.Errorf("create service %s: %w", name, err)
+	case found && projectOf(prev) != project:
+		return prev, found, "", fmt.Errorf("service %s: %w", name, ErrNameTaken)
+	case found && pkg != "" && pkg != prev.Package:
+		return prev, found, "", fmt.Errorf("service %s belongs to package %s, not %s; delete the service to create it in another package: %w",
+			name, prev.Package, pkg, ErrPackageFixed)
+	case found:
+		pkg = prev.Package
+	case pkg == "":
+		pkg = name
+	}
+	return prev, found, pkg, nil
+}
+
+// checkDefinition checks a container.json for a create: its env expressions may name only
+// this package's entities of the project (checked now, resolved at start), and what the
+// engine cannot apply comes back as warnings.
+func (m *Manager) checkDefinition(ctx context.Context, project, pkg string, cj spec.ContainerJSON) ([]string, error) {
+	if _, err := spec.ExpandEntities(cj.Env, pkg, func(p, n string) (string, error) {
+		_, err := m.st.GetEntity(ctx, project, p, n)
+		return "", err
+	}); err != nil {
+		return nil, err
+	}
+	warnings, err := m.applicable(ctx, cj)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cj.Warnings {
+		warnings = append(warnings, "container.json: "+w)
+	}
+	return warnings, nil
 }
