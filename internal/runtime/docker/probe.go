@@ -107,7 +107,7 @@ func (e *Engine) probeBase(ctx context.Context) string {
 // any image derived from one, and something else may remove it meanwhile.
 func (e *Engine) probeQuotaFrom(ctx context.Context, base string) (bool, string, error) {
 	ok, reason, err := e.probeQuota(ctx, base)
-	if base != "" && (errorsIs(err, runtime.ErrNotFound) || (err == nil && strings.Contains(reason, "invalid reference"))) && ctx.Err() == nil {
+	if base != "" && errorsIs(err, runtime.ErrNotFound) && ctx.Err() == nil {
 		return e.probeQuota(ctx, "")
 	}
 	return ok, reason, err
