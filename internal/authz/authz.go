@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/berthproject/berth/internal/auth"
 )
@@ -170,8 +171,8 @@ func Can(p auth.Principal, a Action, r Resource) error {
 		if r.Project != "" && r.Project != p.Project {
 			switch {
 			case r.Kind == "component" && r.Shared: // known to every project; used, never changed, below
-			case bucketReads[a] && contains(r.SharedWith, p.Project):
-			case contains(r.SharedWith, p.Project):
+			case bucketReads[a] && slices.Contains(r.SharedWith, p.Project):
+			case slices.Contains(r.SharedWith, p.Project):
 				return &Denied{Status: http.StatusForbidden, Reason: fmt.Sprintf("%s %s is shared with project %s read-only", r.Kind, r.ID, p.Project)}
 			default:
 				return notFound(r)
@@ -263,15 +264,6 @@ func verb(a Action) string {
 		return "cancel"
 	}
 	return "delete"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Visible reports whether p may see resources of project (for filtering lists): its own

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/berthproject/berth/internal/store"
@@ -78,7 +79,7 @@ func (s *Storage) CreateBucket(ctx context.Context, q Q, project, id string) err
 		return err
 	}
 	if b.Project != project {
-		return &ForeignBucketError{Bucket: id, Owner: b.Project, Project: project, Shared: contains(b.SharedWith, project)}
+		return &ForeignBucketError{Bucket: id, Owner: b.Project, Project: project, Shared: slices.Contains(b.SharedWith, project)}
 	}
 	return nil
 }
@@ -270,15 +271,6 @@ func (s *Storage) InQuota(ctx context.Context, project string, fn func(q Q) erro
 		return err
 	}
 	return tx.Commit()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // StoredFile returns a file's metadata, expired or not (GetFile does not find an expired one).
